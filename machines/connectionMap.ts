@@ -1,0 +1,325 @@
+import { enqueueActions, fromCallback, setup } from 'xstate';
+
+/**
+ * The appliance's connection map: which live link carries which container.
+ *
+ * Rules (each one a complaint about the reference implementation):
+ * - a lookup of an ID on a live link is answered only after a liveness check
+ *   (a fresh `container-ids` round trip), so a cached entry for a dead
+ *   connection is never handed out;
+ * - concurrent lookups of one ID share one check;
+ * - a lookup of an ID whose link is down waits, with a deadline, and is served
+ *   by the next link that reports the ID;
+ * - an ID maps to at most one live link: the latest link to report it wins;
+ * - a lookup of an ID nobody ever reported fails at once, naming the ID and
+ *   what the map knows.
+ */
+
+export interface LinkEntry {
+  vm: string;
+  up: boolean;
+  ids: string[];
+  since: string;
+  downReason?: string;
+  reconnects: number;
+}
+
+interface Request {
+  containerId: string;
+  timeoutMs: number;
+  /** The link being checked for this request, if a liveness check is in flight. */
+  checking?: string;
+}
+
+export interface ConnectionMapContext {
+  links: Record<string, LinkEntry>;
+  /** containerId → the live link that carries it. */
+  owner: Record<string, string>;
+  /** containerId → vm of the link that last reported it (live or not). */
+  lastSeen: Record<string, string>;
+  requests: Record<string, Request>;
+  /** containerId → link whose liveness check is in flight for it. */
+  checks: Record<string, string>;
+  /** vm → number of links it has had, for "(3 reconnects)" in errors. */
+  vmLinks: Record<string, number>;
+  pingTimeoutMs: number;
+}
+
+export type ConnectionMapEvent =
+  | { type: 'LINK_UP'; linkId: string; vm: string; at: string }
+  | { type: 'LINK_IDS'; linkId: string; ids: string[] }
+  | { type: 'LINK_DOWN'; linkId: string; reason: string; at: string }
+  | { type: 'LOOKUP'; requestId: string; containerId: string; timeoutMs: number; expected?: boolean }
+  | { type: 'CANCEL'; requestId: string }
+  | { type: 'PING_REPLY'; linkId: string; containerId: string; ids: string[] }
+  | { type: 'PING_FAILED'; linkId: string; containerId: string; reason: string }
+  | { type: 'PING_TIMEOUT'; linkId: string; containerId: string }
+  | { type: 'REQUEST_EXPIRED'; requestId: string };
+
+export type ConnectionMapEmitted =
+  | { type: 'RESOLVED'; requestId: string; containerId: string; linkId: string }
+  | { type: 'FAILED'; requestId: string; containerId: string; reason: 'unknown' | 'deadline' | 'gone'; message: string };
+
+/** Commands to the `links` actor, which owns the live SSH connections. */
+export type LinksCommand =
+  | { type: 'PING'; linkId: string; containerId: string }
+  | { type: 'DROP'; linkId: string; reason: string };
+
+export interface ConnectionMapInput {
+  pingTimeoutMs?: number;
+}
+
+type Effect =
+  | { kind: 'emit'; event: ConnectionMapEmitted }
+  | { kind: 'links'; command: LinksCommand }
+  | { kind: 'expireAfter'; requestId: string; delay: number }
+  | { kind: 'cancelExpiry'; requestId: string }
+  | { kind: 'pingTimeoutAfter'; linkId: string; containerId: string; delay: number }
+  | { kind: 'cancelPingTimeout'; containerId: string };
+
+type Step = { context: ConnectionMapContext; effects: Effect[] };
+
+const expiryId = (requestId: string) => `expire:${requestId}`;
+const pingTimerId = (containerId: string) => `ping:${containerId}`;
+
+export const connectionMapMachine = setup({
+  types: {
+    context: {} as ConnectionMapContext,
+    events: {} as ConnectionMapEvent,
+    emitted: {} as ConnectionMapEmitted,
+    input: {} as ConnectionMapInput,
+  },
+  actors: {
+    /** The live links: answers PING with PING_REPLY / PING_FAILED, performs DROP. */
+    links: fromCallback<LinksCommand>(() => {}),
+  },
+  actions: {
+    apply: enqueueActions(({ context, event, enqueue }) => {
+      const { context: next, effects } = reduce(context, event as ConnectionMapEvent);
+      enqueue.assign(() => next);
+      for (const effect of effects) {
+        switch (effect.kind) {
+          case 'emit':
+            enqueue.emit(effect.event);
+            break;
+          case 'links':
+            enqueue.sendTo('links', effect.command);
+            break;
+          case 'expireAfter':
+            enqueue.raise({ type: 'REQUEST_EXPIRED', requestId: effect.requestId }, { delay: effect.delay, id: expiryId(effect.requestId) });
+            break;
+          case 'cancelExpiry':
+            enqueue.cancel(expiryId(effect.requestId));
+            break;
+          case 'pingTimeoutAfter':
+            enqueue.raise(
+              { type: 'PING_TIMEOUT', linkId: effect.linkId, containerId: effect.containerId },
+              { delay: effect.delay, id: pingTimerId(effect.containerId) },
+            );
+            break;
+          case 'cancelPingTimeout':
+            enqueue.cancel(pingTimerId(effect.containerId));
+            break;
+        }
+      }
+    }),
+  },
+}).createMachine({
+  id: 'connectionMap',
+  context: ({ input }) => ({
+    links: {},
+    owner: {},
+    lastSeen: {},
+    requests: {},
+    checks: {},
+    vmLinks: {},
+    pingTimeoutMs: input?.pingTimeoutMs ?? 2000,
+  }),
+  invoke: { id: 'links', src: 'links' },
+  initial: 'serving',
+  states: {
+    serving: {
+      on: {
+        LINK_UP: { actions: 'apply' },
+        LINK_IDS: { actions: 'apply' },
+        LINK_DOWN: { actions: 'apply' },
+        LOOKUP: { actions: 'apply' },
+        CANCEL: { actions: 'apply' },
+        PING_REPLY: { actions: 'apply' },
+        PING_FAILED: { actions: 'apply' },
+        PING_TIMEOUT: { actions: 'apply' },
+        REQUEST_EXPIRED: { actions: 'apply' },
+      },
+    },
+  },
+});
+
+/** The whole decision table, pure: context and event in, context and effects out. */
+export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent): Step {
+  const step: Step = { context: copy(context), effects: [] };
+  switch (event.type) {
+    case 'LINK_UP': {
+      const c = step.context;
+      c.vmLinks[event.vm] = (c.vmLinks[event.vm] ?? 0) + 1;
+      c.links[event.linkId] = { vm: event.vm, up: true, ids: [], since: event.at, reconnects: c.vmLinks[event.vm] - 1 };
+      return step;
+    }
+    case 'LINK_IDS':
+      return reportIds(step, event.linkId, event.ids);
+    case 'LINK_DOWN':
+      return linkDown(step, event.linkId, event.reason, event.at);
+    case 'LOOKUP':
+      return lookup(step, event);
+    case 'CANCEL':
+      if (step.context.requests[event.requestId]) finish(step, event.requestId);
+      return step;
+    case 'PING_REPLY': {
+      if (step.context.checks[event.containerId] !== event.linkId) return step;
+      endCheck(step, event.containerId);
+      reportIds(step, event.linkId, event.ids);
+      // IDs reported by the reply were resolved by reportIds; what is left was
+      // not reported: the container is gone from that VM.
+      for (const [requestId, request] of Object.entries(step.context.requests)) {
+        if (request.containerId !== event.containerId || request.checking !== event.linkId) continue;
+        finish(step, requestId, {
+          type: 'FAILED',
+          requestId,
+          containerId: event.containerId,
+          reason: 'gone',
+          message: `container ${event.containerId} is no longer reported by containerVM ${step.context.links[event.linkId]?.vm ?? '?'}`,
+        });
+      }
+      return step;
+    }
+    case 'PING_FAILED':
+    case 'PING_TIMEOUT': {
+      if (step.context.checks[event.containerId] !== event.linkId) return step;
+      const reason = event.type === 'PING_FAILED' ? `liveness check failed: ${event.reason}` : `liveness check got no answer in ${step.context.pingTimeoutMs} ms`;
+      step.effects.push({ kind: 'links', command: { type: 'DROP', linkId: event.linkId, reason } });
+      // The requests keep waiting: the guest reconnects and the next link serves them.
+      return linkDown(step, event.linkId, reason, step.context.links[event.linkId]?.since ?? '');
+    }
+    case 'REQUEST_EXPIRED': {
+      const request = step.context.requests[event.requestId];
+      if (!request) return step;
+      finish(step, event.requestId, {
+        type: 'FAILED',
+        requestId: event.requestId,
+        containerId: request.containerId,
+        reason: 'deadline',
+        message: `waited ${request.timeoutMs} ms for a connection carrying container ${request.containerId}: ${describe(step.context, request.containerId)}`,
+      });
+      return step;
+    }
+  }
+}
+
+function lookup(step: Step, event: Extract<ConnectionMapEvent, { type: 'LOOKUP' }>): Step {
+  const c = step.context;
+  const { requestId, containerId, timeoutMs } = event;
+  const linkId = c.owner[containerId];
+  if (!linkId && !c.lastSeen[containerId] && !event.expected) {
+    step.effects.push({
+      kind: 'emit',
+      event: { type: 'FAILED', requestId, containerId, reason: 'unknown', message: `no containerVM has reported container ${containerId} (${summary(c)})` },
+    });
+    return step;
+  }
+  c.requests[requestId] = { containerId, timeoutMs };
+  step.effects.push({ kind: 'expireAfter', requestId, delay: timeoutMs });
+  if (linkId) check(step, requestId, linkId);
+  return step;
+}
+
+/** Joins the liveness check in flight for the request's ID, or starts one. */
+function check(step: Step, requestId: string, linkId: string): void {
+  const c = step.context;
+  const request = c.requests[requestId]!;
+  request.checking = linkId;
+  if (c.checks[request.containerId] === linkId) return;
+  c.checks[request.containerId] = linkId;
+  step.effects.push({ kind: 'links', command: { type: 'PING', linkId, containerId: request.containerId } });
+  step.effects.push({ kind: 'pingTimeoutAfter', linkId, containerId: request.containerId, delay: c.pingTimeoutMs });
+}
+
+function endCheck(step: Step, containerId: string): void {
+  delete step.context.checks[containerId];
+  step.effects.push({ kind: 'cancelPingTimeout', containerId });
+}
+
+function reportIds(step: Step, linkId: string, ids: string[]): Step {
+  const c = step.context;
+  const link = c.links[linkId];
+  if (!link || !link.up) return step;
+  for (const id of link.ids) if (!ids.includes(id) && c.owner[id] === linkId) delete c.owner[id];
+  link.ids = [...ids];
+  for (const id of ids) {
+    const previous = c.owner[id];
+    if (previous && previous !== linkId) {
+      // The newest link wins: the VM reconnected before the old connection's death was noticed.
+      const old = c.links[previous];
+      if (old) old.ids = old.ids.filter((x) => x !== id);
+    }
+    c.owner[id] = linkId;
+    c.lastSeen[id] = link.vm;
+    // A fresh report is as good as a liveness check: serve everyone asking for this ID.
+    if (c.checks[id]) endCheck(step, id);
+    for (const [requestId, request] of Object.entries(c.requests)) {
+      if (request.containerId === id) finish(step, requestId, { type: 'RESOLVED', requestId, containerId: id, linkId });
+    }
+  }
+  return step;
+}
+
+function linkDown(step: Step, linkId: string, reason: string, at: string): Step {
+  const c = step.context;
+  const link = c.links[linkId];
+  if (!link || !link.up) return step;
+  link.up = false;
+  link.downReason = `${reason} (since ${at})`;
+  for (const id of link.ids) if (c.owner[id] === linkId) delete c.owner[id];
+  for (const [containerId, checking] of Object.entries(c.checks)) if (checking === linkId) endCheck(step, containerId);
+  for (const request of Object.values(c.requests)) if (request.checking === linkId) delete request.checking;
+  return step;
+}
+
+function finish(step: Step, requestId: string, event?: ConnectionMapEmitted): void {
+  delete step.context.requests[requestId];
+  step.effects.push({ kind: 'cancelExpiry', requestId });
+  if (event) step.effects.push({ kind: 'emit', event });
+}
+
+/** What the map knows about the link of a container, for error messages. */
+export function describe(c: ConnectionMapContext, containerId: string): string {
+  const linkId = c.owner[containerId];
+  if (linkId) return `it is on link ${linkId} of containerVM ${c.links[linkId]!.vm}, up since ${c.links[linkId]!.since}`;
+  const vm = c.lastSeen[containerId];
+  if (!vm) return `no containerVM has reported it yet (${summary(c)})`;
+  const last = Object.entries(c.links).filter(([, l]) => l.vm === vm).pop();
+  const reconnects = (c.vmLinks[vm] ?? 1) - 1;
+  const down = last && !last[1].up ? `link ${last[0]} down: ${last[1].downReason}` : 'no live link';
+  return `containerVM ${vm} last reported it; ${down}; ${reconnects} reconnect${reconnects === 1 ? '' : 's'} so far`;
+}
+
+function summary(c: ConnectionMapContext): string {
+  const links = Object.values(c.links);
+  const up = links.filter((l) => l.up).length;
+  return `${up} link${up === 1 ? '' : 's'} up, ${links.length - up} down`;
+}
+
+/** Context is plain data; copy the parts reduce() mutates so snapshots stay immutable. */
+function copy(c: ConnectionMapContext): ConnectionMapContext {
+  const links: Record<string, LinkEntry> = {};
+  for (const [id, link] of Object.entries(c.links)) links[id] = { ...link, ids: [...link.ids] };
+  const requests: Record<string, Request> = {};
+  for (const [id, request] of Object.entries(c.requests)) requests[id] = { ...request };
+  return {
+    links,
+    owner: { ...c.owner },
+    lastSeen: { ...c.lastSeen },
+    requests,
+    checks: { ...c.checks },
+    vmLinks: { ...c.vmLinks },
+    pingTimeoutMs: c.pingTimeoutMs,
+  };
+}
