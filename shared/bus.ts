@@ -1,4 +1,8 @@
-import mitt, { type Emitter } from 'mitt';
+import mittModule, { type Emitter } from 'mitt';
+
+// mitt ships CommonJS whose types declare an ES default export; at run time
+// the default import is the function itself.
+const mitt = mittModule as unknown as typeof mittModule.default;
 
 /**
  * Domain events that logs, metrics and the live visualizer subscribe to.

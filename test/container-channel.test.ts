@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createActor, fromCallback, fromPromise, toPromise, type AnyActorRef } from 'xstate';
+import { createActor, fromCallback, fromPromise, toPromise } from 'xstate';
 import { containerChannelMachine, type ChannelActorInput, type ChannelCommand, type UserCommand } from '../machines/containerChannel.ts';
 
 /** The machine with scripted links, channels and user: those are other code here. */

@@ -1,0 +1,105 @@
+import { fromCallback } from 'xstate';
+import type { ChannelActorInput, ChannelCommand, ContainerChannelEvent } from '../machines/containerChannel.ts';
+import {
+  CHANNEL_REQ_CLOSE_STDIN,
+  CHANNEL_REQ_OUTPUT_OFFSET,
+  CHANNEL_REQ_SIGNAL,
+  CHANNEL_REQ_UNBLOCK,
+  CHANNEL_REQ_WINDOW_CHANGE,
+  decodeOutputOffset,
+  encodeNoPayload,
+  encodeSignal,
+  encodeWindowChange,
+  OFFSET_LIVE,
+} from '../shared/wire.ts';
+import type { Log } from '../shared/log.ts';
+import type { LinkRegistry } from './links.ts';
+import { AttachOpenError, openAttach, type ClientAttachChannel } from './ssh/extension.ts';
+
+/**
+ * One `attach` channel on a link, for the container channel machine. Output
+ * is reported in arrival order; the exit status is reported only after the
+ * channel's data and extended data have ended, so it is always last.
+ */
+export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
+  return fromCallback<ChannelCommand, ChannelActorInput>(({ input, receive, sendBack }) => {
+    const report = (event: ContainerChannelEvent) => sendBack(event);
+    const client = registry.get(input.linkId);
+    let channel: ClientAttachChannel | undefined;
+    let stopped = false;
+    if (!client) {
+      report({ type: 'CHANNEL_LOST', reason: `link ${input.linkId} is gone` });
+      return;
+    }
+    const offset = input.offset === 'live' ? OFFSET_LIVE : BigInt(input.offset);
+    openAttach(client, { containerId: input.containerId, offset }).then(
+      (opened) => {
+        if (stopped) {
+          opened.close();
+          return;
+        }
+        channel = opened;
+        wire(opened);
+      },
+      (err: Error) => {
+        if (stopped) return;
+        if (err instanceof AttachOpenError) report({ type: 'CHANNEL_REJECTED', ...err.failure });
+        else report({ type: 'CHANNEL_LOST', reason: err.message });
+      },
+    );
+
+    function wire(ch: ClientAttachChannel) {
+      let exit: { exitCode: number; signal?: string } | undefined;
+      ch.on('request', (name: string, payload: Buffer) => {
+        if (name !== CHANNEL_REQ_OUTPUT_OFFSET) return;
+        try {
+          report({ type: 'CHANNEL_OPENED', offset: Number(decodeOutputOffset(payload)) });
+        } catch (err) {
+          log('warn', 'bad output offset from guest', { container: input.containerId, error: (err as Error).message });
+          ch.close();
+        }
+      });
+      ch.on('data', (data: Buffer) => report({ type: 'OUTPUT', stream: 'stdout', data }));
+      ch.stderr.on('data', (data: Buffer) => report({ type: 'OUTPUT', stream: 'stderr', data }));
+      ch.on('exit', (code: number | null, signal?: string) => {
+        exit = code === null ? { exitCode: 128 + signalNumber(signal), signal } : { exitCode: code };
+      });
+      ch.on('close', () => {
+        if (stopped) return;
+        if (exit) report({ type: 'EXIT', ...exit });
+        else report({ type: 'CHANNEL_LOST', reason: 'attach channel closed before the exit status' });
+      });
+    }
+
+    const request = (name: string, payload: Buffer) => {
+      channel?.request(name, payload, false).catch((err: Error) => log('debug', `${name} not sent`, { error: err.message }));
+    };
+    receive((command) => {
+      switch (command.type) {
+        case 'UNBLOCK':
+          return request(CHANNEL_REQ_UNBLOCK, encodeNoPayload());
+        case 'STDIN':
+          channel?.write(command.data);
+          return;
+        case 'CLOSE_STDIN':
+          return request(CHANNEL_REQ_CLOSE_STDIN, encodeNoPayload());
+        case 'RESIZE':
+          return request(CHANNEL_REQ_WINDOW_CHANGE, encodeWindowChange({ cols: command.cols, rows: command.rows, widthPx: 0, heightPx: 0 }));
+        case 'SIGNAL':
+          return request(CHANNEL_REQ_SIGNAL, encodeSignal(command.signal));
+        case 'PAUSE':
+          channel?.pause();
+          channel?.stderr.pause();
+          return;
+        case 'RESUME':
+          channel?.resume();
+          channel?.stderr.resume();
+          return;
+      }
+    });
+    return () => {
+      stopped = true;
+      channel?.close();
+    };
+  });
+}

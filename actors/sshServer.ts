@@ -1,0 +1,202 @@
+import type { Duplex } from 'node:stream';
+import ssh2 from 'ssh2';
+import { fromCallback, type AnyActorRef } from 'xstate';
+import type { SshServerCommand, SshServerEvent } from '../machines/guest.ts';
+import type { Log } from '../shared/log.ts';
+import {
+  CHANNEL_REQUESTS,
+  decodeSignal,
+  decodeWindowChange,
+  encodeContainerIds,
+  encodeContainerInfo,
+  encodeVersion,
+  PROTOCOL_VERSION,
+  REQ_CONTAINER_IDS,
+  REQ_CONTAINER_INFO,
+  REQ_VERSION,
+} from '../shared/wire.ts';
+import type { ResourceTable } from './resources.ts';
+import { pushGlobal, serveTether, type ServerAttachChannel } from './ssh/extension.ts';
+import { publicKeyBlob } from './ssh/keys.ts';
+
+const { Server } = ssh2;
+
+export interface SshServerOptions {
+  resources: ResourceTable;
+  hostKey: string;
+  authorizedKeys: string[];
+  log: Log;
+}
+
+export interface SshServerInput {
+  portHandle: string;
+  leftover: Uint8Array;
+}
+
+/** What the SSH server reports to its parent (the serial link). */
+export type SshServerReport = { type: 'SSH_CLOSED'; reason: string };
+
+/**
+ * The guest's SSH server over the serial line. It serves one SSH connection on
+ * the stream the handshake handed over: authentication against the configured
+ * appliance keys, tether's global requests, and `attach` channels. What to
+ * answer is the guest machine's decision (registered as `guest`); this actor
+ * carries questions there and answers back.
+ */
+export function createSshServerActor(options: SshServerOptions) {
+  const allowed = options.authorizedKeys.map(publicKeyBlob);
+  return fromCallback<SshServerCommand, SshServerInput>(({ input, receive, sendBack, system }) => {
+    const guest = system.get('guest') as AnyActorRef;
+    const tell = (event: SshServerEvent) => guest.send(event);
+    const stream = options.resources.get<Duplex>(input.portHandle);
+    if (input.leftover.length > 0) stream.unshift(Buffer.from(input.leftover));
+
+    let ids: string[] = [];
+    let info = encodeContainerInfo([]);
+    let connection: ssh2.Connection | undefined;
+    let ready = false;
+    let nextChannel = 0;
+    const channels = new Map<string, ServerAttachChannel>();
+    const pending = new Map<string, { accept: () => ServerAttachChannel; reject: (failure: any) => void }>();
+    let closed = false;
+    const close = (reason: string) => {
+      if (closed) return;
+      closed = true;
+      tell({ type: 'SSH_ENDED' });
+      sendBack({ type: 'SSH_CLOSED', reason } satisfies SshServerReport);
+    };
+
+    const server = new Server({ hostKeys: [options.hostKey], ident: 'tether' }, (conn) => {
+      connection = conn;
+      serveTether(conn, {
+        globalRequest(name) {
+          if (name === REQ_CONTAINER_IDS) return encodeContainerIds(ids);
+          if (name === REQ_CONTAINER_INFO) return info;
+          if (name === REQ_VERSION) return encodeVersion(PROTOCOL_VERSION);
+          return null;
+        },
+        openAttach(request, accept, reject) {
+          const channelId = `ch${++nextChannel}`;
+          pending.set(channelId, { accept, reject });
+          tell({ type: 'ATTACH_OPEN', channelId, containerId: request.containerId, offset: request.offset });
+        },
+      });
+      conn.on('authentication', (ctx) => {
+        if (ctx.method === 'publickey' && ctx.username === 'daemon' && allowed.some((blob) => blob.equals(ctx.key.data))) {
+          // Without a signature this is the client asking whether the key would do.
+          if (!ctx.signature || signatureValid(ctx)) return ctx.accept();
+        }
+        ctx.reject(['publickey']);
+      });
+      conn.on('ready', () => {
+        ready = true;
+        tell({ type: 'SSH_SERVING' });
+      });
+      conn.on('error', (err) => options.log('warn', 'ssh connection error', { error: err.message }));
+      conn.on('close', () => close('ssh connection closed'));
+    });
+
+    function openChannel(channelId: string, channel: ServerAttachChannel) {
+      channels.set(channelId, channel);
+      channel.on('drain', () => tell({ type: 'CHANNEL_READY', channelId }));
+      channel.on('data', (data: Buffer) => tell({ type: 'CHANNEL_STDIN', channelId, data }));
+      channel.on('request', (name: string, payload: Buffer, reply?: (ok: boolean) => void) => {
+        try {
+          const { ok, event } = channelRequest(channelId, name, payload);
+          if (event) tell(event);
+          reply?.(ok);
+        } catch (err) {
+          // A malformed payload is refused; the channel and the guest go on.
+          options.log('warn', 'malformed channel request refused', { channelId, request: name, error: (err as Error).message });
+          reply?.(false);
+        }
+      });
+      channel.on('close', () => {
+        channels.delete(channelId);
+        tell({ type: 'CHANNEL_CLOSED', channelId });
+      });
+      channel.on('error', (err: Error) => options.log('warn', 'attach channel error', { channelId, error: err.message }));
+    }
+
+    function write(channelId: string, stream: 'stdout' | 'stderr', data: Uint8Array) {
+      const channel = channels.get(channelId);
+      if (!channel) return;
+      const target = stream === 'stderr' && channel.stderr ? channel.stderr : channel;
+      if (!target.write(data)) tell({ type: 'CHANNEL_BLOCKED', channelId });
+    }
+
+    receive((command) => {
+      switch (command.type) {
+        case 'CONTAINERS': {
+          const idsChanged = command.changed !== 'info';
+          ids = command.ids;
+          info = encodeContainerInfo(command.info);
+          if (!ready || !connection) return;
+          if (idsChanged) pushGlobal(connection, REQ_CONTAINER_IDS, encodeContainerIds(ids));
+          pushGlobal(connection, REQ_CONTAINER_INFO, info);
+          return;
+        }
+        case 'ATTACH_ACCEPT': {
+          const open = pending.get(command.channelId);
+          pending.delete(command.channelId);
+          if (!open) return;
+          const channel = open.accept();
+          openChannel(command.channelId, channel);
+          channel.sendOffset(BigInt(command.offset));
+          for (const record of command.replay) write(command.channelId, record.stream, record.data);
+          return;
+        }
+        case 'ATTACH_REJECT': {
+          pending.get(command.channelId)?.reject(command.failure);
+          pending.delete(command.channelId);
+          return;
+        }
+        case 'CHANNEL_OUTPUT':
+          write(command.channelId, command.stream, command.data);
+          return;
+        case 'CHANNEL_EXIT': {
+          const channel = channels.get(command.channelId);
+          if (!channel) return;
+          if (command.signal) channel.exitSignal(command.signal, false, '');
+          else channel.exitStatus(command.exitCode);
+          channel.end();
+          return;
+        }
+      }
+    });
+
+    server.injectSocket(stream as never);
+    return () => {
+      for (const channel of channels.values()) channel.destroy();
+      connection?.end();
+      server.close();
+    };
+  });
+}
+
+/** A channel request as an event for the guest machine; `ping` only needs the reply. */
+function channelRequest(channelId: string, name: string, payload: Buffer): { ok: boolean; event?: SshServerEvent } {
+  switch (name) {
+    case CHANNEL_REQUESTS.ping:
+      return { ok: true };
+    case CHANNEL_REQUESTS.unblock:
+      return { ok: true, event: { type: 'CHANNEL_UNBLOCK', channelId } };
+    case CHANNEL_REQUESTS.closeStdin:
+      return { ok: true, event: { type: 'CHANNEL_CLOSE_STDIN', channelId } };
+    case CHANNEL_REQUESTS.windowChange: {
+      const size = decodeWindowChange(payload);
+      return { ok: true, event: { type: 'CHANNEL_RESIZE', channelId, cols: size.cols, rows: size.rows } };
+    }
+    case CHANNEL_REQUESTS.signal:
+      return { ok: true, event: { type: 'CHANNEL_SIGNAL', channelId, signal: decodeSignal(payload) } };
+    default:
+      return { ok: false };
+  }
+}
+
+function signatureValid(ctx: ssh2.PublicKeyAuthContext): boolean {
+  const key = ssh2.utils.parseKey(ctx.key.data);
+  if (key instanceof Error) return false;
+  const parsed = Array.isArray(key) ? key[0] : key;
+  return parsed?.verify(ctx.blob!, ctx.signature!, ctx.hashAlgo) === true;
+}

@@ -1,0 +1,184 @@
+import { PassThrough, Writable } from 'node:stream';
+import { createActor, fromCallback, fromPromise, toPromise, type Actor, type AnyActorRef } from 'xstate';
+import { createAttachChannelActor } from '../actors/attachChannel.ts';
+import type { LinkRegistry } from '../actors/links.ts';
+import type { applianceMachine, InventoryEntry } from '../machines/appliance.ts';
+import type { ConnectionMapEmitted } from '../machines/connectionMap.ts';
+import { containerChannelMachine, type AttachOutcome, type ContainerChannelEvent, type UserCommand } from '../machines/containerChannel.ts';
+import type { Log } from '../shared/log.ts';
+import { ApiError, noSuchContainer } from './api/errors.ts';
+import type { Attachment, AttachOptions, ContainerDirectory, ContainerRecord, WaitCondition } from './api/directory.ts';
+
+export interface DirectoryOptions {
+  registry: LinkRegistry;
+  log: Log;
+  /** How long an attach waits for a link carrying its container. */
+  attachTimeoutMs: number;
+}
+
+/**
+ * The Docker API's view of the appliance: the inventory the guests report,
+ * and attaches run by the container channel machine over the connection map.
+ */
+export function createDirectory(appliance: Actor<typeof applianceMachine>, options: DirectoryOptions): ContainerDirectory {
+  const firstSeen = new Map<string, string>();
+  const attached = new Map<string, Set<AnyActorRef>>();
+  let nextRequest = 0;
+  const map = () => appliance.system.get('connectionMap') as AnyActorRef;
+
+  const lookup = fromPromise<{ linkId: string }, { containerId: string; timeoutMs: number }>(({ input, signal }) => {
+    const requestId = `attach${++nextRequest}`;
+    return new Promise((resolve, reject) => {
+      const subscriptions = [
+        map().on('RESOLVED', (e: ConnectionMapEmitted) => e.requestId === requestId && settle(() => resolve({ linkId: (e as { linkId: string }).linkId }))),
+        map().on('FAILED', (e: ConnectionMapEmitted) => e.requestId === requestId && settle(() => reject(new Error((e as { message: string }).message)))),
+      ];
+      const settle = (finish: () => void) => {
+        for (const s of subscriptions) s.unsubscribe();
+        finish();
+      };
+      signal.addEventListener('abort', () => {
+        map().send({ type: 'CANCEL', requestId });
+        settle(() => reject(new Error('attach cancelled')));
+      });
+      map().send({ type: 'LOOKUP', requestId, containerId: input.containerId, timeoutMs: input.timeoutMs });
+    });
+  });
+  const channel = createAttachChannelActor(options.registry, options.log);
+
+  const entries = (): Record<string, InventoryEntry> => appliance.getSnapshot().context.containers;
+  const record = (entry: InventoryEntry): ContainerRecord => {
+    const { info } = entry;
+    if (!firstSeen.has(info.id)) firstSeen.set(info.id, info.startedAt ?? new Date().toISOString());
+    return {
+      ...info,
+      created: firstSeen.get(info.id)!,
+      vm: entry.vm,
+      link: { up: entry.linkUp, detail: entry.linkDetail },
+    };
+  };
+  const find = (ref: string): ContainerRecord | undefined => {
+    const all = Object.values(entries());
+    const name = ref.replace(/^\//, '');
+    const exact = all.find((e) => e.info.id === ref || e.info.name === name);
+    if (exact) return record(exact);
+    const prefixed = all.filter((e) => e.info.id.startsWith(ref));
+    return prefixed.length === 1 ? record(prefixed[0]!) : undefined;
+  };
+  const mustFind = (ref: string) => find(ref) ?? Promise.reject(noSuchContainer(ref));
+
+  async function attach(id: string, want: AttachOptions): Promise<Attachment> {
+    const container = await mustFind(id);
+    const tty = container.tty;
+    const stdout = new PassThrough();
+    const stderr = tty ? undefined : new PassThrough();
+    let actor: Actor<typeof containerChannelMachine>;
+    let opened: () => void;
+    const ready = new Promise<void>((resolve) => (opened = resolve));
+
+    const user = fromCallback<UserCommand>(({ receive, sendBack }) => {
+      const blocked = new Set<PassThrough>();
+      receive((command) => {
+        if (command.type === 'ATTACHED') return opened();
+        const wanted = command.stream === 'stderr' ? want.stderr : want.stdout;
+        const target = command.stream === 'stderr' && stderr ? stderr : stdout;
+        if (!wanted || target.write(command.data)) return;
+        // The user reads slower than the container writes: hold the channel.
+        if (blocked.size === 0) sendBack({ type: 'USER_BLOCKED' } satisfies ContainerChannelEvent);
+        blocked.add(target);
+        target.once('drain', () => {
+          blocked.delete(target);
+          if (blocked.size === 0) sendBack({ type: 'USER_READY' } satisfies ContainerChannelEvent);
+        });
+      });
+    });
+    actor = createActor(containerChannelMachine.provide({ actors: { lookup, channel, user } }), {
+      input: { containerId: container.id, offset: want.logs ? 0 : 'live', timeoutMs: options.attachTimeoutMs },
+    });
+    const refs = attached.get(container.id) ?? new Set();
+    attached.set(container.id, refs.add(actor));
+    const outcome = toPromise(actor).finally(() => {
+      refs.delete(actor);
+      stdout.end();
+      stderr?.end();
+    });
+    actor.start();
+    const first = await Promise.race([ready.then(() => undefined), outcome]);
+    if (first) throw refusal(container, first);
+
+    const stdin =
+      want.stdin && container.openStdin
+        ? new Writable({
+            write(chunk: Buffer, _encoding, done) {
+              actor.send({ type: 'STDIN', data: chunk });
+              done();
+            },
+            final(done) {
+              actor.send({ type: 'CLOSE_STDIN' });
+              done();
+            },
+          })
+        : undefined;
+    return {
+      tty,
+      stdout,
+      stderr,
+      stdin,
+      detach: () => actor.send({ type: 'DETACH' }),
+      done: outcome.then((o) => ({ exitCode: o.exitCode, signal: o.signal, detached: o.outcome === 'detached' })),
+    };
+  }
+
+  async function resize(id: string, size: { cols: number; rows: number }): Promise<void> {
+    const container = await mustFind(id);
+    const refs = attached.get(container.id);
+    if (!refs || refs.size === 0) throw new ApiError(409, `cannot resize container ${id}: nothing is attached to its terminal`);
+    for (const ref of refs) ref.send({ type: 'RESIZE', ...size });
+  }
+
+  async function wait(id: string, condition: WaitCondition): Promise<{ exitCode: number; error?: string }> {
+    const container = await mustFind(id);
+    const isOver = (entry: InventoryEntry | undefined) => entry?.info.state === 'exited' || entry?.info.state === 'failed';
+    // next-exit ignores an exit that already happened; the others answer at once.
+    if (condition !== 'next-exit' && isOver(entries()[container.id])) return result(entries()[container.id]!);
+    let sawRunning = !isOver(entries()[container.id]);
+    return new Promise((resolve) => {
+      const subscription = appliance.subscribe((snapshot) => {
+        const entry = snapshot.context.containers[container.id];
+        if (!isOver(entry)) {
+          sawRunning = true;
+          return;
+        }
+        if (!sawRunning) return;
+        subscription.unsubscribe();
+        resolve(result(entry!));
+      });
+    });
+  }
+
+  return {
+    list: () => Object.values(entries()).map(record),
+    find,
+    attach,
+    resize,
+    wait,
+  };
+}
+
+function result(entry: InventoryEntry): { exitCode: number; error?: string } {
+  return entry.info.error ? { exitCode: entry.info.exitCode ?? 127, error: entry.info.error } : { exitCode: entry.info.exitCode ?? 0 };
+}
+
+/** Why an attach ended before its channel opened, as the HTTP error Docker would give. */
+function refusal(container: ContainerRecord, outcome: AttachOutcome): ApiError {
+  switch (outcome.failure) {
+    case 'unknown-id':
+      return new ApiError(404, `No such container: ${container.id} (${outcome.error})`);
+    case 'launch-failed':
+      return new ApiError(409, `container ${container.id} failed to launch: ${outcome.error}`);
+    case 'link':
+      return new ApiError(504, `cannot attach to container ${container.id}: ${outcome.error}`);
+    default:
+      return new ApiError(409, `You cannot attach to a stopped container, start it first (container ${container.id} exited with code ${outcome.exitCode ?? 0})`);
+  }
+}

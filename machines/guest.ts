@@ -1,0 +1,291 @@
+import { assign, enqueueActions, fromCallback, setup, type AnyActorLogic } from 'xstate';
+import type { GuestConfig } from '../shared/config.ts';
+import { OutputLog, type OutputRecord } from '../shared/outputLog.ts';
+import type { AttachFailure, ContainerInfo } from '../shared/wire.ts';
+
+/**
+ * The guest's root: it owns the container's sessions and their output logs,
+ * and decides what the appliance may see and do over the link: which IDs
+ * exist, whether an attach is accepted (and from which offset), and where
+ * each output chunk and exit status goes.
+ *
+ * The SSH server actor (registered in the system as `sshServer` while a link
+ * is served) asks; this machine answers. Output is fanned out to every
+ * channel attached to the session, in log order, and the exit status goes
+ * out only after the session's last byte.
+ */
+
+export type SessionState = ContainerInfo['state'];
+
+export interface SessionView {
+  state: SessionState;
+  pid?: number;
+  exitCode?: number;
+  signal?: string;
+  error?: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+export interface AttachedChannel {
+  sessionId: string;
+  /** The SSH channel's window is full: the session's output is paused for it. */
+  blocked: boolean;
+}
+
+export interface GuestContext {
+  config: GuestConfig;
+  sessions: Record<string, SessionView>;
+  logs: Record<string, OutputLog>;
+  channels: Record<string, AttachedChannel>;
+  /** IDs last announced to the appliance, to push only real changes. */
+  announced: string;
+}
+
+/** From the process sessions. */
+export type SessionEvent =
+  | { type: 'SESSION_CHANGED'; sessionId: string; view: SessionView }
+  | { type: 'SESSION_OUTPUT'; sessionId: string; stream: 'stdout' | 'stderr'; data: Uint8Array };
+
+/** From the SSH server actor. */
+export type SshServerEvent =
+  | { type: 'SSH_SERVING' }
+  | { type: 'SSH_ENDED' }
+  | { type: 'ATTACH_OPEN'; channelId: string; containerId: string; offset: number | 'live' }
+  | { type: 'CHANNEL_UNBLOCK'; channelId: string }
+  | { type: 'CHANNEL_STDIN'; channelId: string; data: Uint8Array }
+  | { type: 'CHANNEL_CLOSE_STDIN'; channelId: string }
+  | { type: 'CHANNEL_RESIZE'; channelId: string; cols: number; rows: number }
+  | { type: 'CHANNEL_SIGNAL'; channelId: string; signal: string }
+  | { type: 'CHANNEL_BLOCKED'; channelId: string }
+  | { type: 'CHANNEL_READY'; channelId: string }
+  | { type: 'CHANNEL_CLOSED'; channelId: string };
+
+export type GuestEvent = SessionEvent | SshServerEvent;
+
+/** To the SSH server actor. */
+export type SshServerCommand =
+  | { type: 'CONTAINERS'; ids: string[]; info: ContainerInfo[]; changed: 'ids' | 'info' | 'both' }
+  | { type: 'ATTACH_ACCEPT'; channelId: string; offset: number; replay: OutputRecord[]; skipped: number }
+  | { type: 'ATTACH_REJECT'; channelId: string; failure: AttachFailure }
+  | { type: 'CHANNEL_OUTPUT'; channelId: string; stream: 'stdout' | 'stderr'; data: Uint8Array }
+  | { type: 'CHANNEL_EXIT'; channelId: string; exitCode: number; signal?: string };
+
+/** To a process session. */
+export type SessionCommand =
+  | { type: 'UNBLOCK' }
+  | { type: 'STDIN'; data: Uint8Array }
+  | { type: 'CLOSE_STDIN' }
+  | { type: 'RESIZE'; cols: number; rows: number }
+  | { type: 'SIGNAL'; signal: string }
+  | { type: 'PAUSE_OUTPUT' }
+  | { type: 'RESUME_OUTPUT' };
+
+export interface GuestInput {
+  config: GuestConfig;
+}
+
+const sessionRef = (sessionId: string) => `session:${sessionId}`;
+/** Types a command for an actor reached through the system (whose event type xstate cannot know). */
+const as = <T>(command: T) => command as T & { type: string };
+const finished = (state: SessionState) => state === 'exited' || state === 'failed';
+
+/** IDs the appliance may attach to: running or waiting to start, as in the reference. */
+export function liveIds(sessions: Record<string, SessionView>): string[] {
+  return Object.entries(sessions)
+    .filter(([, view]) => !finished(view.state))
+    .map(([id]) => id);
+}
+
+export function containerInfo(config: GuestConfig, sessions: Record<string, SessionView>): ContainerInfo[] {
+  return Object.entries(sessions).map(([id, view]) => {
+    const spec = config.sessions[id]!;
+    return {
+      id,
+      name: id === config.id ? config.name : `${config.name}.${id}`,
+      cmd: spec.cmd,
+      tty: spec.tty,
+      openStdin: spec.openStdin,
+      primary: id === config.id,
+      ...view,
+    };
+  });
+}
+
+/** Whether an attach to `containerId` from `offset` is accepted, and from where. */
+export function decideAttach(
+  context: GuestContext,
+  containerId: string,
+  offset: number | 'live',
+): { accept: true; from: number } | { accept: false; failure: AttachFailure } {
+  const view = context.sessions[containerId];
+  const log = context.logs[containerId];
+  if (!view || !log) return { accept: false, failure: { kind: 'unknown-id', message: `unknown container ID ${containerId}` } };
+  if (view.state === 'failed') {
+    return { accept: false, failure: { kind: 'launch-failed', message: view.error ?? `container ${containerId} failed to launch` } };
+  }
+  const from = offset === 'live' ? log.end : offset;
+  if (view.state === 'exited' && from >= log.end) {
+    return {
+      accept: false,
+      failure: { kind: 'exited', message: `container ${containerId} exited with code ${view.exitCode}`, exitCode: view.exitCode ?? 0 },
+    };
+  }
+  return { accept: true, from };
+}
+
+export const guestMachine = setup({
+  types: {
+    context: {} as GuestContext,
+    events: {} as GuestEvent,
+    input: {} as GuestInput,
+  },
+  actors: {
+    /** One process session (machines/processSession.ts with the real process actor). */
+    session: {} as AnyActorLogic,
+    /** The serial link (machines/serialLink.ts with the real port and SSH server). */
+    link: fromCallback(() => {}),
+  },
+  actions: {
+    startSessions: enqueueActions(({ context, enqueue }) => {
+      for (const [sessionId, spec] of Object.entries(context.config.sessions)) {
+        enqueue.spawnChild('session', {
+          id: sessionRef(sessionId),
+          systemId: sessionRef(sessionId),
+          input: { sessionId, spec },
+        });
+      }
+    }),
+    /** Tells the SSH server what changed, so it answers and pushes from fresh data. */
+    announce: enqueueActions(({ context, enqueue, system }) => {
+      const server = system.get('sshServer');
+      const ids = liveIds(context.sessions);
+      const key = ids.join(',');
+      const changed = key !== context.announced ? 'both' : 'info';
+      enqueue.assign({ announced: key });
+      if (server) enqueue.sendTo(server, as<SshServerCommand>({ type: 'CONTAINERS', ids, info: containerInfo(context.config, context.sessions), changed }));
+    }),
+    sessionChanged: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type !== 'SESSION_CHANGED') return;
+      const sessions = { ...context.sessions, [event.sessionId]: event.view };
+      enqueue.assign({ sessions });
+      if (!finished(event.view.state)) return;
+      // The session's last byte has been fanned out already (the process actor
+      // reports the exit after the end of its output), so the status goes last.
+      const server = system.get('sshServer');
+      const exitCode = event.view.exitCode ?? 0;
+      const channels = { ...context.channels };
+      for (const [channelId, channel] of Object.entries(context.channels)) {
+        if (channel.sessionId !== event.sessionId) continue;
+        if (server) enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_EXIT', channelId, exitCode, signal: event.view.signal }));
+        delete channels[channelId];
+      }
+      enqueue.assign({ channels });
+    }),
+    sessionOutput: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type !== 'SESSION_OUTPUT') return;
+      context.logs[event.sessionId]?.append(event.stream, event.data);
+      const server = system.get('sshServer');
+      if (!server) return;
+      for (const [channelId, channel] of Object.entries(context.channels)) {
+        if (channel.sessionId !== event.sessionId) continue;
+        enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_OUTPUT', channelId, stream: event.stream, data: event.data }));
+      }
+    }),
+    attachOpen: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type !== 'ATTACH_OPEN') return;
+      const server = system.get('sshServer');
+      if (!server) return;
+      const decision = decideAttach(context, event.containerId, event.offset);
+      if (!decision.accept) {
+        enqueue.sendTo(server, as<SshServerCommand>({ type: 'ATTACH_REJECT', channelId: event.channelId, failure: decision.failure }));
+        return;
+      }
+      const log = context.logs[event.containerId]!;
+      const { records, skipped } = log.read(decision.from, Number.POSITIVE_INFINITY);
+      enqueue.sendTo(server, as<SshServerCommand>({ type: 'ATTACH_ACCEPT', channelId: event.channelId, offset: decision.from + skipped, replay: records, skipped }));
+      const view = context.sessions[event.containerId]!;
+      if (view.state === 'exited') {
+        // Everything left to say is in the replay: the status follows it.
+        enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_EXIT', channelId: event.channelId, exitCode: view.exitCode ?? 0, signal: view.signal }));
+        return;
+      }
+      enqueue.assign({ channels: { ...context.channels, [event.channelId]: { sessionId: event.containerId, blocked: false } } });
+    }),
+    toSession: enqueueActions(({ context, event, enqueue, system }) => {
+      if (!('channelId' in event)) return;
+      const channel = context.channels[event.channelId];
+      if (!channel) return;
+      const session = system.get(sessionRef(channel.sessionId));
+      if (!session) return;
+      const command = sessionCommandOf(event);
+      if (command) enqueue.sendTo(session, command);
+    }),
+    /** Output pauses while any attached channel of the session is full: no byte is dropped for a slow reader. */
+    flowControl: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type !== 'CHANNEL_BLOCKED' && event.type !== 'CHANNEL_READY' && event.type !== 'CHANNEL_CLOSED') return;
+      const channel = context.channels[event.channelId];
+      if (!channel) return;
+      const channels = { ...context.channels };
+      if (event.type === 'CHANNEL_CLOSED') delete channels[event.channelId];
+      else channels[event.channelId] = { ...channel, blocked: event.type === 'CHANNEL_BLOCKED' };
+      const wasBlocked = Object.values(context.channels).some((c) => c.sessionId === channel.sessionId && c.blocked);
+      const isBlocked = Object.values(channels).some((c) => c.sessionId === channel.sessionId && c.blocked);
+      enqueue.assign({ channels });
+      const session = system.get(sessionRef(channel.sessionId));
+      if (session && wasBlocked !== isBlocked) enqueue.sendTo(session, as<SessionCommand>({ type: isBlocked ? 'PAUSE_OUTPUT' : 'RESUME_OUTPUT' }));
+    }),
+    /** The link is gone and with it every channel; paused sessions go on, their output is logged. */
+    linkEnded: enqueueActions(({ context, enqueue, system }) => {
+      const paused = new Set(Object.values(context.channels).filter((c) => c.blocked).map((c) => c.sessionId));
+      for (const sessionId of paused) {
+        const session = system.get(sessionRef(sessionId));
+        if (session) enqueue.sendTo(session, as<SessionCommand>({ type: 'RESUME_OUTPUT' }));
+      }
+      enqueue.assign({ channels: {} });
+    }),
+  },
+}).createMachine({
+  id: 'guest',
+  context: ({ input }) => ({
+    config: input.config,
+    sessions: Object.fromEntries(Object.keys(input.config.sessions).map((id) => [id, { state: 'created' as const }])),
+    logs: Object.fromEntries(Object.keys(input.config.sessions).map((id) => [id, new OutputLog(input.config.outputLogBytes)])),
+    channels: {},
+    announced: '',
+  }),
+  entry: 'startSessions',
+  invoke: { id: 'link', src: 'link' },
+  on: {
+    SESSION_CHANGED: { actions: ['sessionChanged', 'announce'] },
+    SESSION_OUTPUT: { actions: 'sessionOutput' },
+    SSH_SERVING: { actions: [assign({ announced: '' }), 'announce'] },
+    SSH_ENDED: { actions: 'linkEnded' },
+    ATTACH_OPEN: { actions: 'attachOpen' },
+    CHANNEL_UNBLOCK: { actions: 'toSession' },
+    CHANNEL_STDIN: { actions: 'toSession' },
+    CHANNEL_CLOSE_STDIN: { actions: 'toSession' },
+    CHANNEL_RESIZE: { actions: 'toSession' },
+    CHANNEL_SIGNAL: { actions: 'toSession' },
+    CHANNEL_BLOCKED: { actions: 'flowControl' },
+    CHANNEL_READY: { actions: 'flowControl' },
+    CHANNEL_CLOSED: { actions: 'flowControl' },
+  },
+});
+
+function sessionCommandOf(event: SshServerEvent): SessionCommand | undefined {
+  switch (event.type) {
+    case 'CHANNEL_UNBLOCK':
+      return { type: 'UNBLOCK' };
+    case 'CHANNEL_STDIN':
+      return { type: 'STDIN', data: event.data };
+    case 'CHANNEL_CLOSE_STDIN':
+      return { type: 'CLOSE_STDIN' };
+    case 'CHANNEL_RESIZE':
+      return { type: 'RESIZE', cols: event.cols, rows: event.rows };
+    case 'CHANNEL_SIGNAL':
+      return { type: 'SIGNAL', signal: event.signal };
+    default:
+      return undefined;
+  }
+}
