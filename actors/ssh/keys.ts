@@ -14,8 +14,14 @@ export function publicKeyBlob(text: string): Buffer {
   return parseKey(text, 'public key').getPublicSSH();
 }
 
-/** A new ed25519 key pair as OpenSSH private key text and public key line. */
+/**
+ * A new ed25519 key pair as OpenSSH private key text and public key line.
+ * About one key in 256 from ssh2's generator cannot be read back by its own
+ * parser (mscdex/ssh2#1390), so a pair is kept only once both halves parse.
+ */
 export function generateKeyPair(comment: string): { privateKey: string; publicKey: string } {
-  const { private: privateKey, public: publicKey } = ssh2.utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey, publicKey };
+  for (;;) {
+    const { private: privateKey, public: publicKey } = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    if (!(ssh2.utils.parseKey(privateKey) instanceof Error) && !(ssh2.utils.parseKey(publicKey) instanceof Error)) return { privateKey, publicKey };
+  }
 }
