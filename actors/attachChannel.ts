@@ -13,6 +13,7 @@ import {
   OFFSET_LIVE,
 } from '../shared/wire.ts';
 import type { Log } from '../shared/log.ts';
+import { signalNumber } from '../shared/signals.ts';
 import type { LinkRegistry } from './links.ts';
 import { AttachOpenError, openAttach, type ClientAttachChannel } from './ssh/extension.ts';
 
@@ -62,7 +63,9 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
       ch.on('data', (data: Buffer) => report({ type: 'OUTPUT', stream: 'stdout', data }));
       ch.stderr.on('data', (data: Buffer) => report({ type: 'OUTPUT', stream: 'stderr', data }));
       ch.on('exit', (code: number | null, signal?: string) => {
-        exit = code === null ? { exitCode: 128 + signalNumber(signal), signal } : { exitCode: code };
+        // ssh2 reports signal names with a SIG prefix; tether's names have none.
+        const name = signal?.replace(/^SIG/, '');
+        exit = code === null ? { exitCode: 128 + (signalNumber(name ?? '') ?? 0), signal: name } : { exitCode: code };
       });
       ch.on('close', () => {
         if (stopped) return;

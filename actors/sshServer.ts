@@ -1,10 +1,16 @@
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
-import { fromCallback, type AnyActorRef } from 'xstate';
+import { fromCallback, type AnyActorRef, type EventObject } from 'xstate';
+import type { SshInput } from '../machines/serialLink.ts';
 import type { SshServerCommand, SshServerEvent } from '../machines/guest.ts';
 import type { Log } from '../shared/log.ts';
 import {
-  CHANNEL_REQUESTS,
+  OFFSET_LIVE,
+  CHANNEL_REQ_CLOSE_STDIN,
+  CHANNEL_REQ_PING,
+  CHANNEL_REQ_SIGNAL,
+  CHANNEL_REQ_UNBLOCK,
+  CHANNEL_REQ_WINDOW_CHANGE,
   decodeSignal,
   decodeWindowChange,
   encodeContainerIds,
@@ -28,11 +34,6 @@ export interface SshServerOptions {
   log: Log;
 }
 
-export interface SshServerInput {
-  portHandle: string;
-  leftover: Uint8Array;
-}
-
 /** What the SSH server reports to its parent (the serial link). */
 export type SshServerReport = { type: 'SSH_CLOSED'; reason: string };
 
@@ -45,7 +46,7 @@ export type SshServerReport = { type: 'SSH_CLOSED'; reason: string };
  */
 export function createSshServerActor(options: SshServerOptions) {
   const allowed = options.authorizedKeys.map(publicKeyBlob);
-  return fromCallback<SshServerCommand, SshServerInput>(({ input, receive, sendBack, system }) => {
+  return fromCallback<EventObject, SshInput>(({ input, receive, sendBack, system }) => {
     const guest = system.get('guest') as AnyActorRef;
     const tell = (event: SshServerEvent) => guest.send(event);
     const stream = options.resources.get<Duplex>(input.portHandle);
@@ -78,7 +79,7 @@ export function createSshServerActor(options: SshServerOptions) {
         openAttach(request, accept, reject) {
           const channelId = `ch${++nextChannel}`;
           pending.set(channelId, { accept, reject });
-          tell({ type: 'ATTACH_OPEN', channelId, containerId: request.containerId, offset: request.offset });
+          tell({ type: 'ATTACH_OPEN', channelId, containerId: request.containerId, offset: request.offset === OFFSET_LIVE ? 'live' : Number(request.offset) });
         },
       });
       conn.on('authentication', (ctx) => {
@@ -125,7 +126,9 @@ export function createSshServerActor(options: SshServerOptions) {
       if (!target.write(data)) tell({ type: 'CHANNEL_BLOCKED', channelId });
     }
 
-    receive((command) => {
+    // Commands come from the guest machine through the system (see SshServerCommand).
+    receive((event) => {
+      const command = event as SshServerCommand;
       switch (command.type) {
         case 'CONTAINERS': {
           const idsChanged = command.changed !== 'info';
@@ -177,17 +180,17 @@ export function createSshServerActor(options: SshServerOptions) {
 /** A channel request as an event for the guest machine; `ping` only needs the reply. */
 function channelRequest(channelId: string, name: string, payload: Buffer): { ok: boolean; event?: SshServerEvent } {
   switch (name) {
-    case CHANNEL_REQUESTS.ping:
+    case CHANNEL_REQ_PING:
       return { ok: true };
-    case CHANNEL_REQUESTS.unblock:
+    case CHANNEL_REQ_UNBLOCK:
       return { ok: true, event: { type: 'CHANNEL_UNBLOCK', channelId } };
-    case CHANNEL_REQUESTS.closeStdin:
+    case CHANNEL_REQ_CLOSE_STDIN:
       return { ok: true, event: { type: 'CHANNEL_CLOSE_STDIN', channelId } };
-    case CHANNEL_REQUESTS.windowChange: {
+    case CHANNEL_REQ_WINDOW_CHANGE: {
       const size = decodeWindowChange(payload);
       return { ok: true, event: { type: 'CHANNEL_RESIZE', channelId, cols: size.cols, rows: size.rows } };
     }
-    case CHANNEL_REQUESTS.signal:
+    case CHANNEL_REQ_SIGNAL:
       return { ok: true, event: { type: 'CHANNEL_SIGNAL', channelId, signal: decodeSignal(payload) } };
     default:
       return { ok: false };

@@ -1,5 +1,7 @@
-import { assign, enqueueActions, fromCallback, sendTo, setup, type AnyActorLogic } from 'xstate';
+import { assign, enqueueActions, fromCallback, sendTo, setup } from 'xstate';
 import type { ContainerInfo } from '../shared/wire.ts';
+import { handshakeMachine, type HandshakeOutput } from './handshake.ts';
+import type { PortCommand, PortEvent } from './serialLink.ts';
 
 /**
  * One serial-over-TCP connection accepted by the appliance: resync the line
@@ -26,8 +28,7 @@ export interface ApplianceLinkContext {
 }
 
 export type ApplianceLinkEvent =
-  | { type: 'PORT_BYTES'; data: Uint8Array }
-  | { type: 'PORT_CLOSED'; error?: string }
+  | PortEvent
   | { type: 'LINE_WRITE'; data: Uint8Array }
   | { type: 'SSH_READY'; vm: string; at: string }
   | { type: 'SSH_IDS'; ids: string[] }
@@ -42,7 +43,6 @@ export type LinkReport =
   | { type: 'LINK_INFO'; linkId: string; vm: string; containers: ContainerInfo[] }
   | { type: 'LINK_DOWN'; linkId: string; reason: string; at: string };
 
-export type ConnectionCommand = { type: 'WRITE'; data: Uint8Array } | { type: 'HAND_OFF' };
 export type SshClientCommand = { type: 'QUERY' } | { type: 'CLOSE'; reason: string };
 export interface SshClientInput {
   linkId: string;
@@ -74,9 +74,8 @@ export const applianceLinkMachine = setup({
   },
   actors: {
     /** The accepted socket: PORT_BYTES / PORT_CLOSED out, WRITE / HAND_OFF in. */
-    connection: fromCallback<ConnectionCommand, { handle: string }>(() => {}),
-    /** The handshake machine in the initiator role (machines/handshake.ts). */
-    handshake: {} as AnyActorLogic,
+    connection: fromCallback<PortCommand, { handle: string }>(() => {}),
+    handshake: handshakeMachine,
     /** ssh2 client over the handed-off socket. */
     ssh: fromCallback<SshClientCommand, SshClientInput>(() => {}),
   },
@@ -103,7 +102,7 @@ export const applianceLinkMachine = setup({
         onDone: {
           target: 'session',
           actions: [
-            assign({ leftover: ({ event }) => (event.output as { leftover: Uint8Array }).leftover }),
+            assign({ leftover: ({ event }) => (event.output as HandshakeOutput).leftover }),
             sendTo('connection', { type: 'HAND_OFF' }),
           ],
         },

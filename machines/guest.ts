@@ -1,7 +1,9 @@
-import { assign, enqueueActions, fromCallback, setup, type AnyActorLogic } from 'xstate';
+import { assign, enqueueActions, fromCallback, setup } from 'xstate';
 import type { GuestConfig } from '../shared/config.ts';
 import { OutputLog, type OutputRecord } from '../shared/outputLog.ts';
 import type { AttachFailure, ContainerInfo } from '../shared/wire.ts';
+import type { ProcessSessionInput } from './processSession.ts';
+import { serialLinkMachine } from './serialLink.ts';
 
 /**
  * The guest's root: it owns the container's sessions and their output logs,
@@ -40,6 +42,7 @@ export interface GuestContext {
   channels: Record<string, AttachedChannel>;
   /** IDs last announced to the appliance, to push only real changes. */
   announced: string;
+  seed: number;
 }
 
 /** From the process sessions. */
@@ -83,6 +86,8 @@ export type SessionCommand =
 
 export interface GuestInput {
   config: GuestConfig;
+  /** Seeds the handshake nonces (randomness is the assembly's job). */
+  seed: number;
 }
 
 const sessionRef = (sessionId: string) => `session:${sessionId}`;
@@ -141,10 +146,10 @@ export const guestMachine = setup({
     input: {} as GuestInput,
   },
   actors: {
-    /** One process session (machines/processSession.ts with the real process actor). */
-    session: {} as AnyActorLogic,
+    /** One process session (machines/processSession.ts, hosted so its emitted events reach us). */
+    session: fromCallback<SessionCommand, ProcessSessionInput>(() => {}),
     /** The serial link (machines/serialLink.ts with the real port and SSH server). */
-    link: fromCallback(() => {}),
+    link: serialLinkMachine,
   },
   actions: {
     startSessions: enqueueActions(({ context, enqueue }) => {
@@ -253,9 +258,10 @@ export const guestMachine = setup({
     logs: Object.fromEntries(Object.keys(input.config.sessions).map((id) => [id, new OutputLog(input.config.outputLogBytes)])),
     channels: {},
     announced: '',
+    seed: input.seed,
   }),
   entry: 'startSessions',
-  invoke: { id: 'link', src: 'link' },
+  invoke: { id: 'link', src: 'link', input: ({ context }) => ({ device: context.config.serial.device, seed: context.seed }) },
   on: {
     SESSION_CHANGED: { actions: ['sessionChanged', 'announce'] },
     SESSION_OUTPUT: { actions: 'sessionOutput' },

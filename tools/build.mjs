@@ -17,7 +17,7 @@ const sourceDirs = ['machines', 'actors', 'shared', 'guest', 'appliance', 'tools
 
 export const entries = {
   guest: 'guest/main.ts',
-  appliance: 'appliance/main.ts',
+  appliance: 'appliance/service.ts',
   tether: 'tools/cli.ts',
 };
 

@@ -1,0 +1,424 @@
+/**
+ * The process actor: the only place tether starts a process. It owns one
+ * session's process (pipes or a pty), starts it when told LAUNCH, reports
+ * what it does, and kills its process group if stopped while it still runs.
+ * Protocol (ProcessInput, ProcessCommand, ProcessReport) is declared by
+ * machines/processSession.ts.
+ *
+ * Before spawning, the command is looked up on the session's own PATH and the
+ * user resolved against the container's passwd/group, so a failure is
+ * reported precisely (PROCESS_FAILED, 127 not found / 126 not runnable)
+ * instead of as an exec error from inside a child.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readSync, statSync, type Stats } from 'node:fs';
+import type { Socket } from 'node:net';
+import { constants } from 'node:os';
+import { join, resolve } from 'node:path';
+import { spawn as spawnPty, type IPty } from '@lydell/node-pty';
+import { fromCallback } from 'xstate';
+import type { ProcessCommand, ProcessInput, ProcessReport } from '../machines/processSession.ts';
+import { parseGroup, parsePasswd, resolveUser } from '../shared/passwd.ts';
+import { signalName, signalNumber } from '../shared/signals.ts';
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface ProcessActorOptions {
+  /** Directory whose etc/passwd and etc/group resolve user names (default "/"). */
+  root?: string;
+}
+
+/** What a started process accepts, whichever way it was started. */
+interface Running {
+  write(data: Uint8Array): void;
+  closeStdin(): void;
+  resize(cols: number, rows: number): void;
+  signal(signo: number): void;
+  /** SIGKILL the process group(s) if not yet exited, and release the streams. */
+  kill(): void;
+}
+
+/** Everything needed to exec, after lookup and user resolution succeeded. */
+interface Plan {
+  file: string;
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** Set only when the session names a user; otherwise tether's own. */
+  ids?: { uid: number; gid: number };
+}
+
+type Report = (event: ProcessReport) => void;
+
+export function createProcessActor(options: ProcessActorOptions = {}) {
+  const root = options.root ?? '/';
+  return fromCallback<ProcessCommand, ProcessInput>(({ input, sendBack, receive }) => {
+    let stopped = false;
+    // Events after stop would go to a parent that is gone or has moved on.
+    const report: Report = (event) => {
+      if (!stopped) sendBack(event);
+    };
+    let size = { cols: input.cols ?? 80, rows: input.rows ?? 24 };
+    let launched = false;
+    let running: Running | undefined;
+
+    receive((command) => {
+      switch (command.type) {
+        case 'LAUNCH': {
+          if (launched) return;
+          launched = true;
+          const plan = preparePlan(input, root);
+          if ('error' in plan) return report({ type: 'PROCESS_FAILED', ...plan });
+          running = input.tty ? startPty(plan, size, report) : startPipes(plan, input.openStdin, report);
+          return;
+        }
+        case 'STDIN':
+          return running?.write(command.data);
+        case 'CLOSE_STDIN':
+          return running?.closeStdin();
+        case 'RESIZE':
+          size = { cols: command.cols, rows: command.rows };
+          return running?.resize(command.cols, command.rows);
+        case 'SIGNAL': {
+          const signo = signalNumber(command.signal);
+          if (signo !== undefined) running?.signal(signo);
+          return;
+        }
+      }
+    });
+
+    return () => {
+      stopped = true;
+      running?.kill();
+    };
+  });
+}
+
+// ---- preparation: env, user, cwd, PATH lookup ----
+
+function preparePlan(input: ProcessInput, root: string): Plan | { error: string; exitCode: 126 | 127 } {
+  const name = input.cmd[0]!;
+  const fail = (exitCode: 126 | 127, reason: string) => ({ exitCode, error: `exec ${JSON.stringify(name)}: ${reason}` });
+
+  const env: Record<string, string> = {};
+  for (const entry of input.env) {
+    const eq = entry.indexOf('=');
+    env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  env.PATH ??= DEFAULT_PATH;
+
+  let user;
+  try {
+    user = resolveUser(input.user ?? String(process.getuid!()), parsePasswd(readAccounts(root, 'passwd')), parseGroup(readAccounts(root, 'group')));
+  } catch (err) {
+    return fail(126, (err as Error).message);
+  }
+  env.HOME ??= user.home;
+
+  const cwdStats = statOrUndefined(input.cwd);
+  if (cwdStats === undefined || !cwdStats.isDirectory()) {
+    return fail(126, `working directory ${input.cwd} ${cwdStats === undefined ? 'does not exist' : 'is not a directory'}`);
+  }
+
+  const found = findExecutable(name, env.PATH, input.cwd, user.uid, user.gid);
+  if ('reason' in found) return fail(found.exitCode, found.reason);
+  return {
+    file: found.file,
+    argv: input.cmd,
+    env,
+    cwd: input.cwd,
+    ...(input.user === undefined ? {} : { ids: { uid: user.uid, gid: user.gid } }),
+  };
+}
+
+/** A missing passwd or group file (a scratch image) just means no names resolve. */
+function readAccounts(root: string, file: 'passwd' | 'group'): string {
+  try {
+    return readFileSync(join(root, 'etc', file), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * execvp's search, done here so the outcome is known before forking: a name
+ * with a slash is used as is (relative to cwd); otherwise each PATH entry is
+ * tried in order, skipping files the user may not execute, and the search
+ * fails with 126 if such a file was seen, else 127.
+ */
+function findExecutable(name: string, path: string, cwd: string, uid: number, gid: number):
+  { file: string } | { exitCode: 126 | 127; reason: string } {
+  if (name.includes('/')) {
+    const file = resolve(cwd, name);
+    const problem = executableProblem(statOrUndefined(file), uid, gid);
+    if (problem === undefined) return { file };
+    return problem === 'no such file' ? { exitCode: 127, reason: problem } : { exitCode: 126, reason: problem };
+  }
+  let denied: string | undefined;
+  for (const dir of path.split(':')) {
+    // An empty PATH entry means the working directory, as in execvp.
+    const file = resolve(cwd, dir, name);
+    const problem = executableProblem(statOrUndefined(file), uid, gid);
+    if (problem === undefined) return { file };
+    if (problem !== 'no such file') denied ??= `${file} ${problem}`;
+  }
+  return denied === undefined
+    ? { exitCode: 127, reason: `not found in PATH ${path}` }
+    : { exitCode: 126, reason: `${denied} (searched PATH ${path})` };
+}
+
+function executableProblem(stats: Stats | undefined, uid: number, gid: number): string | undefined {
+  if (stats === undefined) return 'no such file';
+  if (stats.isDirectory()) return 'is a directory';
+  if (!stats.isFile()) return 'is not a regular file';
+  // The kernel's rule: root needs any execute bit; others the owner's, group's or other's bit.
+  const bits = uid === 0 ? 0o111 : stats.uid === uid ? 0o100 : stats.gid === gid ? 0o010 : 0o001;
+  return (stats.mode & bits) === 0 ? 'is not executable (permission denied)' : undefined;
+}
+
+function statOrUndefined(file: string): Stats | undefined {
+  try {
+    return statSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- pipes ----
+
+/**
+ * A new session (detached: setsid) so the whole group can be signalled and
+ * killed; stdin is /dev/null unless the session keeps stdin open. Exit is
+ * reported on 'close', which Node emits once the process has exited and
+ * stdout and stderr have both ended, so it follows all output.
+ */
+function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | undefined {
+  let child: ChildProcess;
+  try {
+    child = spawn(plan.file, plan.argv.slice(1), {
+      argv0: plan.argv[0]!,
+      cwd: plan.cwd,
+      env: plan.env,
+      ...plan.ids,
+      detached: true,
+      stdio: [openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    report(spawnFailure(plan, err));
+    return undefined;
+  }
+  const pid = child.pid;
+  if (pid === undefined) {
+    // Node reports these spawn failures (EACCES, ENOENT from a missing
+    // interpreter, ...) asynchronously, as 'error'.
+    child.once('error', (err) => report(spawnFailure(plan, err)));
+    return undefined;
+  }
+  report({ type: 'PROCESS_STARTED', pid });
+
+  let exited = false;
+  child.stdout!.on('data', (data: Buffer) => report({ type: 'PROCESS_OUTPUT', stream: 'stdout', data }));
+  child.stderr!.on('data', (data: Buffer) => report({ type: 'PROCESS_OUTPUT', stream: 'stderr', data }));
+  // A process that stops reading stdin makes writes fail with EPIPE: that is
+  // the process's business, not a failure of the session.
+  child.stdin?.on('error', () => {});
+  child.on('close', (code, signal) => {
+    exited = true;
+    report(exitReport(code, signal === null ? 0 : constants.signals[signal]));
+  });
+
+  return {
+    write: (data) => void child.stdin?.write(data),
+    closeStdin: () => void child.stdin?.end(),
+    resize: () => {},
+    signal: (signo) => killQuietly(-pid, signo),
+    kill: () => {
+      if (!exited) killQuietly(-pid, SIGKILL);
+      // Descendants that left the group may still hold the pipes; let go of them.
+      for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
+    },
+  };
+}
+
+function spawnFailure(plan: Plan, err: unknown): ProcessReport {
+  const code = (err as NodeJS.ErrnoException).code ?? String(err);
+  // The file was found and checked, so an error here is about running it
+  // (a missing #! interpreter or loader gives ENOENT): 126.
+  return { type: 'PROCESS_FAILED', exitCode: 126, error: `exec ${JSON.stringify(plan.argv[0])}: cannot execute ${plan.file}: ${code}` };
+}
+
+// ---- pty ----
+
+/**
+ * node-pty makes the child a session leader with the pty as its controlling
+ * terminal. Output arrives as Buffers because of `encoding: null` (its types
+ * say string; with null it hands out the bytes read), and `write` passes a
+ * Uint8Array straight to the socket, so bytes go both ways untouched.
+ */
+function startPty(plan: Plan, size: { cols: number; rows: number }, report: Report): Running | undefined {
+  let term: IPty;
+  try {
+    term = withoutSupplementaryGroups(plan.ids !== undefined, () => spawnPty(plan.file, plan.argv.slice(1), {
+      name: plan.env.TERM ?? 'xterm',
+      cols: size.cols,
+      rows: size.rows,
+      cwd: plan.cwd,
+      env: plan.env,
+      encoding: null,
+      ...plan.ids,
+    }));
+  } catch (err) {
+    report(spawnFailure(plan, err));
+    return undefined;
+  }
+  const pid = term.pid;
+  report({ type: 'PROCESS_STARTED', pid });
+
+  let exited = false;
+  const output = (data: Buffer) => report({ type: 'PROCESS_OUTPUT', stream: 'stdout', data });
+  term.onData((data) => output(data as unknown as Buffer));
+  const close = readToTheEnd(term, output);
+  // node-pty emits exit only after its socket closed, i.e. after the last data event.
+  term.onExit(({ exitCode, signal }) => {
+    exited = true;
+    report(exitReport(exitCode, signal ?? 0));
+  });
+
+  return {
+    write: (data) => term.write(data as unknown as string),
+    // EOT is how a terminal says end-of-file to a reader in canonical mode.
+    closeStdin: () => term.write(EOT as unknown as string),
+    resize: (cols, rows) => {
+      try {
+        term.resize(cols, rows);
+      } catch {
+        // Invalid sizes and a pty already closed are both nothing to apply.
+      }
+    },
+    signal: (signo) => killQuietly(-foregroundGroup(pid), signo),
+    kill: () => {
+      if (!exited) for (const group of new Set([foregroundGroup(pid), pid])) killQuietly(-group, SIGKILL);
+      close();
+    },
+  };
+}
+
+const EOT = Uint8Array.of(0x04);
+
+/**
+ * Makes sure every byte written to the pty is read, working around two
+ * places where node-pty over libuv drops the tail of the output (seen here:
+ * several KiB lost from a 300 KB write whenever the event loop was busy as the
+ * process exited):
+ *
+ * - node-pty, once the child has exited, gives the pty 200 ms to close and
+ *   then destroys its socket (a macOS workaround), discarding what the kernel
+ *   still buffers and cutting off descendants still writing. The only
+ *   no-argument `destroy()` on a still-readable socket is that timer's, so it
+ *   is ignored: the socket closes when the pty does, as pipes end on EOF.
+ * - libuv takes POLLHUP after a short read as end-of-file. On a pipe a short
+ *   read means drained; a pty master hands out at most 4095 bytes per read,
+ *   so when the last writer closes the slave, everything after that read is
+ *   still in the kernel when libuv declares the end. On 'end' (before the fd
+ *   is closed) the rest is read synchronously; POLLHUP means no writer is
+ *   left, so the kernel buffer is all there is and the read stops at EIO.
+ *
+ * Returns the function that closes the pty for good.
+ */
+function readToTheEnd(term: IPty, output: (data: Buffer) => void): () => void {
+  const { _socket: socket, fd } = term as unknown as { _socket: Socket; fd: number };
+  const destroy = socket.destroy;
+  let closing = false;
+  socket.destroy = function (this: Socket, error?: Error) {
+    return error === undefined && !closing && !this.readableEnded ? this : destroy.call(this, error);
+  };
+  socket.on('end', () => {
+    const scratch = Buffer.allocUnsafe(64 * 1024);
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, scratch);
+      } catch {
+        return; // EIO: drained and closed (or EAGAIN: drained).
+      }
+      if (n === 0) return;
+      output(Buffer.from(scratch.subarray(0, n)));
+    }
+  });
+  // node-pty rethrows read errors other than EIO when it is the only
+  // listener, which in PID 1 would end everything; the close that follows
+  // any error already ends the session.
+  socket.on('error', () => {});
+  return () => {
+    closing = true;
+    socket.destroy();
+  };
+}
+
+/**
+ * A signal for a tty session goes where the terminal itself sends Ctrl-C:
+ * the pty's foreground process group. That is the session's process group
+ * unless a job-control shell has handed the terminal to a job, and then the
+ * job is what the user means; the shell, at its prompt, must not get it (an
+ * interactive shell takes INT as "abandon this command line"). The kernel
+ * keeps the group in /proc/PID/stat (tpgid); once the process is gone, its
+ * own group is what is left to signal.
+ */
+function foregroundGroup(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const tpgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[5]);
+    return tpgid > 0 ? tpgid : pid;
+  } catch {
+    return pid;
+  }
+}
+
+/**
+ * node-pty sets uid and gid in the child but not the supplementary groups, so
+ * a process started as a user would keep tether's (root's) groups. Fork with
+ * none, as Node's own spawn does (libuv calls setgroups(0)). pty.spawn forks
+ * synchronously, so the change is undone before anything else runs; where
+ * tether may not set groups (an unprivileged user namespace), the child keeps
+ * tether's groups, as a spawned one would.
+ */
+function withoutSupplementaryGroups<T>(apply: boolean, fork: () => T): T {
+  let saved: number[] | undefined;
+  if (apply) {
+    try {
+      saved = process.getgroups!();
+      process.setgroups!([]);
+    } catch {
+      saved = undefined;
+    }
+  }
+  try {
+    return fork();
+  } finally {
+    if (saved !== undefined) process.setgroups!(saved);
+  }
+}
+
+// ---- shared ----
+
+const SIGKILL = 9;
+
+/**
+ * The exit report for a wait status: the signal's name when one killed the
+ * process, else the exit code. A signal without a name (32, 33) is reported
+ * as the shell would, 128 + n.
+ */
+function exitReport(code: number | null, signo: number): ProcessReport {
+  if (signo === 0) return { type: 'PROCESS_EXITED', exitCode: code ?? 0 };
+  const signal = signalName(signo);
+  return signal === undefined ? { type: 'PROCESS_EXITED', exitCode: 128 + signo } : { type: 'PROCESS_EXITED', signal };
+}
+
+/** ESRCH (already gone) and EPERM leave nothing to do for a signal. */
+function killQuietly(target: number, signo: number): void {
+  try {
+    process.kill(target, signo);
+  } catch {
+    // See above.
+  }
+}

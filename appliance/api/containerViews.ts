@@ -1,0 +1,112 @@
+/**
+ * A ContainerRecord in the JSON shapes of Docker's `GET /containers/json`
+ * and `GET /containers/{id}/json`. Fields tether has no notion of (images,
+ * ports, mounts, labels) are present with Docker's empty values, because
+ * clients index into them without checking.
+ */
+import type { ContainerRecord } from './directory.ts';
+import { dockerStatus, exitCodeOf, isRunning, statusText } from './containerState.ts';
+
+/** Go's zero time.Time, which Docker prints for "never". */
+const NEVER = '0001-01-01T00:00:00Z';
+
+/**
+ * Each containerVM configures its own network from inside; the appliance
+ * has nothing more specific to say than Docker's "whatever the default is".
+ */
+const NETWORK_MODE = 'default';
+
+export function listEntry(record: ContainerRecord, now: number): object {
+  return {
+    Id: record.id,
+    Names: [`/${record.name}`],
+    Image: '',
+    ImageID: '',
+    Command: record.cmd.join(' '),
+    Created: Math.floor(Date.parse(record.created) / 1000),
+    State: dockerStatus(record),
+    Status: statusText(record, now),
+    Ports: [],
+    Labels: {},
+    SizeRw: 0,
+    HostConfig: { NetworkMode: NETWORK_MODE },
+    NetworkSettings: { Networks: {} },
+    Mounts: [],
+  };
+}
+
+export function inspectView(record: ContainerRecord): object {
+  const running = isRunning(record);
+  return {
+    Id: record.id,
+    Created: record.created,
+    Path: record.cmd[0] ?? '',
+    Args: record.cmd.slice(1),
+    State: {
+      Status: dockerStatus(record),
+      Running: running,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
+      Pid: running ? (record.pid ?? 0) : 0,
+      ExitCode: exitCodeOf(record),
+      Error: record.error ?? '',
+      StartedAt: record.startedAt ?? NEVER,
+      FinishedAt: record.finishedAt ?? NEVER,
+    },
+    Image: '',
+    ResolvConfPath: '',
+    HostnamePath: '',
+    HostsPath: '',
+    LogPath: '',
+    Name: `/${record.name}`,
+    RestartCount: 0,
+    Driver: '',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    HostConfig: {
+      NetworkMode: NETWORK_MODE,
+      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+      AutoRemove: false,
+      Binds: null,
+      PortBindings: {},
+      Runtime: 'tether',
+    },
+    GraphDriver: { Name: '', Data: null },
+    Mounts: [],
+    Config: {
+      Hostname: record.hostname ?? '',
+      Domainname: '',
+      User: '',
+      AttachStdin: record.openStdin,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: record.tty,
+      OpenStdin: record.openStdin,
+      // A client's EOF on a non-tty attach closes the process's stdin, which is
+      // what Docker does for StdinOnce containers.
+      StdinOnce: record.openStdin && !record.tty,
+      Env: null,
+      Cmd: record.cmd,
+      Image: '',
+      Volumes: null,
+      WorkingDir: '',
+      Entrypoint: null,
+      OnBuild: null,
+      Labels: {},
+    },
+    NetworkSettings: { SandboxID: '', SandboxKey: '', Ports: {}, Networks: {} },
+    // Not Docker's: where the container lives and whether the appliance can
+    // reach it (`docker inspect -f '{{.Tether.Link.Detail}}' ID`).
+    Tether: {
+      VM: record.vm,
+      Primary: record.primary,
+      Signal: record.signal ?? '',
+      Link: { Up: record.link.up, Detail: record.link.detail },
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * The container routes that answer with JSON: list, inspect, wait, resize.
+ */
+import type { ContainerDirectory, ContainerRecord, WaitCondition } from './directory.ts';
+import { DOCKER_STATUSES, dockerStatus, isRunning } from './containerState.ts';
+import { inspectView, listEntry } from './containerViews.ts';
+import { ApiError, messageOf, noSuchContainer } from './errors.ts';
+import { matchesAny, parseFilters } from './filters.ts';
+import { boolParam, intParam, requiredIntParam } from './query.ts';
+import { json, jsonBody } from './reply.ts';
+import type { ReleasingAttaches } from './releasingAttaches.ts';
+import type { Route } from './router.ts';
+
+/** How each list filter Docker's `docker ps --filter` sends is decided for one container. */
+const LIST_FILTERS: Record<string, (values: readonly string[], record: ContainerRecord) => boolean> = {
+  id: (values, record) => matchesAny(values, record.id),
+  name: (values, record) => matchesAny(values, `/${record.name}`),
+  status: (values, record) => values.includes(dockerStatus(record)),
+  // tether containers carry no labels, so no label filter matches (rather than
+  // a 400 that would break tools such as compose that always send one).
+  label: () => false,
+};
+
+const KNOWN_STATUSES: ReadonlySet<string> = new Set(DOCKER_STATUSES);
+
+const WAIT_CONDITIONS: readonly WaitCondition[] = ['not-running', 'next-exit', 'removed'];
+
+function isWaitCondition(value: string): value is WaitCondition {
+  return (WAIT_CONDITIONS as readonly string[]).includes(value);
+}
+
+export function findContainer(directory: ContainerDirectory, ref: string): ContainerRecord {
+  const record = directory.find(ref);
+  if (!record) throw noSuchContainer(ref);
+  return record;
+}
+
+export function containerRoutes(directory: ContainerDirectory, releasing: ReleasingAttaches): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/containers/json',
+      handler: ({ query }) => {
+        const filters = parseFilters(query.get('filters'), Object.keys(LIST_FILTERS));
+        for (const status of filters.get('status') ?? []) {
+          if (!KNOWN_STATUSES.has(status)) throw new ApiError(400, `invalid filter 'status=${status}'`);
+        }
+        const limit = intParam(query, 'limit') ?? 0;
+        // As in Docker: a limit or a status filter implies stopped containers too.
+        const all = boolParam(query, 'all') || limit > 0 || filters.has('status');
+        const now = Date.now();
+        const records = directory
+          .list()
+          .filter((record) => all || isRunning(record))
+          .filter((record) => [...filters].every(([name, values]) => LIST_FILTERS[name]!(values, record)))
+          .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
+        return json(200, (limit > 0 ? records.slice(0, limit) : records).map((record) => listEntry(record, now)));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/containers/{id}/json',
+      handler: ({ params }) => json(200, inspectView(releasing.view(findContainer(directory, params.id!)))),
+    },
+    {
+      method: 'POST',
+      path: '/containers/{id}/wait',
+      handler: ({ params, query }) => {
+        const condition = query.get('condition') || 'not-running';
+        if (!isWaitCondition(condition)) {
+          throw new ApiError(400, `invalid value for parameter "condition": ${JSON.stringify(condition)} (expected ${WAIT_CONDITIONS.join(', ')})`);
+        }
+        const record = findContainer(directory, params.id!);
+        // Started before the headers go out, so a "next-exit" wait is in place
+        // by the time the client sees them and goes on to start or attach.
+        const body = directory.wait(record.id, condition).then(
+          ({ exitCode, error }) => jsonBody({ StatusCode: exitCode, Error: error === undefined ? null : { Message: error } }),
+          (error: unknown) => jsonBody({ StatusCode: -1, Error: { Message: messageOf(error) } }),
+        );
+        return { kind: 'deferred', status: 200, headers: { 'Content-Type': 'application/json' }, body };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/containers/{id}/resize',
+      handler: async ({ params, query }) => {
+        const rows = requiredIntParam(query, 'h', { min: 0 });
+        const cols = requiredIntParam(query, 'w', { min: 0 });
+        const record = findContainer(directory, params.id!);
+        await directory.resize(record.id, { cols, rows });
+        return { kind: 'full', status: 200, headers: {}, body: '' };
+      },
+    },
+  ];
+}

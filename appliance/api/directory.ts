@@ -1,0 +1,67 @@
+/**
+ * What the Docker API layer needs from the rest of the appliance. The API
+ * layer only translates HTTP to these calls; which containerVM a container
+ * lives in, and whether its link is up, is the connection map's business.
+ * Failures are thrown as `ApiError` (errors.ts) so their HTTP status survives.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+export type ContainerState = 'created' | 'blocked' | 'running' | 'exited' | 'failed';
+
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  cmd: string[];
+  tty: boolean;
+  openStdin: boolean;
+  primary: boolean;
+  state: ContainerState;
+  pid?: number;
+  exitCode?: number;
+  signal?: string;
+  error?: string;
+  /** ISO 8601 */
+  created: string;
+  /** ISO 8601 */
+  startedAt?: string;
+  /** ISO 8601 */
+  finishedAt?: string;
+  hostname?: string;
+  /** The containerVM it lives in. */
+  vm: string;
+  /** e.g. "connected since ...", "link down since ... (3 reconnects)" */
+  link: { up: boolean; detail: string };
+}
+
+export interface AttachOptions {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  stream: boolean;
+  logs: boolean;
+}
+
+export interface Attachment {
+  readonly tty: boolean;
+  /** tty: all output; otherwise stdout only. */
+  readonly stdout: Readable;
+  /** Absent when tty. */
+  readonly stderr?: Readable;
+  /** Present when stdin was requested and the container has OpenStdin; end() closes the process's stdin. */
+  readonly stdin?: Writable;
+  /** Stop streaming, leave the process running and its stdin open. */
+  detach(): void;
+  /** Resolves after stdout/stderr ended. */
+  readonly done: Promise<{ exitCode?: number; signal?: string; detached: boolean }>;
+}
+
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
+export interface ContainerDirectory {
+  list(): ContainerRecord[];
+  /** Full ID, unique ID prefix, or name (with or without leading '/'). */
+  find(ref: string): ContainerRecord | undefined;
+  attach(id: string, options: AttachOptions): Promise<Attachment>;
+  resize(id: string, size: { cols: number; rows: number }): Promise<void>;
+  wait(id: string, condition: WaitCondition): Promise<{ exitCode: number; error?: string }>;
+}

@@ -1,0 +1,151 @@
+/**
+ * The Docker Engine API server: node:http plus the router. Routes answer
+ * with a Reply; this file writes Replies onto the wire, which takes two
+ * paths because node:http hands a request over in one of two ways:
+ * - an ordinary request comes with a ServerResponse;
+ * - a request carrying `Connection: Upgrade` (what every docker client sends
+ *   to attach) comes as a bare socket, and everything, errors included, is
+ *   written onto it by hand.
+ */
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { API_VERSION } from './apiVersion.ts';
+import { attachRoute } from './attach.ts';
+import { containerRoutes } from './containers.ts';
+import type { ContainerDirectory } from './directory.ts';
+import { ApiError, messageOf } from './errors.ts';
+import { type ApiLog, silent } from './log.ts';
+import { errorReply, type Headers, jsonBody, type Reply } from './reply.ts';
+import { ReleasingAttaches } from './releasingAttaches.ts';
+import { createRouter } from './router.ts';
+import { type BuildInfo, systemRoutes } from './system.ts';
+
+export interface ApiServerOptions extends BuildInfo {
+  /** Receives one debug line per request; none by default. */
+  readonly log?: ApiLog;
+}
+
+export function createApiServer(directory: ContainerDirectory, options: ApiServerOptions): http.Server {
+  const log = options.log ?? silent;
+  const releasing = new ReleasingAttaches();
+  const route = createRouter([
+    ...systemRoutes(options),
+    ...containerRoutes(directory, releasing),
+    attachRoute(directory, releasing, log),
+  ]);
+  // Docker's version middleware puts these on every response.
+  const common: Headers = {
+    'Api-Version': API_VERSION,
+    'Docker-Experimental': 'false',
+    Ostype: 'linux',
+    Server: `tether/${options.version} (${process.platform})`,
+  };
+  // Connections an attach took over without an upgrade (see respond()).
+  const hijacked = new WeakSet<Duplex>();
+
+  const answer = async (req: http.IncomingMessage, upgrade: boolean): Promise<Reply> => {
+    let reply: Reply;
+    try {
+      const { handler, request } = route(req.method ?? '', req.url ?? '');
+      reply = await handler(request);
+    } catch (error) {
+      reply = errorToReply(error, req, log);
+    }
+    log('debug', `${req.method} ${req.url} ${reply.kind === 'hijack' ? (upgrade ? 101 : 200) : reply.status}`);
+    return reply;
+  };
+
+  const respond = (req: http.IncomingMessage, res: http.ServerResponse, reply: Reply): void => {
+    switch (reply.kind) {
+      case 'full':
+        res.writeHead(reply.status, { ...common, ...reply.headers, 'Content-Length': String(Buffer.byteLength(reply.body)) });
+        res.end(reply.body);
+        return;
+      case 'deferred':
+        res.writeHead(reply.status, { ...common, ...reply.headers });
+        res.flushHeaders();
+        reply.body.then((body) => res.end(body)).catch((error: unknown) => abandon(res.socket, error));
+        return;
+      case 'hijack': {
+        // An attach without an upgrade (old clients): node:http cannot hand over
+        // a connection it parsed as ordinary HTTP, so the head goes straight
+        // onto the socket, the session reads the client's stdin from it, and
+        // node:http's complaints about those bytes are ignored (see
+        // 'clientError'). One limit: node:http ends such a connection when
+        // the client half-closes it, so output after that is lost.
+        const socket = req.socket;
+        hijacked.add(socket);
+        socket.write(responseHead(200, { 'Content-Type': reply.contentType, ...common }));
+        reply.take(socket, Buffer.alloc(0));
+        return;
+      }
+    }
+  };
+
+  const respondOnSocket = (req: http.IncomingMessage, socket: Duplex, head: Buffer, reply: Reply): void => {
+    switch (reply.kind) {
+      case 'full': {
+        const body = req.method === 'HEAD' ? '' : reply.body;
+        socket.end(
+          responseHead(reply.status, { ...common, ...reply.headers, 'Content-Length': String(Buffer.byteLength(reply.body)), Connection: 'close' }) + body,
+        );
+        return;
+      }
+      case 'deferred':
+        // No length and no chunking: the body ends where the connection does.
+        socket.write(responseHead(reply.status, { ...common, ...reply.headers, Connection: 'close' }));
+        reply.body.then((body) => socket.end(body)).catch((error: unknown) => abandon(socket, error));
+        return;
+      case 'hijack':
+        socket.write(responseHead(101, { 'Content-Type': reply.contentType, Connection: 'Upgrade', Upgrade: 'tcp', ...common }, 'UPGRADED'));
+        reply.take(socket, head);
+        return;
+    }
+  };
+
+  /** A deferred body must not fail; if one does, it is a bug: log it and cut the response short. */
+  const abandon = (socket: Duplex | null, error: unknown): void => {
+    log('error', `response body failed: ${messageOf(error)}`);
+    socket?.destroy();
+  };
+
+  // TCP keepalive: a client without stdin may half-close at once (docker
+  // attach --no-stdin does), so its connection's end says nothing; a client
+  // that is gone for good is noticed when the probes go unanswered.
+  const server = http.createServer({ keepAlive: true, keepAliveInitialDelay: 30_000 }, (req, res) => {
+    // Bytes a client typed into a non-upgraded attach that happened to parse as a request.
+    if (hijacked.has(req.socket)) return;
+    void answer(req, false).then((reply) => respond(req, res, reply)).catch((error: unknown) => abandon(req.socket, error));
+  });
+
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    // node:http stops listening for errors on a socket it hands over.
+    socket.on('error', (error) => log('debug', `${req.method} ${req.url}: ${error.message}`));
+    void answer(req, true).then((reply) => respondOnSocket(req, socket, head, reply)).catch((error: unknown) => abandon(socket, error));
+  });
+
+  server.on('clientError', (error: Error, socket: Duplex) => {
+    // On a non-upgraded attach the client's stdin is not HTTP; the session reads it.
+    if (hijacked.has(socket)) return;
+    log('debug', `bad request: ${error.message}`);
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = jsonBody({ message: `bad request: ${error.message}` });
+    socket.end(responseHead(400, { ...common, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' }) + body);
+  });
+
+  return server;
+}
+
+function errorToReply(error: unknown, req: http.IncomingMessage, log: ApiLog): Reply {
+  if (error instanceof ApiError) return errorReply(error.status, error.message);
+  log('error', `${req.method} ${req.url} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  return errorReply(500, messageOf(error));
+}
+
+function responseHead(status: number, headers: Headers, reason = http.STATUS_CODES[status] ?? ''): string {
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  return `HTTP/1.1 ${status} ${reason}\r\n${lines.join('')}\r\n`;
+}

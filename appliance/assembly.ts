@@ -1,0 +1,106 @@
+import { chmodSync, existsSync, rmSync } from 'node:fs';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createActor, waitFor } from 'xstate';
+import { createLinksActor, LinkRegistry } from '../actors/links.ts';
+import { ResourceTable } from '../actors/resources.ts';
+import { createSshClientActor } from '../actors/sshClient.ts';
+import { createTcpConnectionActor, createTcpListenerActor } from '../actors/tcp.ts';
+import { applianceMachine } from '../machines/appliance.ts';
+import { applianceLinkMachine } from '../machines/applianceLink.ts';
+import { connectionMapMachine } from '../machines/connectionMap.ts';
+import type { Log } from '../shared/log.ts';
+import { formatAddress, isLoopback, type Address } from './address.ts';
+import { createApiServer } from './api/server.ts';
+import { createDirectory } from './directory.ts';
+import { applianceKey, identifyGuest } from './trust.ts';
+import { VERSION } from './version.ts';
+
+export interface ApplianceOptions {
+  serial: Address & { kind: 'tcp' };
+  api: Address;
+  stateDir: string;
+  /** How long an attach waits for the link of its container. */
+  attachTimeoutMs: number;
+  log: Log;
+}
+
+export interface RunningAppliance {
+  actor: ReturnType<typeof createAppliance>;
+  /** Where it actually listens (port 0 resolved). */
+  serial: string;
+  api: string;
+  close(): Promise<void>;
+}
+
+function createAppliance(options: ApplianceOptions) {
+  const resources = new ResourceTable();
+  const registry = new LinkRegistry();
+  const { privateKey } = applianceKey(options.stateDir);
+  const link = applianceLinkMachine.provide({
+    actors: {
+      connection: createTcpConnectionActor(resources),
+      ssh: createSshClientActor({
+        resources,
+        registry,
+        privateKey,
+        identify: (hostKey) => identifyGuest(options.stateDir, hostKey),
+        log: options.log.child('ssh'),
+      }),
+    },
+  });
+  const machine = applianceMachine.provide({
+    actors: {
+      listener: createTcpListenerActor(resources, { host: options.serial.host, port: options.serial.port }),
+      link,
+      connectionMap: connectionMapMachine.provide({ actors: { links: createLinksActor(registry) } }),
+    },
+  });
+  return Object.assign(createActor(machine, { systemId: 'appliance' }), { registry });
+}
+
+/** Starts the appliance: the serial listener, the links and the Docker API. */
+export async function startAppliance(options: ApplianceOptions): Promise<RunningAppliance> {
+  if (options.api.kind === 'tcp' && !isLoopback(options.api.host)) {
+    throw new Error(`refusing to serve the Docker API on ${formatAddress(options.api)}: a non-loopback address needs TLS with client certificates, which this version does not have yet`);
+  }
+  const actor = createAppliance(options);
+  actor.start();
+  const listening = await waitFor(actor, (s) => s.context.listening !== undefined || s.context.listenError !== undefined);
+  if (listening.context.listenError) {
+    actor.stop();
+    throw new Error(listening.context.listenError);
+  }
+  const directory = createDirectory(actor, { registry: actor.registry, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs });
+  const apiLog = options.log.child('api');
+  const server = createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message) });
+  const api = await listen(server, options.api);
+  options.log('info', 'appliance ready', { serial: `tcp://${listening.context.listening}`, api });
+  return {
+    actor,
+    serial: `tcp://${listening.context.listening}`,
+    api,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      actor.stop();
+    },
+  };
+}
+
+async function listen(server: http.Server, address: Address): Promise<string> {
+  if (address.kind === 'unix' && existsSync(address.path)) rmSync(address.path);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new Error(`cannot serve the Docker API on ${formatAddress(address)}: ${err.message}`)));
+    if (address.kind === 'unix') server.listen(address.path, resolve);
+    else server.listen(address.port, address.host, resolve);
+  });
+  if (address.kind === 'unix') {
+    chmodSync(address.path, 0o660);
+    return formatAddress(address);
+  }
+  const bound = server.address() as AddressInfo;
+  return formatAddress({ kind: 'tcp', host: bound.address, port: bound.port });
+}

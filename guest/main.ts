@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseGuestConfig } from '../shared/config.ts';
+import { createLog } from '../shared/log.ts';
+import { assembleGuest } from './assembly.ts';
+
+/**
+ * The guest init bundle's entry. Its stderr is the VM's console, never the
+ * serial line (which carries the handshake and SSH).
+ */
+const log = createLog('guest');
+
+function main(): void {
+  const { values } = parseArgs({ options: { config: { type: 'string', default: '/etc/tether/config.json' } } });
+  const path = values.config!;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    log('error', `cannot read the guest config ${path}: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const config = parseGuestConfig(text, path);
+  const guest = assembleGuest(config, log);
+  guest.subscribe({ error: (err) => log('error', 'guest machine failed', { error: err as Error }) });
+  guest.start();
+  log('info', 'guest started', { id: config.id, serial: config.serial.device, sessions: Object.keys(config.sessions).length });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      log('info', `${signal}: stopping`);
+      guest.stop();
+      process.exit(0);
+    });
+  }
+}
+
+// The init must outlive any single bad event: report it and go on.
+process.on('uncaughtException', (err) => log('error', 'uncaught exception', { error: err, stack: err.stack }));
+process.on('unhandledRejection', (reason) => log('error', 'unhandled rejection', { error: reason as Error }));
+
+try {
+  main();
+} catch (err) {
+  log('error', (err as Error).message);
+  process.exit(2);
+}

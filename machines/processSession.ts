@@ -1,0 +1,251 @@
+/**
+ * One process session (the container's main process or an exec): when it may
+ * start, what it is doing, and how it ended.
+ *
+ *   configured ─┬─ runBlock ─→ blocked ──UNBLOCK──→ launching
+ *               └────────────────────────────────→ launching
+ *   launching ──PROCESS_STARTED──→ running ──PROCESS_EXITED──→ exited (final)
+ *   launching ──PROCESS_FAILED───→ failed (final; exit code 126 or 127)
+ *   blocked ────STOP─────────────→ exited (final; never started)
+ *
+ * The `process` actor (actors/process.ts in the guest; a simulation in the
+ * checker) is invoked for the machine's whole life but starts nothing until
+ * the machine sends LAUNCH: holding a run-block session is this machine's
+ * decision, not the actor's. It is stopped, killing any process group still
+ * running, when the machine stops or ends.
+ *
+ * Notifying the outside: the machine `emit()`s SESSION_CHANGED (on entering
+ * each state) and SESSION_OUTPUT (every chunk, with its absolute offset), which
+ * whoever holds the actor receives through `actor.on(type, handler)`; it ends
+ * in a final state whose `output` is the exit status, which a parent machine
+ * receives as `onDone`. Emitting rather than `sendParent` keeps the machine
+ * usable with no parent at all (the assembly creates one per session and wires
+ * the output log beside it) or under any parent, without the session knowing
+ * its parent's event vocabulary, and without actor refs in context (context
+ * stays serialisable for the checker and the visualizer).
+ *
+ * Stdin is forwarded only for an openStdin session (others have /dev/null or
+ * a pty nobody types into) and only once LAUNCH has been sent: before that
+ * there is no process to receive it.
+ *
+ * STOP while blocked: the process never ran, so there is no status to report;
+ * the session ends as `exited` with exit code 128 + its stop signal (143 for
+ * TERM), no `signal` and no `pid`. That is the status the process would have
+ * had had it started and honoured the stop, and it is non-zero on purpose: a
+ * command that never ran must not read as a success to `docker wait` or a
+ * script's `&&`.
+ */
+import { assign, emit, fromCallback, sendTo, setup } from 'xstate';
+import type { SessionConfig } from '../shared/config.ts';
+import type { OutputStream } from '../shared/outputLog.ts';
+import { parseSignal, signalNumber } from '../shared/signals.ts';
+
+/** What the process actor needs to start the process. */
+export interface ProcessInput {
+  sessionId: string;
+  cmd: string[];
+  /** "KEY=VALUE" entries; the process gets exactly these (plus PATH, HOME, TERM defaults). */
+  env: string[];
+  cwd: string;
+  user?: string;
+  tty: boolean;
+  openStdin: boolean;
+  cols?: number;
+  rows?: number;
+}
+
+/** Commands from the machine to the process actor. */
+export type ProcessCommand =
+  | { type: 'LAUNCH' }
+  | { type: 'STDIN'; data: Uint8Array }
+  | { type: 'CLOSE_STDIN' }
+  | { type: 'RESIZE'; cols: number; rows: number }
+  /** A canonical signal name without "SIG" (shared/signals.ts). */
+  | { type: 'SIGNAL'; signal: string };
+
+/** What the process actor reports. */
+export type ProcessReport =
+  | { type: 'PROCESS_STARTED'; pid: number }
+  | { type: 'PROCESS_OUTPUT'; stream: OutputStream; data: Uint8Array }
+  /**
+   * After all output has been reported. Exactly one of the two is set: the
+   * exit code of a normal exit, or the canonical name of the killing signal.
+   */
+  | { type: 'PROCESS_EXITED'; exitCode?: number; signal?: string }
+  /** The process could not be started: 127 command not found, 126 found but not runnable. */
+  | { type: 'PROCESS_FAILED'; error: string; exitCode: 126 | 127 };
+
+export type ProcessSessionEvent =
+  /** Release a run-block session (the SSH `unblock` channel request). */
+  | { type: 'UNBLOCK' }
+  | { type: 'STOP' }
+  | { type: 'STDIN'; data: Uint8Array }
+  | { type: 'CLOSE_STDIN' }
+  | { type: 'RESIZE'; cols: number; rows: number }
+  /** Any spelling parseSignal accepts; unknown names are ignored. */
+  | { type: 'SIGNAL'; signal: string }
+  | ProcessReport;
+
+export type ProcessSessionEmitted =
+  | { type: 'SESSION_CHANGED'; sessionId: string }
+  | { type: 'SESSION_OUTPUT'; sessionId: string; stream: OutputStream; data: Uint8Array; offset: number };
+
+export interface ProcessSessionInput {
+  sessionId: string;
+  spec: SessionConfig;
+  /** Initial terminal size of a tty session. */
+  cols?: number;
+  rows?: number;
+}
+
+export interface ProcessSessionContext {
+  sessionId: string;
+  spec: SessionConfig;
+  /** Current terminal size of a tty session, as last set. */
+  size?: { cols: number; rows: number };
+  pid?: number;
+  exitCode?: number;
+  signal?: string;
+  error?: string;
+  /** Output bytes reported so far: the offset the next output chunk starts at. */
+  outputEnd: number;
+}
+
+export interface ProcessSessionOutput {
+  exitCode: number;
+  signal?: string;
+  error?: string;
+}
+
+/** 128 + n for a signal, as shells and Docker report it. */
+function signalExitCode(signal: string): number {
+  // Names reach here from shared/signals.ts (config or actor), so they are known.
+  return 128 + (signalNumber(signal) ?? 0);
+}
+
+export const processSessionMachine = setup({
+  types: {} as {
+    context: ProcessSessionContext;
+    events: ProcessSessionEvent;
+    input: ProcessSessionInput;
+    emitted: ProcessSessionEmitted;
+    output: ProcessSessionOutput;
+  },
+  actors: {
+    // Typing placeholder: the assembly provides actors/process.ts, the checker a simulation.
+    process: fromCallback<ProcessCommand, ProcessInput>(() => {
+      throw new Error('processSessionMachine: provide the "process" actor with .provide({ actors: { process } })');
+    }),
+  },
+  actions: {
+    changed: emit(({ context }) => ({ type: 'SESSION_CHANGED' as const, sessionId: context.sessionId })),
+    forwardStdin: sendTo('process', ({ event }) => event as Extract<ProcessSessionEvent, { type: 'STDIN' | 'CLOSE_STDIN' }>),
+    forwardSignal: sendTo('process', ({ event }) => ({
+      type: 'SIGNAL' as const,
+      signal: parseSignal((event as Extract<ProcessSessionEvent, { type: 'SIGNAL' }>).signal)!,
+    })),
+  },
+  guards: {
+    runBlock: ({ context }) => context.spec.runBlock,
+    tty: ({ context }) => context.spec.tty,
+    openStdin: ({ context }) => context.spec.openStdin,
+    knownSignal: ({ event }) => event.type === 'SIGNAL' && parseSignal(event.signal) !== undefined,
+  },
+}).createMachine({
+  id: 'processSession',
+  context: ({ input }) => ({
+    sessionId: input.sessionId,
+    spec: input.spec,
+    ...(input.cols !== undefined && input.rows !== undefined ? { size: { cols: input.cols, rows: input.rows } } : {}),
+    outputEnd: 0,
+  }),
+  invoke: {
+    id: 'process',
+    src: 'process',
+    input: ({ context }) => ({
+      sessionId: context.sessionId,
+      cmd: context.spec.cmd,
+      env: context.spec.env,
+      cwd: context.spec.cwd,
+      ...(context.spec.user === undefined ? {} : { user: context.spec.user }),
+      tty: context.spec.tty,
+      openStdin: context.spec.openStdin,
+      ...context.size,
+    }),
+  },
+  initial: 'configured',
+  on: {
+    // Handled in every state so that no chunk can be dropped by arriving early.
+    PROCESS_OUTPUT: {
+      actions: [
+        emit(({ context, event }) => ({
+          type: 'SESSION_OUTPUT' as const,
+          sessionId: context.sessionId,
+          stream: event.stream,
+          data: event.data,
+          offset: context.outputEnd,
+        })),
+        assign({ outputEnd: ({ context, event }) => context.outputEnd + event.data.length }),
+      ],
+    },
+    // Also before launch: the actor remembers the size and starts the pty with it.
+    RESIZE: {
+      guard: 'tty',
+      actions: [
+        assign({ size: ({ event }) => ({ cols: event.cols, rows: event.rows }) }),
+        sendTo('process', ({ event }) => event),
+      ],
+    },
+  },
+  states: {
+    configured: {
+      always: [{ guard: 'runBlock', target: 'blocked' }, { target: 'launching' }],
+    },
+    blocked: {
+      entry: 'changed',
+      on: {
+        UNBLOCK: 'launching',
+        STOP: {
+          target: 'exited',
+          actions: assign({ exitCode: ({ context }) => signalExitCode(context.spec.stopSignal) }),
+        },
+      },
+    },
+    launching: {
+      entry: ['changed', sendTo('process', { type: 'LAUNCH' })],
+      on: {
+        PROCESS_STARTED: { target: 'running', actions: assign({ pid: ({ event }) => event.pid }) },
+        PROCESS_FAILED: {
+          target: 'failed',
+          actions: assign({ error: ({ event }) => event.error, exitCode: ({ event }) => event.exitCode }),
+        },
+        // The actor has LAUNCH ahead of these in its queue, so they reach the
+        // process even though PROCESS_STARTED has not come back yet.
+        STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
+        CLOSE_STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
+        SIGNAL: { guard: 'knownSignal', actions: 'forwardSignal' },
+      },
+    },
+    running: {
+      entry: 'changed',
+      on: {
+        PROCESS_EXITED: {
+          target: 'exited',
+          actions: assign(({ event }) => event.signal === undefined
+            ? { exitCode: event.exitCode ?? 0 }
+            : { exitCode: signalExitCode(event.signal), signal: event.signal }),
+        },
+        STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
+        CLOSE_STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
+        SIGNAL: { guard: 'knownSignal', actions: 'forwardSignal' },
+      },
+    },
+    exited: { type: 'final', entry: 'changed' },
+    failed: { type: 'final', entry: 'changed' },
+  },
+  output: ({ context }) => ({
+    exitCode: context.exitCode!,
+    ...(context.signal === undefined ? {} : { signal: context.signal }),
+    ...(context.error === undefined ? {} : { error: context.error }),
+  }),
+});

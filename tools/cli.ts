@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { parseAddress } from '../appliance/address.ts';
+import { startAppliance } from '../appliance/assembly.ts';
+import { applianceCommand, applianceUsage, DEFAULT_API, DEFAULT_SERIAL } from '../appliance/main.ts';
+import { defaultStateDir } from '../appliance/trust.ts';
+import { createLog } from '../shared/log.ts';
+import { readConfigFile, startSandbox, type Sandbox } from './sandbox.ts';
+
+const usage = `tether: containerVM consoles over SSH on a serial line, served through a Docker-compatible API
+
+usage:
+  tether start                     the appliance and one demo containerVM (an interactive shell)
+  ${applianceUsage.replace('usage: ', '')}
+  tether sandbox --config FILE [--appliance tcp://127.0.0.1:2377] [--state DIR]
+                                   one containerVM: the guest init on a pty bridged to the appliance
+  tether help
+
+The state directory (default ${defaultStateDir()}, or $TETHER_STATE) holds the
+appliance's SSH key and the host keys of the containerVMs it trusts.`;
+
+const verbs: Record<string, (args: string[]) => Promise<void>> = {
+  appliance: applianceCommand,
+  sandbox: sandboxCommand,
+  start: startCommand,
+  help: async () => void process.stdout.write(usage + '\n'),
+};
+
+async function sandboxCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      appliance: { type: 'string', default: DEFAULT_SERIAL },
+      state: { type: 'string', default: defaultStateDir() },
+    },
+  });
+  if (!values.config) throw new Error('sandbox: --config FILE is required (see docs/CONFIG.md)');
+  const appliance = parseAddress(values.appliance!, '--appliance');
+  if (appliance.kind !== 'tcp') throw new Error(`--appliance ${values.appliance}: expected the appliance's serial listener as tcp://HOST:PORT`);
+  const sandbox = await startSandbox({ config: readConfigFile(values.config), source: values.config, appliance, stateDir: values.state! });
+  process.stdout.write(`tether sandbox: containerVM ${sandbox.config.id} on ${sandbox.serialDevice}, bridged to ${values.appliance}\n`);
+  await untilStopped(sandbox);
+}
+
+/** `npm start`: the appliance and a demo containerVM running an interactive shell. */
+async function startCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      api: { type: 'string', default: DEFAULT_API },
+      serial: { type: 'string', default: DEFAULT_SERIAL },
+      state: { type: 'string', default: defaultStateDir() },
+    },
+  });
+  const serial = parseAddress(values.serial!, '--serial');
+  if (serial.kind !== 'tcp') throw new Error(`--serial ${values.serial}: expected tcp://HOST:PORT`);
+  const log = createLog('tether', process.env.TETHER_LOG ? undefined : 'warn');
+  const appliance = await startAppliance({ serial, api: parseAddress(values.api!, '--api'), stateDir: values.state!, attachTimeoutMs: 10_000, log });
+  const id = randomBytes(32).toString('hex');
+  const sandbox = await startSandbox({
+    config: {
+      id,
+      name: 'demo',
+      hostname: 'demo',
+      sessions: { [id]: { cmd: ['/bin/sh'], env: ['PS1=demo$ ', 'TERM=xterm'], tty: true, openStdin: true } },
+    },
+    source: 'the demo containerVM',
+    appliance: serial,
+    stateDir: values.state!,
+    console: 'ignore',
+  });
+  const host = `-H ${appliance.api}`;
+  process.stdout.write(
+    [
+      `tether is running: appliance ${appliance.serial} (serial), ${appliance.api} (Docker API)`,
+      `demo containerVM ${id.slice(0, 12)} (name: demo) runs an interactive /bin/sh`,
+      '',
+      `  docker ${host} ps`,
+      `  docker ${host} attach demo          (detach: ctrl-p ctrl-q)`,
+      `  docker ${host} inspect demo`,
+      '',
+      'ctrl-c here stops both.',
+      '',
+    ].join('\n'),
+  );
+  await untilStopped(sandbox);
+  await appliance.close();
+}
+
+async function untilStopped(sandbox: Sandbox): Promise<void> {
+  await new Promise<void>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+    sandbox.guest.once('exit', (code, signal) => {
+      process.stderr.write(`the guest init exited (${signal ?? `code ${code}`})\n`);
+      resolve();
+    });
+  });
+  await sandbox.close();
+}
+
+const [verb = 'help', ...rest] = process.argv.slice(2);
+const run = verbs[verb];
+if (!run) {
+  process.stderr.write(`tether: unknown command ${JSON.stringify(verb)}\n\n${usage}\n`);
+  process.exit(2);
+}
+run(rest).then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`tether ${verb}: ${err.message}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openPtyPair } from '../actors/ptyPair.ts';
+import { generateKeyPair, parseKey } from '../actors/ssh/keys.ts';
+import { bridge } from '../actors/tcp.ts';
+import { applianceKey, registerGuest } from '../appliance/trust.ts';
+import { parseGuestConfig, type GuestConfig } from '../shared/config.ts';
+import { bundlePath } from './paths.ts';
+
+export interface SandboxOptions {
+  /** The guest config as the user wrote it; keys and the serial device are filled in. */
+  config: Record<string, unknown>;
+  /** Where the config came from, for error messages. */
+  source: string;
+  /** The appliance's serial listener. */
+  appliance: { host: string; port: number };
+  /** The appliance's trust store (appliance/trust.ts). */
+  stateDir: string;
+  /** Where the guest's console (its stderr) goes; default: ours. */
+  console?: 'inherit' | 'ignore';
+}
+
+export interface Sandbox {
+  config: GuestConfig;
+  guest: ChildProcess;
+  /** The pty the guest uses as its serial port. */
+  serialDevice: string;
+  close(): Promise<void>;
+}
+
+/** Reads a guest config file as JSON, naming the file on failure. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read guest config ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`guest config ${path} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * One containerVM, sandboxed: the guest bundle runs with a pty as its serial
+ * port, and the pty's other side is bridged as a TCP client to the appliance,
+ * reconnecting when the connection drops — what a hypervisor's network serial
+ * port in client mode does. The containerVM's host key is made fresh and
+ * registered with the appliance's trust store; the guest authorizes the
+ * appliance's key.
+ */
+export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const pty = openPtyPair();
+  const hostKey = generateKeyPair(`tether-guest`);
+  const user = options.config;
+  const ssh = (user.ssh ?? {}) as { hostKey?: string; authorizedKeys?: string[] };
+  const filled = {
+    ...user,
+    ssh: {
+      hostKey: ssh.hostKey ?? hostKey.privateKey,
+      authorizedKeys: [...(ssh.authorizedKeys ?? []), applianceKey(options.stateDir).publicKey],
+    },
+    serial: { device: pty.slavePath },
+  };
+  let config: GuestConfig;
+  try {
+    config = parseGuestConfig(JSON.stringify(filled), options.source);
+  } catch (err) {
+    await pty.close();
+    throw err;
+  }
+  // A user-supplied host key is registered by its public half.
+  const publicKey = ssh.hostKey ? publicHalf(ssh.hostKey) : hostKey.publicKey;
+  registerGuest(options.stateDir, config.id, publicKey);
+
+  const dir = mkdtempSync(join(tmpdir(), 'tether-sandbox-'));
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
+  const line = bridge({ master: pty.master, host: options.appliance.host, port: options.appliance.port });
+  const guest = spawn(process.execPath, ['--enable-source-maps', bundlePath('guest.cjs'), '--config', configPath], {
+    stdio: ['ignore', options.console ?? 'inherit', options.console ?? 'inherit'],
+  });
+  return {
+    config,
+    guest,
+    serialDevice: pty.slavePath,
+    close: async () => {
+      if (guest.exitCode === null && guest.signalCode === null) {
+        guest.kill('SIGTERM');
+        await once(guest, 'exit');
+      }
+      await line.close();
+      await pty.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The OpenSSH public key line of a private key. */
+function publicHalf(privateKey: string): string {
+  const key = parseKey(privateKey, 'ssh.hostKey');
+  return `${key.type} ${key.getPublicSSH().toString('base64')}`;
+}
