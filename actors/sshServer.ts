@@ -20,6 +20,7 @@ import {
   REQ_CONTAINER_IDS,
   REQ_CONTAINER_INFO,
   REQ_VERSION,
+  type ContainerInfo,
 } from '../shared/wire.ts';
 import type { ResourceTable } from './resources.ts';
 import { pushGlobal, serveTether, type ServerAttachChannel } from './ssh/extension.ts';
@@ -53,7 +54,7 @@ export function createSshServerActor(options: SshServerOptions) {
     if (input.leftover.length > 0) stream.unshift(Buffer.from(input.leftover));
 
     let ids: string[] = [];
-    let info = encodeContainerInfo([]);
+    let info: ContainerInfo[] = [];
     let connection: ssh2.Connection | undefined;
     let ready = false;
     let nextChannel = 0;
@@ -72,7 +73,7 @@ export function createSshServerActor(options: SshServerOptions) {
       serveTether(conn, {
         globalRequest(name) {
           if (name === REQ_CONTAINER_IDS) return encodeContainerIds(ids);
-          if (name === REQ_CONTAINER_INFO) return info;
+          if (name === REQ_CONTAINER_INFO) return encodeContainerInfo(info);
           if (name === REQ_VERSION) return encodeVersion(PROTOCOL_VERSION);
           return null;
         },
@@ -93,7 +94,13 @@ export function createSshServerActor(options: SshServerOptions) {
         ready = true;
         tell({ type: 'SSH_SERVING' });
       });
-      conn.on('error', (err) => options.log('warn', 'ssh connection error', { error: err.message }));
+      // The guest cannot see the hypervisor's TCP connection: when the appliance
+      // starts over, its handshake bytes reach this session as SSH garbage. Any
+      // protocol error therefore ends the session, and the link handshakes anew.
+      conn.on('error', (err) => {
+        options.log('warn', 'ssh session ended by an error', { error: err.message });
+        close(`ssh: ${err.message}`);
+      });
       conn.on('close', () => close('ssh connection closed'));
     });
 
@@ -131,12 +138,11 @@ export function createSshServerActor(options: SshServerOptions) {
       const command = event as SshServerCommand;
       switch (command.type) {
         case 'CONTAINERS': {
-          const idsChanged = command.changed !== 'info';
           ids = command.ids;
-          info = encodeContainerInfo(command.info);
+          info = command.info;
           if (!ready || !connection) return;
-          if (idsChanged) pushGlobal(connection, REQ_CONTAINER_IDS, encodeContainerIds(ids));
-          pushGlobal(connection, REQ_CONTAINER_INFO, info);
+          if (command.pushIds) pushGlobal(connection, REQ_CONTAINER_IDS, encodeContainerIds(ids));
+          if (command.pushInfo.length > 0) pushGlobal(connection, REQ_CONTAINER_INFO, encodeContainerInfo(command.pushInfo));
           return;
         }
         case 'ATTACH_ACCEPT': {

@@ -68,6 +68,8 @@ export interface BridgeOptions {
 export interface Bridge {
   /** The reconnect machine (machines/serialBridge.ts), for logs and the visualizer. */
   actor: Actor<typeof serialBridgeMachine>;
+  /** Breaks the current connection, as a hypervisor losing it would; the bridge reconnects. */
+  drop(): void;
   /** Stops reconnecting and closes the connection; the master stays open, paused so nothing is lost. */
   close(): Promise<void>;
 }
@@ -125,6 +127,7 @@ export function bridge(options: BridgeOptions): Bridge {
 
   return {
     actor,
+    drop: () => current?.destroy(),
     close: async () => {
       actor.stop();
       master.off('data', fromGuest);

@@ -11,6 +11,7 @@ import { applianceLinkMachine } from '../machines/applianceLink.ts';
 import { connectionMapMachine } from '../machines/connectionMap.ts';
 import type { Log } from '../shared/log.ts';
 import { formatAddress, isLoopback, type Address } from './address.ts';
+import type { ContainerDirectory } from './api/directory.ts';
 import { createApiServer } from './api/server.ts';
 import { createDirectory } from './directory.ts';
 import { applianceKey, identifyGuest } from './trust.ts';
@@ -27,6 +28,7 @@ export interface ApplianceOptions {
 
 export interface RunningAppliance {
   actor: ReturnType<typeof createAppliance>;
+  directory: ContainerDirectory;
   /** Where it actually listens (port 0 resolved). */
   serial: string;
   api: string;
@@ -78,6 +80,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
   options.log('info', 'appliance ready', { serial: `tcp://${listening.context.listening}`, api });
   return {
     actor,
+    directory,
     serial: `tcp://${listening.context.listening}`,
     api,
     close: async () => {

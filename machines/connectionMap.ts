@@ -133,7 +133,7 @@ export const connectionMapMachine = setup({
     requests: {},
     checks: {},
     vmLinks: {},
-    pingTimeoutMs: input?.pingTimeoutMs ?? 2000,
+    pingTimeoutMs: input?.pingTimeoutMs ?? 5000,
   }),
   invoke: { id: 'links', src: 'links' },
   initial: 'serving',

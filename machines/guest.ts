@@ -68,7 +68,11 @@ export type GuestEvent = SessionEvent | SshServerEvent;
 
 /** To the SSH server actor. */
 export type SshServerCommand =
-  | { type: 'CONTAINERS'; ids: string[]; info: ContainerInfo[]; changed: 'ids' | 'info' | 'both' }
+  /**
+   * The current IDs and info (for replies), and what to push: the IDs when
+   * they changed, and the info of the sessions that changed.
+   */
+  | { type: 'CONTAINERS'; ids: string[]; info: ContainerInfo[]; pushIds: boolean; pushInfo: ContainerInfo[] }
   | { type: 'ATTACH_ACCEPT'; channelId: string; offset: number; replay: OutputRecord[]; skipped: number }
   | { type: 'ATTACH_REJECT'; channelId: string; failure: AttachFailure }
   | { type: 'CHANNEL_OUTPUT'; channelId: string; stream: 'stdout' | 'stderr'; data: Uint8Array }
@@ -162,13 +166,16 @@ export const guestMachine = setup({
       }
     }),
     /** Tells the SSH server what changed, so it answers and pushes from fresh data. */
-    announce: enqueueActions(({ context, enqueue, system }) => {
+    announce: enqueueActions(({ context, event, enqueue, system }) => {
       const server = system.get('sshServer');
       const ids = liveIds(context.sessions);
       const key = ids.join(',');
-      const changed = key !== context.announced ? 'both' : 'info';
       enqueue.assign({ announced: key });
-      if (server) enqueue.sendTo(server, as<SshServerCommand>({ type: 'CONTAINERS', ids, info: containerInfo(context.config, context.sessions), changed }));
+      if (!server) return;
+      const info = containerInfo(context.config, context.sessions);
+      // A new SSH session starts from a query, so only changes are pushed.
+      const pushInfo = event.type === 'SESSION_CHANGED' ? info.filter((i) => i.id === event.sessionId) : [];
+      enqueue.sendTo(server, as<SshServerCommand>({ type: 'CONTAINERS', ids, info, pushIds: event.type === 'SESSION_CHANGED' && key !== context.announced, pushInfo }));
     }),
     sessionChanged: enqueueActions(({ context, event, enqueue, system }) => {
       if (event.type !== 'SESSION_CHANGED') return;

@@ -3,9 +3,10 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { openPtyPair } from '../actors/ptyPair.ts';
 import { generateKeyPair, parseKey } from '../actors/ssh/keys.ts';
-import { bridge } from '../actors/tcp.ts';
+import { bridge, type Bridge } from '../actors/tcp.ts';
 import { applianceKey, registerGuest } from '../appliance/trust.ts';
 import { parseGuestConfig, type GuestConfig } from '../shared/config.ts';
 import { bundlePath } from './paths.ts';
@@ -21,13 +22,21 @@ export interface SandboxOptions {
   stateDir: string;
   /** Where the guest's console (its stderr) goes; default: ours. */
   console?: 'inherit' | 'ignore';
+  /**
+   * The serial line: a pty bridged to the appliance (default, as a VM's
+   * serial port), or a direct TCP connection from the guest (no pty: the
+   * link without the serial path, for benchmarks).
+   */
+  line?: 'pty' | 'tcp';
 }
 
 export interface Sandbox {
   config: GuestConfig;
   guest: ChildProcess;
-  /** The pty the guest uses as its serial port. */
+  /** What the guest uses as its serial port: the pty, or tcp://HOST:PORT. */
   serialDevice: string;
+  /** The hypervisor's side of the serial port (pty line only). */
+  line?: { master: Duplex; bridge: Bridge };
   close(): Promise<void>;
 }
 
@@ -55,7 +64,8 @@ export function readConfigFile(path: string): Record<string, unknown> {
  * appliance's key.
  */
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
-  const pty = openPtyPair();
+  const pty = options.line === 'tcp' ? undefined : openPtyPair();
+  const device = pty?.slavePath ?? `tcp://${options.appliance.host}:${options.appliance.port}`;
   const hostKey = generateKeyPair(`tether-guest`);
   const user = options.config;
   const ssh = (user.ssh ?? {}) as { hostKey?: string; authorizedKeys?: string[] };
@@ -65,13 +75,13 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       hostKey: ssh.hostKey ?? hostKey.privateKey,
       authorizedKeys: [...(ssh.authorizedKeys ?? []), applianceKey(options.stateDir).publicKey],
     },
-    serial: { device: pty.slavePath },
+    serial: { device },
   };
   let config: GuestConfig;
   try {
     config = parseGuestConfig(JSON.stringify(filled), options.source);
   } catch (err) {
-    await pty.close();
+    await pty?.close();
     throw err;
   }
   // A user-supplied host key is registered by its public half.
@@ -81,21 +91,22 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const dir = mkdtempSync(join(tmpdir(), 'tether-sandbox-'));
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
-  const line = bridge({ master: pty.master, host: options.appliance.host, port: options.appliance.port });
+  const line = pty && bridge({ master: pty.master, host: options.appliance.host, port: options.appliance.port });
   const guest = spawn(process.execPath, ['--enable-source-maps', bundlePath('guest.cjs'), '--config', configPath], {
     stdio: ['ignore', options.console ?? 'inherit', options.console ?? 'inherit'],
   });
   return {
     config,
     guest,
-    serialDevice: pty.slavePath,
+    serialDevice: device,
+    line: pty && line ? { master: pty.master, bridge: line } : undefined,
     close: async () => {
       if (guest.exitCode === null && guest.signalCode === null) {
         guest.kill('SIGTERM');
         await once(guest, 'exit');
       }
-      await line.close();
-      await pty.close();
+      await line?.close();
+      await pty?.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
