@@ -33,6 +33,7 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
       return;
     }
     const offset = input.offset === 'live' ? OFFSET_LIVE : BigInt(input.offset);
+    log('debug', 'opening attach channel', { container: input.containerId, link: input.linkId, offset: String(input.offset) });
     openAttach(client, { containerId: input.containerId, offset }).then(
       (opened) => {
         if (stopped) {
@@ -43,6 +44,7 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
         wire(opened);
       },
       (err: Error) => {
+        log('debug', 'attach channel not opened', { container: input.containerId, link: input.linkId, error: err.message });
         if (stopped) return;
         if (err instanceof AttachOpenError) report({ type: 'CHANNEL_REJECTED', ...err.failure });
         else report({ type: 'CHANNEL_LOST', reason: err.message });
@@ -54,7 +56,9 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
       ch.on('request', (name: string, payload: Buffer) => {
         if (name !== CHANNEL_REQ_OUTPUT_OFFSET) return;
         try {
-          report({ type: 'CHANNEL_OPENED', offset: Number(decodeOutputOffset(payload)) });
+          const at = Number(decodeOutputOffset(payload));
+          log('debug', 'attach channel open', { container: input.containerId, link: input.linkId, offset: at });
+          report({ type: 'CHANNEL_OPENED', offset: at });
         } catch (err) {
           log('warn', 'bad output offset from guest', { container: input.containerId, error: (err as Error).message });
           ch.close();
@@ -68,6 +72,7 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
         exit = code === null ? { exitCode: 128 + (signalNumber(name ?? '') ?? 0), signal: name } : { exitCode: code };
       });
       ch.on('close', () => {
+        log('debug', 'attach channel closed', { container: input.containerId, link: input.linkId, exit: exit?.exitCode, stopped });
         if (stopped) return;
         if (exit) report({ type: 'EXIT', ...exit });
         else report({ type: 'CHANNEL_LOST', reason: 'attach channel closed before the exit status' });

@@ -295,9 +295,9 @@ function startPty(plan: Plan, size: { cols: number; rows: number }, report: Repo
         // Invalid sizes and a pty already closed are both nothing to apply.
       }
     },
-    signal: (signo) => killQuietly(-foregroundGroup(pid), signo),
+    signal: (signo) => killQuietly(ptySignalTarget(pid), signo),
     kill: () => {
-      if (!exited) for (const group of new Set([foregroundGroup(pid), pid])) killQuietly(-group, SIGKILL);
+      if (!exited) for (const target of new Set([ptySignalTarget(pid), -pid])) killQuietly(target, SIGKILL);
       close();
     },
   };
@@ -317,9 +317,9 @@ const EOT = Uint8Array.of(0x04);
  *   no-argument `destroy()` on a still-readable socket is that timer's, so it
  *   is ignored: the socket closes when the pty does, as pipes end on EOF.
  * - libuv takes POLLHUP after a short read as end-of-file. On a pipe a short
- *   read means drained; a pty master hands out at most 4095 bytes per read,
- *   so when the last writer closes the slave, everything after that read is
- *   still in the kernel when libuv declares the end. On 'end' (before the fd
+ *   read means drained, but a pty master hands out about 4 KiB per read
+ *   whatever is buffered, so when the last writer closes the slave, all but
+ *   one read's worth is still in the kernel when libuv declares the end. On 'end' (before the fd
  *   is closed) the rest is read synchronously; POLLHUP means no writer is
  *   left, so the kernel buffer is all there is and the read stops at EIO.
  *
@@ -356,22 +356,29 @@ function readToTheEnd(term: IPty, output: (data: Buffer) => void): () => void {
 }
 
 /**
- * A signal for a tty session goes where the terminal itself sends Ctrl-C:
- * the pty's foreground process group. That is the session's process group
- * unless a job-control shell has handed the terminal to a job, and then the
- * job is what the user means; the shell, at its prompt, must not get it (an
- * interactive shell takes INT as "abandon this command line"). The kernel
- * keeps the group in /proc/PID/stat (tpgid); once the process is gone, its
- * own group is what is left to signal.
+ * Where a signal for a tty session goes (a kill(2) target): where the
+ * terminal itself sends Ctrl-C, the pty's foreground process group. That is
+ * the session's process group unless a job-control shell has handed the
+ * terminal to a job, and then the job is what the user means; the shell, at
+ * its prompt, must not get it (an interactive shell takes INT as "abandon
+ * this command line"). The kernel keeps the group in /proc/PID/stat (tpgid).
+ *
+ * node-pty returns as soon as it has forked, so the child may not have made
+ * its session yet: until it leads one (sid = pid), the child alone is the
+ * target (node-pty resets its signal handlers, so the default action
+ * applies). Once the process is gone, its group is what is left.
  */
-function foregroundGroup(pid: number): number {
+function ptySignalTarget(pid: number): number {
+  let fields: string[];
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const tpgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[5]);
-    return tpgid > 0 ? tpgid : pid;
+    fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return pid;
+    return -pid;
   }
+  if (Number(fields[3]) !== pid) return pid;
+  const tpgid = Number(fields[5]);
+  return tpgid > 0 ? -tpgid : -pid;
 }
 
 /**

@@ -129,9 +129,14 @@ export function lineActor<I>(table: ResourceTable, open: (input: I) => Promise<O
 }
 
 /**
- * The platform binding, except that a read of 0 bytes ends the line: on a tty
- * opened with VMIN=1 that is a hang-up (a pty whose master closed), and
- * bindings-cpp's own read retries it forever, spinning the thread pool.
+ * The platform binding, with two repairs:
+ * - a read of 0 bytes ends the line: on a tty opened with VMIN=1 that is a
+ *   hang-up (a pty whose master closed), and bindings-cpp's own read retries
+ *   it forever, spinning the thread pool;
+ * - its poller polls for every event someone waits on: bindings-cpp 13 asks
+ *   libuv for only the newest event, so a writer waiting for "writable" while
+ *   the reader waits for "readable" is forgotten, and the guest's output
+ *   stalls for good once the line is full.
  */
 const linux = SerialPort.binding as LinuxBindingInterface;
 const hangUpBinding: LinuxBindingInterface = {
@@ -139,9 +144,23 @@ const hangUpBinding: LinuxBindingInterface = {
   async open(options) {
     const port = await linux.open(options);
     port.read = (buffer, offset, length) => readUntilHangUp(port, buffer, offset, length);
+    pollForEveryWaiter(port.poller);
     return port;
   },
 };
+
+const UV_READABLE = 1;
+const UV_WRITABLE = 2;
+
+function pollForEveryWaiter(poller: LinuxPortBinding['poller']): void {
+  const poll = poller.poll.bind(poller);
+  poller.poll = (flag = 0) => {
+    let events = flag;
+    if (poller.listenerCount('readable') > 0) events |= UV_READABLE;
+    if (poller.listenerCount('writable') > 0) events |= UV_WRITABLE;
+    poll(events);
+  };
+}
 
 const readAsync = promisify(fs.read);
 

@@ -80,6 +80,7 @@ export function createSshServerActor(options: SshServerOptions) {
         openAttach(request, accept, reject) {
           const channelId = `ch${++nextChannel}`;
           pending.set(channelId, { accept, reject });
+          options.log('debug', 'attach requested', { channelId, container: request.containerId, offset: String(request.offset) });
           tell({ type: 'ATTACH_OPEN', channelId, containerId: request.containerId, offset: request.offset === OFFSET_LIVE ? 'live' : Number(request.offset) });
         },
       });
@@ -149,6 +150,7 @@ export function createSshServerActor(options: SshServerOptions) {
           const open = pending.get(command.channelId);
           pending.delete(command.channelId);
           if (!open) return;
+          options.log('debug', 'attach accepted', { channelId: command.channelId, offset: command.offset, replay: command.replay.length });
           const channel = open.accept();
           openChannel(command.channelId, channel);
           channel.sendOffset(BigInt(command.offset));
@@ -156,6 +158,7 @@ export function createSshServerActor(options: SshServerOptions) {
           return;
         }
         case 'ATTACH_REJECT': {
+          options.log('debug', 'attach refused', { channelId: command.channelId, failure: command.failure.message });
           pending.get(command.channelId)?.reject(command.failure);
           pending.delete(command.channelId);
           return;
@@ -165,6 +168,7 @@ export function createSshServerActor(options: SshServerOptions) {
           return;
         case 'CHANNEL_EXIT': {
           const channel = channels.get(command.channelId);
+          options.log('debug', 'exit status sent', { channelId: command.channelId, exitCode: command.exitCode, open: channel !== undefined });
           if (!channel) return;
           if (command.signal) channel.exitSignal(command.signal, false, '');
           else channel.exitStatus(command.exitCode);

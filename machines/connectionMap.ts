@@ -58,7 +58,7 @@ export type ConnectionMapEvent =
 
 export type ConnectionMapEmitted =
   | { type: 'RESOLVED'; requestId: string; containerId: string; linkId: string }
-  | { type: 'FAILED'; requestId: string; containerId: string; reason: 'unknown' | 'deadline' | 'gone'; message: string };
+  | { type: 'FAILED'; requestId: string; containerId: string; reason: 'unknown' | 'deadline'; message: string };
 
 /** Commands to the `links` actor, which owns the live SSH connections. */
 export type LinksCommand =
@@ -176,20 +176,9 @@ export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent)
     case 'PING_REPLY': {
       if (step.context.checks[event.containerId] !== event.linkId) return step;
       endCheck(step, event.containerId);
-      reportIds(step, event.linkId, event.ids);
-      // IDs reported by the reply were resolved by reportIds; what is left was
-      // not reported: the container is gone from that VM.
-      for (const [requestId, request] of Object.entries(step.context.requests)) {
-        if (request.containerId !== event.containerId || request.checking !== event.linkId) continue;
-        finish(step, requestId, {
-          type: 'FAILED',
-          requestId,
-          containerId: event.containerId,
-          reason: 'gone',
-          message: `container ${event.containerId} is no longer reported by containerVM ${step.context.links[event.linkId]?.vm ?? '?'}`,
-        });
-      }
-      return step;
+      // The answer proves the link alive, whether or not the container still
+      // runs: the guest itself answers an attach to an exited one.
+      return reportIds(step, event.linkId, event.ids);
     }
     case 'PING_FAILED':
     case 'PING_TIMEOUT': {
@@ -217,7 +206,7 @@ export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent)
 function lookup(step: Step, event: Extract<ConnectionMapEvent, { type: 'LOOKUP' }>): Step {
   const c = step.context;
   const { requestId, containerId, timeoutMs } = event;
-  const linkId = c.owner[containerId];
+  const linkId = carrier(c, containerId);
   if (!linkId && !c.lastSeen[containerId] && !event.expected) {
     step.effects.push({
       kind: 'emit',
@@ -262,13 +251,31 @@ function reportIds(step: Step, linkId: string, ids: string[]): Step {
     }
     c.owner[id] = linkId;
     c.lastSeen[id] = link.vm;
-    // A fresh report is as good as a liveness check: serve everyone asking for this ID.
-    if (c.checks[id]) endCheck(step, id);
-    for (const [requestId, request] of Object.entries(c.requests)) {
-      if (request.containerId === id) finish(step, requestId, { type: 'RESOLVED', requestId, containerId: id, linkId });
-    }
+  }
+  // A fresh report is as good as a liveness check: serve everyone whose
+  // container this link now carries, exited ones included.
+  for (const [requestId, request] of Object.entries(c.requests)) {
+    if (carrier(c, request.containerId) !== linkId) continue;
+    if (c.checks[request.containerId]) endCheck(step, request.containerId);
+    finish(step, requestId, { type: 'RESOLVED', requestId, containerId: request.containerId, linkId });
   }
   return step;
+}
+
+/**
+ * The live link that carries a container: the one that reports it, or else
+ * the newest live link of the containerVM that last reported it (a container
+ * that has exited is no longer reported, but its guest still answers for it).
+ */
+export function carrier(c: ConnectionMapContext, containerId: string): string | undefined {
+  const owner = c.owner[containerId];
+  if (owner) return owner;
+  const vm = c.lastSeen[containerId];
+  if (!vm) return undefined;
+  return Object.entries(c.links)
+    .filter(([, link]) => link.up && link.vm === vm)
+    .map(([id]) => id)
+    .pop();
 }
 
 function linkDown(step: Step, linkId: string, reason: string, at: string): Step {
@@ -291,7 +298,7 @@ function finish(step: Step, requestId: string, event?: ConnectionMapEmitted): vo
 
 /** What the map knows about the link of a container, for error messages. */
 export function describe(c: ConnectionMapContext, containerId: string): string {
-  const linkId = c.owner[containerId];
+  const linkId = carrier(c, containerId);
   if (linkId) return `it is on link ${linkId} of containerVM ${c.links[linkId]!.vm}, up since ${c.links[linkId]!.since}`;
   const vm = c.lastSeen[containerId];
   if (!vm) return `no containerVM has reported it yet (${summary(c)})`;

@@ -33,7 +33,9 @@
  * TERM), no `signal` and no `pid`. That is the status the process would have
  * had had it started and honoured the stop, and it is non-zero on purpose: a
  * command that never ran must not read as a success to `docker wait` or a
- * script's `&&`.
+ * script's `&&`. STOP once launched is not handled here yet: that is the
+ * stopping state (stop signal, grace period, group SIGKILL) still to come;
+ * until then a caller stops a running session with SIGNAL.
  */
 import { assign, emit, fromCallback, sendTo, setup } from 'xstate';
 import type { SessionConfig } from '../shared/config.ts';

@@ -250,7 +250,7 @@ t.test('outputLogBytes is an integer from 64 KiB to 1 GiB', async (t) => {
 t.test('authorized keys need a key type and a base64 blob of that type', async (t) => {
   const [type, blob] = PUBLIC_KEY.split(' ');
   t.equal(parse({ ...minimal(), ssh: { hostKey: HOST_KEY, authorizedKeys: [`${type} ${blob}`] } }).ssh.authorizedKeys.length, 1);
-  for (const line of [`${type}`, `ssh-rsa ${blob} mislabelled`, `${type} !!!notbase64`, `${type} AAAA`, 'AAAA ssh-ed25519']) {
+  for (const line of [`${type}`, `ssh-rsa ${blob} mislabelled`, `${type} !!!notbase64`, `${type} AAAAA`, `${type} AAAA`, 'AAAA ssh-ed25519']) {
     const problems = problemsOf({ ...minimal(), ssh: { hostKey: HOST_KEY, authorizedKeys: [line] } });
     t.match(problems[0], /^ssh\.authorizedKeys\[0\]: expected an OpenSSH public key line/, line);
   }

@@ -116,12 +116,23 @@ t.test('one ID maps to one live link: the newest report wins', async (t) => {
   t.same(links.L1!.ids, []);
 });
 
-t.test('an ID no longer reported by its containerVM fails the lookup', async (t) => {
+t.test('an ID no longer reported (an exited container) is served by its containerVM\'s live link', async (t) => {
   const h = harness();
   h.up('L1', 'vm-a', ['c1', 'e1']);
+  h.actor.send({ type: 'LINK_IDS', linkId: 'L1', ids: ['c1'] });
   h.lookup('r1', 'e1');
+  t.same(h.commands, [{ type: 'PING', linkId: 'L1', containerId: 'e1' }], 'the link is checked');
   h.actor.send({ type: 'PING_REPLY', linkId: 'L1', containerId: 'e1', ids: ['c1'] });
-  t.match(h.outcomes, [{ type: 'FAILED', reason: 'gone', message: /container e1 is no longer reported by containerVM vm-a/ }]);
+  t.same(h.outcomes, [{ type: 'RESOLVED', requestId: 'r1', containerId: 'e1', linkId: 'L1' }]);
+});
+
+t.test('a waiter for an exited container is served by the next link of its containerVM', async (t) => {
+  const h = harness();
+  h.up('L1', 'vm-a', ['c1']);
+  h.down('L1');
+  h.lookup('r1', 'c1');
+  h.up('L2', 'vm-a', []);
+  t.same(h.outcomes, [{ type: 'RESOLVED', requestId: 'r1', containerId: 'c1', linkId: 'L2' }]);
 });
 
 t.test('a cancelled lookup is never answered', async (t) => {

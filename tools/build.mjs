@@ -76,6 +76,10 @@ export async function buildAll() {
   );
   const seen = new Set();
   for (const name of nativePackages) ship(name, seen);
+  // ssh2's native crypto (AES-GCM without a cipher object per packet) is
+  // required relative to the bundle; without it ssh2 falls back to slower JS paths.
+  const sshcrypto = join(root, 'node_modules', 'ssh2', 'lib', 'protocol', 'crypto', 'build', 'Release', 'sshcrypto.node');
+  if (existsSync(sshcrypto)) cpSync(sshcrypto, join(dist, 'crypto', 'build', 'Release', 'sshcrypto.node'));
   writeFileSync(join(dist, '.built'), new Date().toISOString() + '\n');
 }
 

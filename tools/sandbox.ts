@@ -95,6 +95,9 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const guest = spawn(process.execPath, ['--enable-source-maps', bundlePath('guest.cjs'), '--config', configPath], {
     stdio: ['ignore', options.console ?? 'inherit', options.console ?? 'inherit'],
   });
+  // The guest init is the VM: when it is gone, so is the VM's serial
+  // connection, as the hypervisor would close it.
+  guest.once('exit', () => void line?.close());
   return {
     config,
     guest,
