@@ -34,6 +34,8 @@ interface Running {
   closeStdin(): void;
   resize(cols: number, rows: number): void;
   signal(signo: number): void;
+  /** Stop or restart reading the process's output: a full reader holds the writer. */
+  pauseOutput(paused: boolean): void;
   /** SIGKILL the process group(s) if not yet exited, and release the streams. */
   kill(): void;
 }
@@ -60,6 +62,7 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
     };
     let size = { cols: input.cols ?? 80, rows: input.rows ?? 24 };
     let launched = false;
+    let outputPaused = false;
     let running: Running | undefined;
 
     receive((command) => {
@@ -70,6 +73,7 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
           const plan = preparePlan(input, root);
           if ('error' in plan) return report({ type: 'PROCESS_FAILED', ...plan });
           running = input.tty ? startPty(plan, size, report) : startPipes(plan, input.openStdin, report);
+          if (outputPaused) running?.pauseOutput(true);
           return;
         }
         case 'STDIN':
@@ -79,6 +83,10 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
         case 'RESIZE':
           size = { cols: command.cols, rows: command.rows };
           return running?.resize(command.cols, command.rows);
+        case 'PAUSE_OUTPUT':
+        case 'RESUME_OUTPUT':
+          outputPaused = command.type === 'PAUSE_OUTPUT';
+          return running?.pauseOutput(outputPaused);
         case 'SIGNAL': {
           const signo = signalNumber(command.signal);
           if (signo !== undefined) running?.signal(signo);
@@ -232,6 +240,12 @@ function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | u
     closeStdin: () => void child.stdin?.end(),
     resize: () => {},
     signal: (signo) => killQuietly(-pid, signo),
+    pauseOutput: (paused) => {
+      for (const stream of [child.stdout!, child.stderr!]) {
+        if (paused) stream.pause();
+        else stream.resume();
+      }
+    },
     kill: () => {
       if (!exited) killQuietly(-pid, SIGKILL);
       // Descendants that left the group may still hold the pipes; let go of them.
@@ -296,6 +310,7 @@ function startPty(plan: Plan, size: { cols: number; rows: number }, report: Repo
       }
     },
     signal: (signo) => killQuietly(ptySignalTarget(pid), signo),
+    pauseOutput: (paused) => (paused ? term.pause() : term.resume()),
     kill: () => {
       if (!exited) for (const target of new Set([ptySignalTarget(pid), -pid])) killQuietly(target, SIGKILL);
       close();

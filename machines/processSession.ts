@@ -63,7 +63,10 @@ export type ProcessCommand =
   | { type: 'CLOSE_STDIN' }
   | { type: 'RESIZE'; cols: number; rows: number }
   /** A canonical signal name without "SIG" (shared/signals.ts). */
-  | { type: 'SIGNAL'; signal: string };
+  | { type: 'SIGNAL'; signal: string }
+  /** Stop / restart reading the output: what the process writes then waits in its pipe or pty. */
+  | { type: 'PAUSE_OUTPUT' }
+  | { type: 'RESUME_OUTPUT' };
 
 /** What the process actor reports. */
 export type ProcessReport =
@@ -86,6 +89,9 @@ export type ProcessSessionEvent =
   | { type: 'RESIZE'; cols: number; rows: number }
   /** Any spelling parseSignal accepts; unknown names are ignored. */
   | { type: 'SIGNAL'; signal: string }
+  /** An attached reader is full: hold the process's output until it has room. */
+  | { type: 'PAUSE_OUTPUT' }
+  | { type: 'RESUME_OUTPUT' }
   | ProcessReport;
 
 export type ProcessSessionEmitted =
@@ -190,6 +196,9 @@ export const processSessionMachine = setup({
         assign({ outputEnd: ({ context, event }) => context.outputEnd + event.data.length }),
       ],
     },
+    // In any state: the actor applies it to the process when there is one.
+    PAUSE_OUTPUT: { actions: sendTo('process', { type: 'PAUSE_OUTPUT' }) },
+    RESUME_OUTPUT: { actions: sendTo('process', { type: 'RESUME_OUTPUT' }) },
     // Also before launch: the actor remembers the size and starts the pty with it.
     RESIZE: {
       guard: 'tty',

@@ -575,3 +575,17 @@ t.test('machine with a simulated process', async (t) => {
     t.match(String(errors[0]), /provide the "process" actor/);
   });
 });
+
+t.test('paused output holds the writer: nothing is read past the pipe until resumed, then every byte arrives', async (t) => {
+  const bytes = 4 * 1024 * 1024;
+  const s = start(spec(['head', '-c', String(bytes), '/dev/zero']));
+  s.actor.send({ type: 'PAUSE_OUTPUT' });
+  await running(s.actor);
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(s.output().length < bytes, `paused: ${s.output().length} of ${bytes} bytes read`);
+  t.equal(s.actor.getSnapshot().value, 'running', 'the writer is held, not finished');
+  s.actor.send({ type: 'RESUME_OUTPUT' });
+  const end = await s.done;
+  t.equal(s.output().length, bytes);
+  t.equal(end.context.exitCode, 0);
+});
