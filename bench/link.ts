@@ -30,8 +30,8 @@
  *   [--lines tcp,pty] [--no-openssh] [--stall-ms 15000] [--log warn]`
  *
  * The guest is dist/guest.cjs: `npm run build` after changing its sources.
- * The appliance runs here from source, so it loads ssh2's native crypto addon
- * from node_modules even where the bundles (dist/) do not have it.
+ * The appliance runs here from source; both load ssh2's native crypto addon
+ * (the build ships it beside the bundles).
  */
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
