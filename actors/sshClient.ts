@@ -37,7 +37,8 @@ export function createSshClientActor(options: SshClientOptions) {
       options.registry.delete(input.linkId);
       report({ type: 'SSH_CLOSED', reason, at: new Date().toISOString() });
     };
-    const failed = (what: string) => (err: Error) => options.log('warn', `${what} failed`, { link: input.linkId, error: err.message });
+    // A request cut short by the connection closing is part of closing, not news.
+    const failed = (what: string) => (err: Error) => options.log(closed ? 'debug' : 'warn', `${what} failed`, { link: input.linkId, error: err.message });
 
     extendClient(client, {
       globalRequest(name, payload) {
