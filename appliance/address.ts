@@ -20,3 +20,10 @@ export function formatAddress(address: Address): string {
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
+
+/** The serial listener's address: TCP only, since the hypervisor connects over TCP. */
+export function parseSerialAddress(text: string, what: string): Address & { kind: 'tcp' } {
+  const address = parseAddress(text, what);
+  if (address.kind !== 'tcp') throw new Error(`${what} ${text}: the serial listener takes a tcp://HOST:PORT address`);
+  return address;
+}

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createLog } from '../shared/log.ts';
-import { parseAddress } from './address.ts';
+import { parseAddress, parseSerialAddress } from './address.ts';
 import { startAppliance } from './assembly.ts';
 import { defaultStateDir } from './trust.ts';
 
@@ -21,8 +21,7 @@ export async function applianceCommand(args: string[]): Promise<void> {
       'attach-timeout': { type: 'string', default: '10000' },
     },
   });
-  const serial = parseAddress(values.serial!, '--serial');
-  if (serial.kind !== 'tcp') throw new Error(`--serial ${values.serial}: the serial listener takes a tcp://HOST:PORT address`);
+  const serial = parseSerialAddress(values.serial!, '--serial');
   const attachTimeoutMs = Number(values['attach-timeout']);
   if (!Number.isInteger(attachTimeoutMs) || attachTimeoutMs <= 0) throw new Error(`--attach-timeout ${values['attach-timeout']}: expected a positive number of milliseconds`);
   const log = createLog('appliance');

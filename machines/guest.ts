@@ -2,7 +2,7 @@ import { assign, enqueueActions, fromCallback, setup } from 'xstate';
 import type { GuestConfig } from '../shared/config.ts';
 import { OutputLog, type OutputRecord } from '../shared/outputLog.ts';
 import type { AttachFailure, ContainerInfo } from '../shared/wire.ts';
-import type { ProcessSessionInput } from './processSession.ts';
+import type { ProcessSessionEvent, ProcessSessionInput } from './processSession.ts';
 import { serialLinkMachine } from './serialLink.ts';
 
 /**
@@ -17,17 +17,8 @@ import { serialLinkMachine } from './serialLink.ts';
  * out only after the session's last byte.
  */
 
-export type SessionState = ContainerInfo['state'];
-
-export interface SessionView {
-  state: SessionState;
-  pid?: number;
-  exitCode?: number;
-  signal?: string;
-  error?: string;
-  startedAt?: string;
-  finishedAt?: string;
-}
+/** What the guest knows of a session: its part of the container info. */
+export type SessionView = Pick<ContainerInfo, 'state' | 'pid' | 'exitCode' | 'signal' | 'error' | 'startedAt' | 'finishedAt'>;
 
 export interface AttachedChannel {
   sessionId: string;
@@ -79,14 +70,10 @@ export type SshServerCommand =
   | { type: 'CHANNEL_EXIT'; channelId: string; exitCode: number; signal?: string };
 
 /** To a process session. */
-export type SessionCommand =
-  | { type: 'UNBLOCK' }
-  | { type: 'STDIN'; data: Uint8Array }
-  | { type: 'CLOSE_STDIN' }
-  | { type: 'RESIZE'; cols: number; rows: number }
-  | { type: 'SIGNAL'; signal: string }
-  | { type: 'PAUSE_OUTPUT' }
-  | { type: 'RESUME_OUTPUT' };
+export type SessionCommand = Extract<
+  ProcessSessionEvent,
+  { type: 'UNBLOCK' | 'STDIN' | 'CLOSE_STDIN' | 'RESIZE' | 'SIGNAL' | 'PAUSE_OUTPUT' | 'RESUME_OUTPUT' }
+>;
 
 export interface GuestInput {
   config: GuestConfig;
@@ -97,7 +84,7 @@ export interface GuestInput {
 const sessionRef = (sessionId: string) => `session:${sessionId}`;
 /** Types a command for an actor reached through the system (whose event type xstate cannot know). */
 const as = <T>(command: T) => command as T & { type: string };
-const finished = (state: SessionState) => state === 'exited' || state === 'failed';
+const finished = (state: SessionView['state']) => state === 'exited' || state === 'failed';
 
 /** IDs the appliance may attach to: running or waiting to start, as in the reference. */
 export function liveIds(sessions: Record<string, SessionView>): string[] {

@@ -42,19 +42,16 @@ import type { SessionConfig } from '../shared/config.ts';
 import type { OutputStream } from '../shared/outputLog.ts';
 import { parseSignal, signalNumber } from '../shared/signals.ts';
 
-/** What the process actor needs to start the process. */
-export interface ProcessInput {
+/**
+ * What the process actor needs to start the process: the session's spec
+ * (env: exactly these "KEY=VALUE" entries, plus PATH, HOME, TERM defaults)
+ * and the terminal size of a tty session.
+ */
+export type ProcessInput = Pick<SessionConfig, 'cmd' | 'env' | 'cwd' | 'user' | 'tty' | 'openStdin'> & {
   sessionId: string;
-  cmd: string[];
-  /** "KEY=VALUE" entries; the process gets exactly these (plus PATH, HOME, TERM defaults). */
-  env: string[];
-  cwd: string;
-  user?: string;
-  tty: boolean;
-  openStdin: boolean;
   cols?: number;
   rows?: number;
-}
+};
 
 /** Commands from the machine to the process actor. */
 export type ProcessCommand =

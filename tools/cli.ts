@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { parseAddress } from '../appliance/address.ts';
+import { parseAddress, parseSerialAddress } from '../appliance/address.ts';
 import { startAppliance } from '../appliance/assembly.ts';
 import { applianceCommand, applianceUsage, DEFAULT_API, DEFAULT_SERIAL } from '../appliance/main.ts';
 import { defaultStateDir } from '../appliance/trust.ts';
@@ -36,8 +36,7 @@ async function sandboxCommand(args: string[]): Promise<void> {
     },
   });
   if (!values.config) throw new Error('sandbox: --config FILE is required (see docs/CONFIG.md)');
-  const appliance = parseAddress(values.appliance!, '--appliance');
-  if (appliance.kind !== 'tcp') throw new Error(`--appliance ${values.appliance}: expected the appliance's serial listener as tcp://HOST:PORT`);
+  const appliance = parseSerialAddress(values.appliance!, '--appliance');
   const sandbox = await startSandbox({ config: readConfigFile(values.config), source: values.config, appliance, stateDir: values.state! });
   process.stdout.write(`tether sandbox: containerVM ${sandbox.config.id} on ${sandbox.serialDevice}, bridged to ${values.appliance}\n`);
   await untilStopped(sandbox);
@@ -53,8 +52,7 @@ async function startCommand(args: string[]): Promise<void> {
       state: { type: 'string', default: defaultStateDir() },
     },
   });
-  const serial = parseAddress(values.serial!, '--serial');
-  if (serial.kind !== 'tcp') throw new Error(`--serial ${values.serial}: expected tcp://HOST:PORT`);
+  const serial = parseSerialAddress(values.serial!, '--serial');
   const log = createLog('tether', process.env.TETHER_LOG ? undefined : 'warn');
   const appliance = await startAppliance({ serial, api: parseAddress(values.api!, '--api'), stateDir: values.state!, attachTimeoutMs: 10_000, log });
   const id = randomBytes(32).toString('hex');

@@ -5,27 +5,14 @@
  * Failures are thrown as `ApiError` (errors.ts) so their HTTP status survives.
  */
 import type { Readable, Writable } from 'node:stream';
+import type { ContainerInfo } from '../../shared/wire.ts';
 
-export type ContainerState = 'created' | 'blocked' | 'running' | 'exited' | 'failed';
+export type { ContainerState } from '../../shared/wire.ts';
 
-export interface ContainerRecord {
-  id: string;
-  name: string;
-  cmd: string[];
-  tty: boolean;
-  openStdin: boolean;
-  primary: boolean;
-  state: ContainerState;
-  pid?: number;
-  exitCode?: number;
-  signal?: string;
-  error?: string;
+/** A container as its guest reports it, plus what the appliance knows of it. */
+export interface ContainerRecord extends ContainerInfo {
   /** ISO 8601 */
   created: string;
-  /** ISO 8601 */
-  startedAt?: string;
-  /** ISO 8601 */
-  finishedAt?: string;
   hostname?: string;
   /** The containerVM it lives in. */
   vm: string;
