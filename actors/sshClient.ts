@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { fromCallback } from 'xstate';
-import type { ApplianceLinkEvent, SshClientCommand, SshClientInput } from '../machines/applianceLink.ts';
+import type { ApplianceClientEvent, ApplianceSessionInput, SshClientCommand } from '../machines/sshSession.ts';
 import type { Log } from '../shared/log.ts';
 import { decodeContainerIds, decodeContainerInfo, encodeNoPayload, REQ_CONTAINER_IDS, REQ_CONTAINER_INFO } from '../shared/wire.ts';
 import type { LinkRegistry } from './links.ts';
@@ -24,8 +24,8 @@ export interface SshClientOptions {
  * containerVM. Pushes and replies become events for the link machine.
  */
 export function createSshClientActor(options: SshClientOptions) {
-  return fromCallback<SshClientCommand, SshClientInput>(({ input, receive, sendBack }) => {
-    const report = (event: ApplianceLinkEvent) => sendBack(event);
+  return fromCallback<SshClientCommand, ApplianceSessionInput>(({ input, receive, sendBack }) => {
+    const report = (event: ApplianceClientEvent) => sendBack(event);
     const stream = options.resources.get<Duplex>(input.handle);
     if (input.leftover.length > 0) stream.unshift(Buffer.from(input.leftover));
     const client = new ssh2.Client();
@@ -73,11 +73,8 @@ export function createSshClientActor(options: SshClientOptions) {
       keepaliveInterval: 0,
     });
 
-    receive((command) => {
-      if (command.type === 'CLOSE') {
-        client.end();
-        return;
-      }
+    receive(() => {
+      // QUERY: the full picture, once; the guest pushes changes after that.
       requestGlobal(client, REQ_CONTAINER_IDS, encodeNoPayload())
         .then((reply) => reply && report({ type: 'SSH_IDS', ids: decodeContainerIds(reply) }))
         .catch(failed('container-ids'));

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { fromCallback, type AnyActorRef, type EventObject } from 'xstate';
 import type { SshInput } from '../machines/serialLink.ts';
+import type { GuestServerEvent } from '../machines/sshSession.ts';
 import type { SshServerCommand, SshServerEvent } from '../machines/guest.ts';
 import type { Log } from '../shared/log.ts';
 import {
@@ -35,9 +36,6 @@ export interface SshServerOptions {
   log: Log;
 }
 
-/** What the SSH server reports to its parent (the serial link). */
-export type SshServerReport = { type: 'SSH_CLOSED'; reason: string };
-
 /**
  * The guest's SSH server over the serial line. It serves one SSH connection on
  * the stream the handshake handed over: authentication against the configured
@@ -60,12 +58,12 @@ export function createSshServerActor(options: SshServerOptions) {
     let nextChannel = 0;
     const channels = new Map<string, ServerAttachChannel>();
     const pending = new Map<string, { accept: () => ServerAttachChannel; reject: (failure: any) => void }>();
+    const session = (event: GuestServerEvent) => sendBack(event);
     let closed = false;
     const close = (reason: string) => {
       if (closed) return;
       closed = true;
-      tell({ type: 'SSH_ENDED' });
-      sendBack({ type: 'SSH_CLOSED', reason } satisfies SshServerReport);
+      session({ type: 'SSH_ENDED', reason });
     };
 
     const server = new Server({ hostKeys: [options.hostKey], ident: 'tether' }, (conn) => {
@@ -89,11 +87,13 @@ export function createSshServerActor(options: SshServerOptions) {
           // Without a signature this is the client asking whether the key would do.
           if (!ctx.signature || signatureValid(ctx)) return ctx.accept();
         }
+        // ssh2 asks with method "none" first; only a refused credential is news.
+        if (ctx.method !== 'none') session({ type: 'SSH_AUTH_REFUSED', user: ctx.username, method: ctx.method });
         ctx.reject(['publickey']);
       });
       conn.on('ready', () => {
         ready = true;
-        tell({ type: 'SSH_SERVING' });
+        session({ type: 'SSH_AUTHENTICATED' });
       });
       // The guest cannot see the hypervisor's TCP connection: when the appliance
       // starts over, its handshake bytes reach this session as SSH garbage. Any

@@ -9,6 +9,7 @@ import { createTcpConnectionActor, createTcpListenerActor } from '../actors/tcp.
 import { applianceMachine } from '../machines/appliance.ts';
 import { applianceLinkMachine } from '../machines/applianceLink.ts';
 import { connectionMapMachine } from '../machines/connectionMap.ts';
+import { applianceSessionMachine } from '../machines/sshSession.ts';
 import type { Log } from '../shared/log.ts';
 import { formatAddress, isLoopback, type Address } from './address.ts';
 import type { ContainerDirectory } from './api/directory.ts';
@@ -39,16 +40,17 @@ function createAppliance(options: ApplianceOptions) {
   const resources = new ResourceTable();
   const registry = new LinkRegistry();
   const { privateKey } = applianceKey(options.stateDir);
+  const client = createSshClientActor({
+    resources,
+    registry,
+    privateKey,
+    identify: (hostKey) => identifyGuest(options.stateDir, hostKey),
+    log: options.log.child('ssh'),
+  });
   const link = applianceLinkMachine.provide({
     actors: {
       connection: createTcpConnectionActor(resources),
-      ssh: createSshClientActor({
-        resources,
-        registry,
-        privateKey,
-        identify: (hostKey) => identifyGuest(options.stateDir, hostKey),
-        log: options.log.child('ssh'),
-      }),
+      ssh: applianceSessionMachine.provide({ actors: { client } }),
     },
   });
   const machine = applianceMachine.provide({

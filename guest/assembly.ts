@@ -7,6 +7,7 @@ import { createSshServerActor } from '../actors/sshServer.ts';
 import { guestMachine } from '../machines/guest.ts';
 import { processSessionMachine } from '../machines/processSession.ts';
 import { serialLinkMachine } from '../machines/serialLink.ts';
+import { guestSessionMachine } from '../machines/sshSession.ts';
 import type { GuestConfig } from '../shared/config.ts';
 import type { Log } from '../shared/log.ts';
 import { createSessionHost } from './sessionHost.ts';
@@ -18,7 +19,9 @@ export function assembleGuest(config: GuestConfig, log: Log) {
   const link = serialLinkMachine.provide({
     actors: {
       port: createSerialPortActor(resources),
-      ssh: createSshServerActor({ resources, hostKey: config.ssh.hostKey, authorizedKeys: config.ssh.authorizedKeys, log: log.child('ssh') }),
+      ssh: guestSessionMachine.provide({
+        actors: { server: createSshServerActor({ resources, hostKey: config.ssh.hostKey, authorizedKeys: config.ssh.authorizedKeys, log: log.child('ssh') }) },
+      }),
     },
   });
   return createActor(guestMachine.provide({ actors: { session, link } }), {

@@ -1,8 +1,8 @@
 import { assign, enqueueActions, fromCallback, sendTo, setup } from 'xstate';
 import type { ContainerInfo } from '../shared/wire.ts';
-import type { LinkReport } from './applianceLink.ts';
 import { applianceLinkMachine } from './applianceLink.ts';
 import { connectionMapMachine } from './connectionMap.ts';
+import type { LinkReport } from './sshSession.ts';
 
 /**
  * The appliance's root: it accepts serial-over-TCP connections, runs one link

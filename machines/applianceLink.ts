@@ -1,13 +1,14 @@
-import { assign, enqueueActions, fromCallback, sendTo, setup } from 'xstate';
-import type { ContainerInfo } from '../shared/wire.ts';
+import { assign, fromCallback, sendTo, setup } from 'xstate';
 import { handshakeMachine, type HandshakeOutput } from './handshake.ts';
 import type { PortCommand, PortEvent } from './serialLink.ts';
+import { applianceSessionMachine } from './sshSession.ts';
 
 /**
  * One serial-over-TCP connection accepted by the appliance: resync the line
- * (the appliance is the handshake initiator), run the SSH client over it,
- * and tell the connection map and the inventory what the guest reports.
- * When the connection ends the link is over; the guest reconnects as a new one.
+ * (the appliance is the handshake initiator), then run the SSH session over
+ * it (machines/sshSession.ts), which tells the connection map and the
+ * inventory what the guest reports. When the session ends the link is over;
+ * the guest reconnects as a new one.
  */
 
 export interface ApplianceLinkInput {
@@ -23,48 +24,10 @@ export interface ApplianceLinkContext {
   handle: string;
   seed: number;
   leftover?: Uint8Array;
-  vm?: string;
   closeReason?: string;
 }
 
-export type ApplianceLinkEvent =
-  | PortEvent
-  | { type: 'LINE_WRITE'; data: Uint8Array }
-  | { type: 'SSH_READY'; vm: string; at: string }
-  | { type: 'SSH_IDS'; ids: string[] }
-  | { type: 'SSH_INFO'; containers: ContainerInfo[] }
-  | { type: 'SSH_CLOSED'; reason: string; at: string }
-  | { type: 'DROP'; reason: string };
-
-/** What a link tells the rest of the appliance (connection map and inventory). */
-export type LinkReport =
-  | { type: 'LINK_UP'; linkId: string; vm: string; at: string }
-  | { type: 'LINK_IDS'; linkId: string; ids: string[] }
-  | { type: 'LINK_INFO'; linkId: string; vm: string; containers: ContainerInfo[] }
-  | { type: 'LINK_DOWN'; linkId: string; reason: string; at: string };
-
-export type SshClientCommand = { type: 'QUERY' } | { type: 'CLOSE'; reason: string };
-export interface SshClientInput {
-  linkId: string;
-  handle: string;
-  leftover: Uint8Array;
-}
-
-function reportOf(linkId: string, vm: string | undefined, event: ApplianceLinkEvent): LinkReport | undefined {
-  switch (event.type) {
-    case 'SSH_READY':
-      return { type: 'LINK_UP', linkId, vm: event.vm, at: event.at };
-    case 'SSH_IDS':
-      return { type: 'LINK_IDS', linkId, ids: event.ids };
-    case 'SSH_INFO':
-      return { type: 'LINK_INFO', linkId, vm: vm!, containers: event.containers };
-    case 'SSH_CLOSED':
-      // A link that never came up was never reported, so there is nothing to take back.
-      return vm ? { type: 'LINK_DOWN', linkId, reason: event.reason, at: event.at } : undefined;
-    default:
-      return undefined;
-  }
-}
+export type ApplianceLinkEvent = PortEvent | { type: 'LINE_WRITE'; data: Uint8Array };
 
 export const applianceLinkMachine = setup({
   types: {
@@ -76,17 +39,8 @@ export const applianceLinkMachine = setup({
     /** The accepted socket: PORT_BYTES / PORT_CLOSED out, WRITE / HAND_OFF in. */
     connection: fromCallback<PortCommand, { handle: string }>(() => {}),
     handshake: handshakeMachine,
-    /** ssh2 client over the handed-off socket. */
-    ssh: fromCallback<SshClientCommand, SshClientInput>(() => {}),
-  },
-  actions: {
-    /** Tells the appliance (connection map and inventory) what the guest reported. */
-    report: enqueueActions(({ context, event, enqueue, system }) => {
-      if (event.type === 'SSH_READY') enqueue.assign({ vm: event.vm });
-      const vm = event.type === 'SSH_READY' ? event.vm : context.vm;
-      const report = reportOf(context.linkId, vm, event);
-      if (report) enqueue.sendTo(system.get('appliance'), report);
-    }),
+    /** The SSH session (machines/sshSession.ts) over the handed-off socket. */
+    ssh: applianceSessionMachine,
   },
 }).createMachine({
   id: 'applianceLink',
@@ -118,27 +72,8 @@ export const applianceLinkMachine = setup({
         id: 'ssh',
         src: 'ssh',
         input: ({ context }) => ({ linkId: context.linkId, handle: context.handle, leftover: context.leftover ?? new Uint8Array() }),
-      },
-      initial: 'authenticating',
-      on: {
-        // The socket now belongs to ssh2, which reports its end as SSH_CLOSED.
-        SSH_CLOSED: { target: 'closed', actions: [assign({ closeReason: ({ event }) => event.reason }), 'report'] },
-        DROP: { actions: sendTo('ssh', ({ event }) => ({ type: 'CLOSE', reason: event.reason })) },
-      },
-      states: {
-        authenticating: {
-          on: {
-            SSH_READY: { target: 'ready', actions: 'report' },
-          },
-        },
-        ready: {
-          // Ask for the full picture once; after that the guest pushes changes.
-          entry: sendTo('ssh', { type: 'QUERY' }),
-          on: {
-            SSH_IDS: { actions: 'report' },
-            SSH_INFO: { actions: 'report' },
-          },
-        },
+        // The socket now belongs to ssh2, which reports its end as the session's end.
+        onDone: { target: 'closed', actions: assign({ closeReason: ({ event }) => event.output.reason }) },
       },
     },
     closed: { type: 'final' },

@@ -1,4 +1,4 @@
-import { assign, fromCallback, sendTo, setup, type EventObject } from 'xstate';
+import { assign, fromCallback, sendTo, setup, type AnyActorLogic, type EventObject } from 'xstate';
 import { nextRandom } from '../shared/handshake.ts';
 import { handshakeMachine, type HandshakeOutput } from './handshake.ts';
 
@@ -96,8 +96,9 @@ export const serialLinkMachine = setup({
     /** Opens `device`; see PortEvent and PortCommand. */
     port: fromCallback<PortCommand, PortInput>(() => {}),
     handshake: handshakeMachine,
-    /** The SSH server over the handed-off stream; reports SshEvent. */
-    ssh: fromCallback<EventObject, SshInput>(() => {}),
+    // Any logic that takes SshInput and reports SshEvent: the guest's SSH
+    // session machine (machines/sshSession.ts), or a stand-in in tests.
+    ssh: fromCallback<EventObject, SshInput>(() => {}) as AnyActorLogic,
   },
   delays: {
     backoff: ({ context }) => context.delayMs,
@@ -152,9 +153,7 @@ export const serialLinkMachine = setup({
           invoke: {
             id: 'ssh',
             src: 'ssh',
-            // The guest machine reaches the SSH server of the current link by this name.
-            systemId: 'sshServer',
-            input: ({ context }) => ({ portHandle: context.portHandle!, leftover: context.leftover! }),
+            input: ({ context }: { context: SerialLinkContext }): SshInput => ({ portHandle: context.portHandle!, leftover: context.leftover! }),
           },
           on: {
             SSH_CLOSED: { target: 'lost', actions: assign({ lastError: ({ event }) => event.reason }) },

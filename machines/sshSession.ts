@@ -1,0 +1,173 @@
+import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup, type EventObject } from 'xstate';
+import type { ContainerInfo } from '../shared/wire.ts';
+import type { SshInput } from './serialLink.ts';
+
+/**
+ * One SSH session over a resynced line, at each end. The ssh2 server and
+ * client are actors; these machines hold the session's life (authenticating,
+ * serving, closed) and decide whom to tell what.
+ */
+
+// ---- guest: the SSH server ----------------------------------------------------
+
+/** What the guest's SSH server actor reports. */
+export type GuestServerEvent =
+  | { type: 'SSH_AUTHENTICATED' }
+  /** A client offered a key or user the config does not authorize. */
+  | { type: 'SSH_AUTH_REFUSED'; user: string; method: string }
+  | { type: 'SSH_ENDED'; reason: string };
+
+export interface GuestSessionContext extends SshInput {
+  refusals: number;
+  reason?: string;
+}
+
+/**
+ * The guest's session: it tells the guest machine when it serves (so the
+ * guest hands it the container IDs) and when it ended (so the guest forgets
+ * the channels), and tells the serial link when to start over.
+ */
+export const guestSessionMachine = setup({
+  types: {
+    context: {} as GuestSessionContext,
+    events: {} as GuestServerEvent,
+    input: {} as SshInput,
+  },
+  actors: {
+    /** actors/sshServer.ts: ssh2 over the handed-off line; the guest machine addresses it as `sshServer`. */
+    server: fromCallback<EventObject, SshInput>(() => {}),
+  },
+  actions: {
+    tellGuest: enqueueActions(({ enqueue, system }, params: { type: 'SSH_SERVING' | 'SSH_ENDED' }) => {
+      const guest = system.get('guest');
+      if (guest) enqueue.sendTo(guest, params);
+    }),
+  },
+}).createMachine({
+  id: 'guestSession',
+  context: ({ input }) => ({ ...input, refusals: 0 }),
+  invoke: {
+    id: 'server',
+    src: 'server',
+    // The guest machine reaches the SSH server of the current link by this name.
+    systemId: 'sshServer',
+    input: ({ context }) => ({ portHandle: context.portHandle, leftover: context.leftover }),
+  },
+  initial: 'authenticating',
+  on: {
+    SSH_ENDED: { target: '.closed', actions: assign({ reason: ({ event }) => event.reason }) },
+  },
+  states: {
+    authenticating: {
+      on: {
+        SSH_AUTHENTICATED: 'serving',
+        SSH_AUTH_REFUSED: { actions: assign({ refusals: ({ context }) => context.refusals + 1 }) },
+      },
+    },
+    serving: {
+      entry: { type: 'tellGuest', params: { type: 'SSH_SERVING' } },
+    },
+    closed: {
+      type: 'final',
+      entry: [
+        { type: 'tellGuest', params: { type: 'SSH_ENDED' } },
+        sendParent(({ context }) => ({ type: 'SSH_CLOSED', reason: context.reason ?? 'ssh session ended' })),
+      ],
+    },
+  },
+});
+
+// ---- appliance: the SSH client ------------------------------------------------
+
+export interface ApplianceSessionInput {
+  linkId: string;
+  /** ResourceTable handle of the handed-off socket. */
+  handle: string;
+  leftover: Uint8Array;
+}
+
+/** What the appliance's SSH client actor reports. */
+export type ApplianceClientEvent =
+  /** The guest's host key named containerVM `vm`, and authentication succeeded. */
+  | { type: 'SSH_READY'; vm: string; at: string }
+  | { type: 'SSH_IDS'; ids: string[] }
+  | { type: 'SSH_INFO'; containers: ContainerInfo[] }
+  | { type: 'SSH_CLOSED'; reason: string; at: string };
+
+export type SshClientCommand = { type: 'QUERY' };
+
+/** What a session tells the rest of the appliance (connection map and inventory). */
+export type LinkReport =
+  | { type: 'LINK_UP'; linkId: string; vm: string; at: string }
+  | { type: 'LINK_IDS'; linkId: string; ids: string[] }
+  | { type: 'LINK_INFO'; linkId: string; vm: string; containers: ContainerInfo[] }
+  | { type: 'LINK_DOWN'; linkId: string; reason: string; at: string };
+
+export interface ApplianceSessionContext {
+  linkId: string;
+  handle: string;
+  leftover: Uint8Array;
+  vm?: string;
+  reason?: string;
+}
+
+function reportOf(linkId: string, vm: string | undefined, event: ApplianceClientEvent): LinkReport | undefined {
+  switch (event.type) {
+    case 'SSH_READY':
+      return { type: 'LINK_UP', linkId, vm: event.vm, at: event.at };
+    case 'SSH_IDS':
+      return { type: 'LINK_IDS', linkId, ids: event.ids };
+    case 'SSH_INFO':
+      return { type: 'LINK_INFO', linkId, vm: vm!, containers: event.containers };
+    case 'SSH_CLOSED':
+      // A link that never came up was never reported, so there is nothing to take back.
+      return vm ? { type: 'LINK_DOWN', linkId, reason: event.reason, at: event.at } : undefined;
+  }
+}
+
+/**
+ * The appliance's session: once the guest is authenticated (its host key
+ * names the containerVM), ask for the full picture once, then relay what the
+ * guest pushes to the appliance; on the end, take the link back.
+ */
+export const applianceSessionMachine = setup({
+  types: {
+    context: {} as ApplianceSessionContext,
+    events: {} as ApplianceClientEvent,
+    input: {} as ApplianceSessionInput,
+    output: {} as { reason: string },
+  },
+  actors: {
+    /** actors/sshClient.ts: ssh2 client over the handed-off socket. */
+    client: fromCallback<SshClientCommand, ApplianceSessionInput>(() => {}),
+  },
+  actions: {
+    report: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type === 'SSH_READY') enqueue.assign({ vm: event.vm });
+      const report = reportOf(context.linkId, event.type === 'SSH_READY' ? event.vm : context.vm, event);
+      if (report) enqueue.sendTo(system.get('appliance'), report);
+    }),
+  },
+}).createMachine({
+  id: 'applianceSession',
+  context: ({ input }) => ({ ...input }),
+  invoke: { id: 'client', src: 'client', input: ({ context }) => ({ linkId: context.linkId, handle: context.handle, leftover: context.leftover }) },
+  initial: 'authenticating',
+  on: {
+    SSH_CLOSED: { target: '.closed', actions: [assign({ reason: ({ event }) => event.reason }), 'report'] },
+  },
+  states: {
+    authenticating: {
+      on: { SSH_READY: { target: 'ready', actions: 'report' } },
+    },
+    ready: {
+      entry: sendTo('client', { type: 'QUERY' }),
+      on: {
+        SSH_IDS: { actions: 'report' },
+        SSH_INFO: { actions: 'report' },
+      },
+    },
+    closed: { type: 'final' },
+  },
+  output: ({ context }) => ({ reason: context.reason ?? 'ssh session ended' }),
+});

@@ -1,0 +1,64 @@
+import t from 'tap';
+import { assign, createActor, fromCallback, setup, waitFor, type AnyActorLogic, type EventObject } from 'xstate';
+import { applianceSessionMachine, guestSessionMachine, type SshClientCommand } from '../machines/sshSession.ts';
+
+// The session machines with scripted SSH actors: the machines are under test,
+// ssh2 is other code (tested in ssh-extension.test.ts and end to end).
+
+/** A root that hosts `logic` under system ID `systemId` and records what it is told. */
+function host(systemId: string, logic: AnyActorLogic, input: unknown) {
+  const root = setup({ actors: { child: logic } }).createMachine({
+    context: { told: [] as EventObject[] },
+    invoke: { id: 'child', src: 'child', input },
+    // xstate's own events (the child's completion) are not what the child told us.
+    on: { '*': { guard: ({ event }) => !event.type.startsWith('xstate.'), actions: assign({ told: ({ context, event }) => [...context.told, event] }) } },
+  });
+  const actor = createActor(root, { systemId }).start();
+  return { actor, told: () => actor.getSnapshot().context.told };
+}
+
+t.test('guest session: authenticated → tells the guest it serves; ended → tells the guest and the serial link', async (t) => {
+  let report!: (e: EventObject) => void;
+  const server = fromCallback(({ sendBack }) => void (report = sendBack));
+  const h = host('guest', guestSessionMachine.provide({ actors: { server } }), { portHandle: 'serial#1', leftover: new Uint8Array() });
+  const session = () => h.actor.getSnapshot().children.child!;
+  report({ type: 'SSH_AUTH_REFUSED', user: 'root', method: 'publickey' });
+  t.equal(session().getSnapshot().context.refusals, 1, 'a refused key is counted');
+  t.same(h.told(), [], 'nothing to tell before authentication');
+  report({ type: 'SSH_AUTHENTICATED' });
+  t.same(h.told(), [{ type: 'SSH_SERVING' }]);
+  report({ type: 'SSH_ENDED', reason: 'ssh: Bad packet length' });
+  t.same(h.told(), [{ type: 'SSH_SERVING' }, { type: 'SSH_ENDED' }, { type: 'SSH_CLOSED', reason: 'ssh: Bad packet length' }]);
+});
+
+t.test('appliance session: ready → link up and one query; pushes relayed; closed → link down', async (t) => {
+  let report!: (e: EventObject) => void;
+  const commands: SshClientCommand[] = [];
+  const client = fromCallback<SshClientCommand>(({ sendBack, receive }) => {
+    report = sendBack;
+    receive((c) => commands.push(c));
+  });
+  const h = host('appliance', applianceSessionMachine.provide({ actors: { client } }), { linkId: 'link1', handle: 'tcp#1', leftover: new Uint8Array() });
+  const at = '2026-11-29T00:00:00Z';
+  report({ type: 'SSH_READY', vm: 'vm-a', at });
+  t.same(commands, [{ type: 'QUERY' }], 'the full picture is asked for once');
+  report({ type: 'SSH_IDS', ids: ['c1'] });
+  report({ type: 'SSH_CLOSED', reason: 'ssh connection closed', at });
+  t.same(h.told(), [
+    { type: 'LINK_UP', linkId: 'link1', vm: 'vm-a', at },
+    { type: 'LINK_IDS', linkId: 'link1', ids: ['c1'] },
+    { type: 'LINK_DOWN', linkId: 'link1', reason: 'ssh connection closed', at },
+  ]);
+  const child = h.actor.getSnapshot().children.child!;
+  t.equal(child.getSnapshot().status, 'done');
+  t.same(child.getSnapshot().output, { reason: 'ssh connection closed' });
+});
+
+t.test('appliance session: a guest that never authenticated is never reported', async (t) => {
+  let report!: (e: EventObject) => void;
+  const client = fromCallback(({ sendBack }) => void (report = sendBack));
+  const h = host('appliance', applianceSessionMachine.provide({ actors: { client } }), { linkId: 'link2', handle: 'tcp#2', leftover: new Uint8Array() });
+  report({ type: 'SSH_CLOSED', reason: 'unknown host key', at: '' });
+  await waitFor(h.actor.getSnapshot().children.child!, (s) => s.status === 'done');
+  t.same(h.told(), []);
+});
