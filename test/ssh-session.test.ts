@@ -1,6 +1,7 @@
 import t from 'tap';
 import { assign, createActor, fromCallback, setup, waitFor, type AnyActorLogic, type EventObject } from 'xstate';
-import { applianceSessionMachine, guestSessionMachine, type SshClientCommand } from '../machines/sshSession.ts';
+import type { SshInput } from '../machines/serialLink.ts';
+import { applianceSessionMachine, guestSessionMachine, type ApplianceSessionInput, type SshClientCommand } from '../machines/sshSession.ts';
 
 // The session machines with scripted SSH actors: the machines are under test,
 // ssh2 is other code (tested in ssh-extension.test.ts and end to end).
@@ -19,7 +20,7 @@ function host(systemId: string, logic: AnyActorLogic, input: unknown) {
 
 t.test('guest session: authenticated → tells the guest it serves; ended → tells the guest and the serial link', async (t) => {
   let report!: (e: EventObject) => void;
-  const server = fromCallback(({ sendBack }) => void (report = sendBack));
+  const server = fromCallback<EventObject, SshInput>(({ sendBack }) => void (report = sendBack));
   const h = host('guest', guestSessionMachine.provide({ actors: { server } }), { portHandle: 'serial#1', leftover: new Uint8Array() });
   const session = () => h.actor.getSnapshot().children.child!;
   report({ type: 'SSH_AUTH_REFUSED', user: 'root', method: 'publickey' });
@@ -34,7 +35,7 @@ t.test('guest session: authenticated → tells the guest it serves; ended → te
 t.test('appliance session: ready → link up and one query; pushes relayed; closed → link down', async (t) => {
   let report!: (e: EventObject) => void;
   const commands: SshClientCommand[] = [];
-  const client = fromCallback<SshClientCommand>(({ sendBack, receive }) => {
+  const client = fromCallback<SshClientCommand, ApplianceSessionInput>(({ sendBack, receive }) => {
     report = sendBack;
     receive((c) => commands.push(c));
   });
@@ -56,7 +57,7 @@ t.test('appliance session: ready → link up and one query; pushes relayed; clos
 
 t.test('appliance session: a guest that never authenticated is never reported', async (t) => {
   let report!: (e: EventObject) => void;
-  const client = fromCallback(({ sendBack }) => void (report = sendBack));
+  const client = fromCallback<SshClientCommand, ApplianceSessionInput>(({ sendBack }) => void (report = sendBack));
   const h = host('appliance', applianceSessionMachine.provide({ actors: { client } }), { linkId: 'link2', handle: 'tcp#2', leftover: new Uint8Array() });
   report({ type: 'SSH_CLOSED', reason: 'unknown host key', at: '' });
   await waitFor(h.actor.getSnapshot().children.child!, (s) => s.status === 'done');
