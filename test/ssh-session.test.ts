@@ -19,8 +19,8 @@ function host(systemId: string, logic: AnyActorLogic, input: unknown) {
 }
 
 t.test('guest session: authenticated → tells the guest it serves; ended → tells the guest and the serial link', async (t) => {
-  let report!: (e: EventObject) => void;
-  const server = fromCallback<EventObject, SshInput>(({ sendBack }) => void (report = sendBack));
+  let report!: (e: { type: string; [key: string]: unknown }) => void;
+  const server = fromCallback<EventObject, SshInput>(({ sendBack }) => void (report = sendBack as typeof report));
   const h = host('guest', guestSessionMachine.provide({ actors: { server } }), { portHandle: 'serial#1', leftover: new Uint8Array() });
   const session = () => h.actor.getSnapshot().children.child!;
   report({ type: 'SSH_AUTH_REFUSED', user: 'root', method: 'publickey' });
@@ -33,10 +33,10 @@ t.test('guest session: authenticated → tells the guest it serves; ended → te
 });
 
 t.test('appliance session: ready → link up and one query; pushes relayed; closed → link down', async (t) => {
-  let report!: (e: EventObject) => void;
+  let report!: (e: { type: string; [key: string]: unknown }) => void;
   const commands: SshClientCommand[] = [];
   const client = fromCallback<SshClientCommand, ApplianceSessionInput>(({ sendBack, receive }) => {
-    report = sendBack;
+    report = sendBack as typeof report;
     receive((c) => commands.push(c));
   });
   const h = host('appliance', applianceSessionMachine.provide({ actors: { client } }), { linkId: 'link1', handle: 'tcp#1', leftover: new Uint8Array() });
@@ -56,8 +56,8 @@ t.test('appliance session: ready → link up and one query; pushes relayed; clos
 });
 
 t.test('appliance session: a guest that never authenticated is never reported', async (t) => {
-  let report!: (e: EventObject) => void;
-  const client = fromCallback<SshClientCommand, ApplianceSessionInput>(({ sendBack }) => void (report = sendBack));
+  let report!: (e: { type: string; [key: string]: unknown }) => void;
+  const client = fromCallback<SshClientCommand, ApplianceSessionInput>(({ sendBack }) => void (report = sendBack as typeof report));
   const h = host('appliance', applianceSessionMachine.provide({ actors: { client } }), { linkId: 'link2', handle: 'tcp#2', leftover: new Uint8Array() });
   report({ type: 'SSH_CLOSED', reason: 'unknown host key', at: '' });
   await waitFor(h.actor.getSnapshot().children.child!, (s) => s.status === 'done');
