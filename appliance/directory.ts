@@ -3,7 +3,7 @@ import { createActor, fromCallback, fromPromise, toPromise, type Actor, type Any
 import { createAttachChannelActor } from '../actors/attachChannel.ts';
 import type { LinkRegistry } from '../actors/links.ts';
 import type { applianceMachine, InventoryEntry } from '../machines/appliance.ts';
-import type { ConnectionMapEmitted } from '../machines/connectionMap.ts';
+import { describe, type ConnectionMapContext, type ConnectionMapEmitted } from '../machines/connectionMap.ts';
 import { containerChannelMachine, type AttachOutcome, type ContainerChannelEvent, type UserCommand } from '../machines/containerChannel.ts';
 import type { Log } from '../shared/log.ts';
 import { ApiError, noSuchContainer } from './api/errors.ts';
@@ -65,7 +65,7 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     const prefixed = all.filter((e) => e.info.id.startsWith(ref));
     return prefixed.length === 1 ? record(prefixed[0]!) : undefined;
   };
-  const mustFind = (ref: string) => find(ref) ?? Promise.reject(noSuchContainer(ref));
+  const mustFind = (ref: string) => find(ref) ?? Promise.reject(noSuchContainer(ref, describe(map().getSnapshot().context as ConnectionMapContext, ref)));
 
   async function attach(id: string, want: AttachOptions): Promise<Attachment> {
     const container = await mustFind(id);
@@ -159,6 +159,7 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
   return {
     list: () => Object.values(entries()).map(record),
     find,
+    explainUnknown: (ref) => describe(map().getSnapshot().context as ConnectionMapContext, ref),
     attach,
     resize,
     wait,

@@ -217,6 +217,10 @@ class ProcessDirectory implements ContainerDirectory {
     return this.#find(ref)?.record;
   }
 
+  explainUnknown(): string {
+    return 'no containerVM has reported it';
+  }
+
   #find(ref: string): Container | undefined {
     const name = ref.replace(/^\//, '');
     const byName = this.containers.find((container) => container.record.name === name);

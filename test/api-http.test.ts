@@ -138,6 +138,10 @@ class ScriptedDirectory implements ContainerDirectory {
     return this.records.find((candidate) => candidate.name === name || candidate.id.startsWith(ref));
   }
 
+  explainUnknown(): string {
+    return 'no containerVM has reported it';
+  }
+
   async attach(id: string, options: AttachOptions): Promise<Attachment> {
     if (this.failAttach) throw this.failAttach;
     const scripted = new ScriptedAttachment(options, this.find(id)!.tty);
@@ -419,7 +423,7 @@ t.test('attach to an unknown container is a 404 naming it, upgraded or not', asy
   for (const upgrade of [true, false]) {
     const client = await api.connect(attachRequest('nosuch', 'stream=1', { upgrade }));
     t.match(await client.head(), /^HTTP\/1\.1 404 Not Found\r\n/);
-    t.same(JSON.parse((await client.rest()).toString()), { message: 'No such container: nosuch' });
+    t.same(JSON.parse((await client.rest()).toString()), { message: 'No such container: nosuch (no containerVM has reported it)' });
   }
 });
 
@@ -583,7 +587,7 @@ t.test('unknown containers are a 404 naming the reference asked for', async (t) 
   ] as const) {
     const response = await fetch(api.url(path), { method });
     t.equal(response.status, 404, `${method} ${path}`);
-    t.same(await response.json(), { message: 'No such container: ghost' });
+    t.same(await response.json(), { message: 'No such container: ghost (no containerVM has reported it)' });
   }
 });
 

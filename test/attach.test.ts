@@ -85,5 +85,5 @@ t.test('docker attach to an unknown ID fails at once naming the ID', { skip: doc
   const world = await startWorld(t);
   const result = await docker(world, ['attach', 'no-such-thing']);
   t.not(result.code, 0);
-  t.match(result.stderr, /No such container: no-such-thing/);
+  t.match(result.stderr, /No such container: no-such-thing \(no containerVM has reported it yet \(0 links up, 0 down\)\)/);
 });

@@ -31,7 +31,7 @@ function isWaitCondition(value: string): value is WaitCondition {
 
 export function findContainer(directory: ContainerDirectory, ref: string): ContainerRecord {
   const record = directory.find(ref);
-  if (!record) throw noSuchContainer(ref);
+  if (!record) throw noSuchContainer(ref, directory.explainUnknown(ref));
   return record;
 }
 

@@ -48,6 +48,8 @@ export interface ContainerDirectory {
   list(): ContainerRecord[];
   /** Full ID, unique ID prefix, or name (with or without leading '/'). */
   find(ref: string): ContainerRecord | undefined;
+  /** What the appliance knows about a ref that `find` did not find: part of the 404. */
+  explainUnknown(ref: string): string;
   attach(id: string, options: AttachOptions): Promise<Attachment>;
   resize(id: string, size: { cols: number; rows: number }): Promise<void>;
   wait(id: string, condition: WaitCondition): Promise<{ exitCode: number; error?: string }>;

@@ -18,6 +18,6 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export function noSuchContainer(ref: string): ApiError {
-  return new ApiError(404, `No such container: ${ref}`);
+export function noSuchContainer(ref: string, detail?: string): ApiError {
+  return new ApiError(404, `No such container: ${ref}${detail ? ` (${detail})` : ''}`);
 }
