@@ -1,9 +1,10 @@
 import { PassThrough, Writable } from 'node:stream';
-import { createActor, fromCallback, fromPromise, toPromise, type Actor, type AnyActorRef } from 'xstate';
+import { createActor, fromCallback, toPromise, type Actor, type AnyActorRef } from 'xstate';
 import { createAttachChannelActor } from '../actors/attachChannel.ts';
+import { createLookupActor } from '../actors/lookup.ts';
 import type { LinkRegistry } from '../actors/links.ts';
 import type { applianceMachine, InventoryEntry } from '../machines/appliance.ts';
-import { describe, type ConnectionMapContext, type ConnectionMapEmitted } from '../machines/connectionMap.ts';
+import { describe, type ConnectionMapContext } from '../machines/connectionMap.ts';
 import { containerChannelMachine, type AttachOutcome, type ContainerChannelEvent, type UserCommand } from '../machines/containerChannel.ts';
 import type { Log } from '../shared/log.ts';
 import { ApiError, noSuchContainer } from './api/errors.ts';
@@ -23,27 +24,9 @@ export interface DirectoryOptions {
 export function createDirectory(appliance: Actor<typeof applianceMachine>, options: DirectoryOptions): ContainerDirectory {
   const firstSeen = new Map<string, string>();
   const attached = new Map<string, Set<AnyActorRef>>();
-  let nextRequest = 0;
   const map = () => appliance.system.get('connectionMap') as AnyActorRef;
 
-  const lookup = fromPromise<{ linkId: string }, { containerId: string; timeoutMs: number }>(({ input, signal }) => {
-    const requestId = `attach${++nextRequest}`;
-    return new Promise((resolve, reject) => {
-      const subscriptions = [
-        map().on('RESOLVED', (e: ConnectionMapEmitted) => e.requestId === requestId && settle(() => resolve({ linkId: (e as { linkId: string }).linkId }))),
-        map().on('FAILED', (e: ConnectionMapEmitted) => e.requestId === requestId && settle(() => reject(new Error((e as { message: string }).message)))),
-      ];
-      const settle = (finish: () => void) => {
-        for (const s of subscriptions) s.unsubscribe();
-        finish();
-      };
-      signal.addEventListener('abort', () => {
-        map().send({ type: 'CANCEL', requestId });
-        settle(() => reject(new Error('attach cancelled')));
-      });
-      map().send({ type: 'LOOKUP', requestId, containerId: input.containerId, timeoutMs: input.timeoutMs });
-    });
-  });
+  const lookup = createLookupActor(map);
   const channel = createAttachChannelActor(options.registry, options.log);
 
   const entries = (): Record<string, InventoryEntry> => appliance.getSnapshot().context.containers;

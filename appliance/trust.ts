@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, publicKeyBlob } from '../actors/ssh/keys.ts';
@@ -41,6 +41,11 @@ export function registerGuest(stateDir: string, vm: string, publicKey: string): 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(join(dir, `${vm}.pub`), publicKey.trim() + '\n');
   chmodSync(dir, 0o700);
+}
+
+/** Forgets containerVM `vm`: its host key is trusted no more. */
+export function unregisterGuest(stateDir: string, vm: string): void {
+  rmSync(join(stateDir, 'guests', `${vm}.pub`), { force: true });
 }
 
 /**

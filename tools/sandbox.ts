@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { openPtyPair } from '../actors/ptyPair.ts';
 import { generateKeyPair, parseKey } from '../actors/ssh/keys.ts';
 import { bridge, type Bridge } from '../actors/tcp.ts';
-import { applianceKey, registerGuest } from '../appliance/trust.ts';
+import { applianceKey, registerGuest, unregisterGuest } from '../appliance/trust.ts';
 import { parseGuestConfig, type GuestConfig } from '../shared/config.ts';
 import { bundlePath } from './paths.ts';
 
@@ -111,6 +111,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       await line?.close();
       await pty?.close();
       rmSync(dir, { recursive: true, force: true });
+      // The host key was made for this run; nobody should be trusted with it later.
+      if (!ssh.hostKey) unregisterGuest(options.stateDir, config.id);
     },
   };
 }
