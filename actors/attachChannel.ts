@@ -13,7 +13,7 @@ import {
   OFFSET_LIVE,
 } from '../shared/wire.ts';
 import type { Log } from '../shared/log.ts';
-import { signalNumber } from '../shared/signals.ts';
+import { signalExitCode } from '../shared/signals.ts';
 import type { LinkRegistry } from './links.ts';
 import { AttachOpenError, openAttach, type ClientAttachChannel } from './ssh/extension.ts';
 
@@ -69,7 +69,7 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
       ch.on('exit', (code: number | null, signal?: string) => {
         // ssh2 reports signal names with a SIG prefix; tether's names have none.
         const name = signal?.replace(/^SIG/, '');
-        exit = code === null ? { exitCode: 128 + (signalNumber(name ?? '') ?? 0), signal: name } : { exitCode: code };
+        exit = code === null ? { exitCode: signalExitCode(name ?? ''), signal: name } : { exitCode: code };
       });
       ch.on('close', () => {
         log('debug', 'attach channel closed', { container: input.containerId, link: input.linkId, exit: exit?.exitCode, stopped });
@@ -82,7 +82,15 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
     const request = (name: string, payload: Buffer) => {
       channel?.request(name, payload, false).catch((err: Error) => log('debug', `${name} not sent`, { error: err.message }));
     };
+    // A command the channel cannot carry fails alone; the attach goes on.
     receive((command) => {
+      try {
+        execute(command);
+      } catch (err) {
+        log('warn', `attach channel: ${command.type} not sent`, { container: input.containerId, error: (err as Error).message });
+      }
+    });
+    function execute(command: ChannelCommand): void {
       switch (command.type) {
         case 'UNBLOCK':
           return request(CHANNEL_REQ_UNBLOCK, encodeNoPayload());
@@ -104,7 +112,7 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
           channel?.stderr.resume();
           return;
       }
-    });
+    }
     return () => {
       stopped = true;
       channel?.close();

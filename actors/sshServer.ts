@@ -12,6 +12,7 @@ import {
   CHANNEL_REQ_SIGNAL,
   CHANNEL_REQ_UNBLOCK,
   CHANNEL_REQ_WINDOW_CHANGE,
+  decodeNoPayload,
   decodeSignal,
   decodeWindowChange,
   encodeContainerIds,
@@ -79,7 +80,7 @@ export function createSshServerActor(options: SshServerOptions) {
           const channelId = `ch${++nextChannel}`;
           pending.set(channelId, { accept, reject });
           options.log('debug', 'attach requested', { channelId, container: request.containerId, offset: String(request.offset) });
-          tell({ type: 'ATTACH_OPEN', channelId, containerId: request.containerId, offset: request.offset === OFFSET_LIVE ? 'live' : Number(request.offset) });
+          tell({ type: 'ATTACH_OPEN', channelId, containerId: request.containerId, offset: offsetOf(request.offset) });
         },
       });
       conn.on('authentication', (ctx) => {
@@ -107,7 +108,9 @@ export function createSshServerActor(options: SshServerOptions) {
 
     function openChannel(channelId: string, channel: ServerAttachChannel) {
       channels.set(channelId, channel);
+      // Either stream may be the one that filled the window.
       channel.on('drain', () => tell({ type: 'CHANNEL_READY', channelId }));
+      channel.stderr.on('drain', () => tell({ type: 'CHANNEL_READY', channelId }));
       channel.on('data', (data: Buffer) => tell({ type: 'CHANNEL_STDIN', channelId, data }));
       channel.on('request', (name: string, payload: Buffer, reply?: (ok: boolean) => void) => {
         try {
@@ -135,8 +138,17 @@ export function createSshServerActor(options: SshServerOptions) {
     }
 
     // Commands come from the guest machine through the system (see SshServerCommand).
+    // A failure here must not take the guest down: it ends this SSH session only.
     receive((event) => {
-      const command = event as SshServerCommand;
+      try {
+        execute(event as SshServerCommand);
+      } catch (err) {
+        options.log('error', 'ssh server command failed', { command: event.type, error: err as Error });
+        connection?.end();
+      }
+    });
+
+    function execute(command: SshServerCommand): void {
       switch (command.type) {
         case 'CONTAINERS': {
           ids = command.ids;
@@ -170,13 +182,15 @@ export function createSshServerActor(options: SshServerOptions) {
           const channel = channels.get(command.channelId);
           options.log('debug', 'exit status sent', { channelId: command.channelId, exitCode: command.exitCode, open: channel !== undefined });
           if (!channel) return;
+          // The appliance may have closed the channel already; then there is no one to tell.
+          if (channel.writableEnded || channel.destroyed) return;
           if (command.signal) channel.exitSignal(command.signal, false, '');
           else channel.exitStatus(command.exitCode);
           channel.end();
           return;
         }
       }
-    });
+    }
 
     server.injectSocket(stream as never);
     return () => {
@@ -187,14 +201,23 @@ export function createSshServerActor(options: SshServerOptions) {
   });
 }
 
+/** The wire's uint64 offset as the guest machine's number; beyond 2^53 is past any log's end anyway. */
+function offsetOf(offset: bigint): number | 'live' {
+  if (offset === OFFSET_LIVE) return 'live';
+  return offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offset);
+}
+
 /** A channel request as an event for the guest machine; `ping` only needs the reply. */
 function channelRequest(channelId: string, name: string, payload: Buffer): { ok: boolean; event?: SshServerEvent } {
   switch (name) {
     case CHANNEL_REQ_PING:
+      decodeNoPayload(name, payload);
       return { ok: true };
     case CHANNEL_REQ_UNBLOCK:
+      decodeNoPayload(name, payload);
       return { ok: true, event: { type: 'CHANNEL_UNBLOCK', channelId } };
     case CHANNEL_REQ_CLOSE_STDIN:
+      decodeNoPayload(name, payload);
       return { ok: true, event: { type: 'CHANNEL_CLOSE_STDIN', channelId } };
     case CHANNEL_REQ_WINDOW_CHANGE: {
       const size = decodeWindowChange(payload);

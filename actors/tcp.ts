@@ -34,8 +34,14 @@ export function createTcpListenerActor(table: ResourceTable, address: ListenAddr
       socket.on('error', () => {});
       report({ type: 'CONNECTION_ACCEPTED', handle: table.put('tcp', socket), remote: `${socket.remoteAddress}:${socket.remotePort}` });
     });
-    server.once('error', (err) => report({ type: 'LISTEN_FAILED', error: `cannot listen on ${address.host}:${address.port}: ${err.message}` }));
+    let listening = false;
+    // Before listening an error means no listener; after, it is one failed
+    // accept (out of descriptors, say) and the listener goes on.
+    server.on('error', (err) => {
+      if (!listening) report({ type: 'LISTEN_FAILED', error: `cannot listen on ${address.host}:${address.port}: ${err.message}` });
+    });
     server.listen(address.port, address.host, () => {
+      listening = true;
       const bound = server.address() as net.AddressInfo;
       report({ type: 'LISTENING', address: `${bound.address}:${bound.port}` });
     });

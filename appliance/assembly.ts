@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createActor, waitFor } from 'xstate';
@@ -78,7 +78,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
   const directory = createDirectory(actor, { registry: actor.registry, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs });
   const apiLog = options.log.child('api');
   const server = createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message) });
-  const api = await listen(server, options.api);
+  const api = await listen(server, options.api, options.log);
   options.log('info', 'appliance ready', { serial: `tcp://${listening.context.listening}`, api });
   return {
     actor,
@@ -95,13 +95,18 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
   };
 }
 
-async function listen(server: http.Server, address: Address): Promise<string> {
-  if (address.kind === 'unix' && existsSync(address.path)) rmSync(address.path);
+async function listen(server: http.Server, address: Address, log: Log): Promise<string> {
+  // A socket left by an earlier run is replaced; any other file is not ours to remove.
+  if (address.kind === 'unix' && existsSync(address.path)) {
+    if (!lstatSync(address.path).isSocket()) throw new Error(`cannot serve the Docker API on ${formatAddress(address)}: ${address.path} exists and is not a socket`);
+    rmSync(address.path);
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`cannot serve the Docker API on ${formatAddress(address)}: ${err.message}`)));
     if (address.kind === 'unix') server.listen(address.path, resolve);
     else server.listen(address.port, address.host, resolve);
   });
+  server.on('error', (err) => log('warn', 'Docker API server error', { error: err }));
   if (address.kind === 'unix') {
     chmodSync(address.path, 0o660);
     return formatAddress(address);

@@ -31,7 +31,8 @@ export function applianceKey(stateDir: string): ApplianceKey {
   return { privateKey: readFileSync(path, 'utf8'), publicKey: readFileSync(`${path}.pub`, 'utf8').trim() };
 }
 
-const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** The containerVM's ID, as a guest config allows it (shared/config.ts). */
+const VM_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
 /** Records `publicKey` as the host key of containerVM `vm`. */
 export function registerGuest(stateDir: string, vm: string, publicKey: string): void {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseKey } from '../actors/ssh/keys.ts';
 import { parseGuestConfig } from '../shared/config.ts';
 import { createLog } from '../shared/log.ts';
 import { assembleGuest } from './assembly.ts';
@@ -21,6 +22,9 @@ function main(): void {
     process.exit(2);
   }
   const config = parseGuestConfig(text, path);
+  // The config checks the key's shape; ssh2 must also be able to use it, and
+  // a guest that learns otherwise at its first SSH session is unreachable.
+  parseKey(config.ssh.hostKey, `ssh.hostKey in ${path}`);
   const guest = assembleGuest(config, log);
   guest.subscribe({ error: (err) => log('error', 'guest machine failed', { error: err as Error }) });
   guest.start();

@@ -1,4 +1,4 @@
-import { assign, enqueueActions, fromCallback, sendTo, setup } from 'xstate';
+import { assign, enqueueActions, fromCallback, sendTo, setup, stopChild } from 'xstate';
 import type { ContainerInfo } from '../shared/wire.ts';
 import { applianceLinkMachine } from './applianceLink.ts';
 import { connectionMapMachine } from './connectionMap.ts';
@@ -88,5 +88,10 @@ export const applianceMachine = setup({
     LINK_IDS: { actions: 'toMap' },
     LINK_INFO: { actions: 'recordInfo' },
     LINK_DOWN: { actions: ['recordLinkDown', 'toMap'] },
+    // A link whose connection ended is finished; drop the actor so the appliance does not grow with every reconnect.
+    '*': {
+      guard: ({ event }) => event.type.startsWith('xstate.done.actor.link'),
+      actions: stopChild(({ event }) => event.type.slice('xstate.done.actor.'.length)),
+    },
   },
 });

@@ -49,7 +49,7 @@ export type ConnectionMapEvent =
   | { type: 'LINK_UP'; linkId: string; vm: string; at: string }
   | { type: 'LINK_IDS'; linkId: string; ids: string[] }
   | { type: 'LINK_DOWN'; linkId: string; reason: string; at: string }
-  | { type: 'LOOKUP'; requestId: string; containerId: string; timeoutMs: number; expected?: boolean }
+  | { type: 'LOOKUP'; requestId: string; containerId: string; timeoutMs: number }
   | { type: 'CANCEL'; requestId: string }
   | { type: 'PING_REPLY'; linkId: string; containerId: string; ids: string[] }
   | { type: 'PING_FAILED'; linkId: string; containerId: string; reason: string }
@@ -160,6 +160,8 @@ export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent)
   switch (event.type) {
     case 'LINK_UP': {
       const c = step.context;
+      // Only the newest link of a VM explains anything about it: forget older ones that are down.
+      for (const [id, link] of Object.entries(c.links)) if (link.vm === event.vm && !link.up) delete c.links[id];
       c.vmLinks[event.vm] = (c.vmLinks[event.vm] ?? 0) + 1;
       c.links[event.linkId] = { vm: event.vm, up: true, ids: [], since: event.at, reconnects: c.vmLinks[event.vm] - 1 };
       return step;
@@ -186,7 +188,7 @@ export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent)
       const reason = event.type === 'PING_FAILED' ? `liveness check failed: ${event.reason}` : `liveness check got no answer in ${step.context.pingTimeoutMs} ms`;
       step.effects.push({ kind: 'links', command: { type: 'DROP', linkId: event.linkId, reason } });
       // The requests keep waiting: the guest reconnects and the next link serves them.
-      return linkDown(step, event.linkId, reason, step.context.links[event.linkId]?.since ?? '');
+      return linkDown(step, event.linkId, reason);
     }
     case 'REQUEST_EXPIRED': {
       const request = step.context.requests[event.requestId];
@@ -207,7 +209,7 @@ function lookup(step: Step, event: Extract<ConnectionMapEvent, { type: 'LOOKUP' 
   const c = step.context;
   const { requestId, containerId, timeoutMs } = event;
   const linkId = carrier(c, containerId);
-  if (!linkId && !c.lastSeen[containerId] && !event.expected) {
+  if (!linkId && !c.lastSeen[containerId]) {
     step.effects.push({
       kind: 'emit',
       event: { type: 'FAILED', requestId, containerId, reason: 'unknown', message: `no containerVM has reported container ${containerId} (${summary(c)})` },
@@ -278,12 +280,13 @@ export function carrier(c: ConnectionMapContext, containerId: string): string | 
     .pop();
 }
 
-function linkDown(step: Step, linkId: string, reason: string, at: string): Step {
+/** `at`: when the link's end was seen, if an actor saw it (a failed check has no clock). */
+function linkDown(step: Step, linkId: string, reason: string, at?: string): Step {
   const c = step.context;
   const link = c.links[linkId];
   if (!link || !link.up) return step;
   link.up = false;
-  link.downReason = `${reason} (since ${at})`;
+  link.downReason = at ? `${reason} (since ${at})` : reason;
   for (const id of link.ids) if (c.owner[id] === linkId) delete c.owner[id];
   for (const [containerId, checking] of Object.entries(c.checks)) if (checking === linkId) endCheck(step, containerId);
   for (const request of Object.values(c.requests)) if (request.checking === linkId) delete request.checking;

@@ -1,4 +1,5 @@
 import { assign, enqueueActions, fromCallback, fromPromise, sendTo, setup } from 'xstate';
+import type { AttachFailureKind } from '../shared/wire.ts';
 
 /**
  * One attach, seen from the appliance: find the link carrying the container,
@@ -13,7 +14,7 @@ import { assign, enqueueActions, fromCallback, fromPromise, sendTo, setup } from
  */
 
 export type Stream = 'stdout' | 'stderr';
-export type AttachFailureKind = 'unknown-id' | 'launch-failed' | 'exited';
+export type { AttachFailureKind };
 
 export interface ContainerChannelInput {
   containerId: string;
@@ -32,6 +33,8 @@ export interface ContainerChannelContext {
   /** Bytes received from the user before the channel was open, in order. */
   pendingStdin: Uint8Array[];
   stdinClosed: boolean;
+  /** The user reads slower than output comes: every channel opened meanwhile starts paused. */
+  userBlocked: boolean;
   size?: { cols: number; rows: number };
   reconnects: number;
   exitCode?: number;
@@ -127,6 +130,7 @@ export const containerChannelMachine = setup({
     channelOpened: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'CHANNEL_OPENED') return;
       enqueue.assign({ offset: event.offset, pendingStdin: [] });
+      if (context.userBlocked) enqueue.sendTo('channel', { type: 'PAUSE' });
       enqueue.sendTo('channel', { type: 'UNBLOCK' });
       if (context.size) enqueue.sendTo('channel', { type: 'RESIZE', ...context.size });
       for (const data of context.pendingStdin) enqueue.sendTo('channel', { type: 'STDIN', data });
@@ -142,6 +146,7 @@ export const containerChannelMachine = setup({
     offset: input.offset,
     pendingStdin: [],
     stdinClosed: false,
+    userBlocked: false,
     reconnects: 0,
   }),
   output: ({ context }) => ({
@@ -156,6 +161,8 @@ export const containerChannelMachine = setup({
   on: {
     CLOSE_STDIN: { actions: 'closeStdin' },
     RESIZE: { actions: 'rememberSize' },
+    USER_BLOCKED: { actions: assign({ userBlocked: true }) },
+    USER_READY: { actions: assign({ userBlocked: false }) },
   },
   states: {
     resolving: {
@@ -229,8 +236,8 @@ export const containerChannelMachine = setup({
             },
             RESIZE: { actions: ['rememberSize', sendTo('channel', ({ event }) => event as ChannelCommand)] },
             SIGNAL: { actions: sendTo('channel', ({ event }) => event as ChannelCommand) },
-            USER_BLOCKED: { actions: sendTo('channel', { type: 'PAUSE' }) },
-            USER_READY: { actions: sendTo('channel', { type: 'RESUME' }) },
+            USER_BLOCKED: { actions: [assign({ userBlocked: true }), sendTo('channel', { type: 'PAUSE' })] },
+            USER_READY: { actions: [assign({ userBlocked: false }), sendTo('channel', { type: 'RESUME' })] },
             EXIT: {
               target: '#containerChannel.exited',
               actions: assign({ exitCode: ({ event }) => event.exitCode, signal: ({ event }) => event.signal }),

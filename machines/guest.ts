@@ -120,7 +120,9 @@ export function decideAttach(
   if (view.state === 'failed') {
     return { accept: false, failure: { kind: 'launch-failed', message: view.error ?? `container ${containerId} failed to launch` } };
   }
-  const from = offset === 'live' ? log.end : offset;
+  // An offset past the end belongs to an earlier log (the guest restarted and
+  // counts from 0 again): everything this log holds is new to the reader.
+  const from = offset === 'live' ? log.end : offset > log.end ? log.start : offset;
   if (view.state === 'exited' && from >= log.end) {
     return {
       accept: false,

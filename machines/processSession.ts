@@ -40,7 +40,7 @@
 import { assign, emit, fromCallback, sendTo, setup } from 'xstate';
 import type { SessionConfig } from '../shared/config.ts';
 import type { OutputStream } from '../shared/outputLog.ts';
-import { parseSignal, signalNumber } from '../shared/signals.ts';
+import { parseSignal, signalExitCode } from '../shared/signals.ts';
 
 /**
  * What the process actor needs to start the process: the session's spec
@@ -122,11 +122,6 @@ export interface ProcessSessionOutput {
   error?: string;
 }
 
-/** 128 + n for a signal, as shells and Docker report it. */
-function signalExitCode(signal: string): number {
-  // Names reach here from shared/signals.ts (config or actor), so they are known.
-  return 128 + (signalNumber(signal) ?? 0);
-}
 
 export const processSessionMachine = setup({
   types: {} as {

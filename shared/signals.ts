@@ -66,3 +66,8 @@ export function parseSignal(text: string): string | undefined {
   const n = signalNumber(name);
   return n === undefined ? undefined : signalName(n);
 }
+
+/** The exit status of a process killed by `name`: 128 + its number, as shells and Docker report it. */
+export function signalExitCode(name: string): number {
+  return 128 + (signalNumber(name) ?? 0);
+}

@@ -704,9 +704,10 @@ t.test('resize passes the size on; missing or bad h and w are 400s naming the pa
   for (const [query, message] of [
     ['w=120', 'missing parameter "h"'],
     ['h=40', 'missing parameter "w"'],
-    ['h=abc&w=120', 'invalid value for parameter "h": "abc" is not an integer >= 0'],
-    ['h=40&w=-1', 'invalid value for parameter "w": "-1" is not an integer >= 0'],
-    ['h=4.5&w=1', 'invalid value for parameter "h": "4.5" is not an integer >= 0'],
+    ['h=abc&w=120', 'invalid value for parameter "h": "abc" is not an integer from 0 to 65535'],
+    ['h=40&w=-1', 'invalid value for parameter "w": "-1" is not an integer from 0 to 65535'],
+    ['h=4.5&w=1', 'invalid value for parameter "h": "4.5" is not an integer from 0 to 65535'],
+    ['h=40&w=4294967296', 'invalid value for parameter "w": "4294967296" is not an integer from 0 to 65535'],
   ]) {
     const response = await fetch(api.url(`/containers/console/resize?${query}`), { method: 'POST' });
     t.equal(response.status, 400, query);

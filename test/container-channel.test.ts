@@ -125,3 +125,17 @@ t.test('a slow user pauses the channel and resumes it', async (t) => {
   h.user({ type: 'USER_READY' });
   t.same(h.toChannel.slice(-2), [{ type: 'PAUSE' }, { type: 'RESUME' }]);
 });
+
+t.test('a user still blocked when the link is lost gets the reopened channel paused', async (t) => {
+  const h = harness({ offset: 0 });
+  await h.settle();
+  h.guest().sendBack({ type: 'CHANNEL_OPENED', offset: 0 });
+  h.user({ type: 'USER_BLOCKED' });
+  h.guest().sendBack({ type: 'CHANNEL_LOST', reason: 'link down' });
+  await h.settle();
+  const before = h.toChannel.length;
+  h.guest().sendBack({ type: 'CHANNEL_OPENED', offset: 0 });
+  t.same(h.toChannel[before], { type: 'PAUSE' }, 'paused before anything else');
+  h.user({ type: 'USER_READY' });
+  t.same(h.toChannel.at(-1), { type: 'RESUME' });
+});

@@ -80,13 +80,12 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   let config: GuestConfig;
   try {
     config = parseGuestConfig(JSON.stringify(filled), options.source);
+    // A user-supplied host key is registered by its public half.
+    registerGuest(options.stateDir, config.id, ssh.hostKey ? publicHalf(ssh.hostKey) : hostKey.publicKey);
   } catch (err) {
     await pty?.close();
     throw err;
   }
-  // A user-supplied host key is registered by its public half.
-  const publicKey = ssh.hostKey ? publicHalf(ssh.hostKey) : hostKey.publicKey;
-  registerGuest(options.stateDir, config.id, publicKey);
 
   const dir = mkdtempSync(join(tmpdir(), 'tether-sandbox-'));
   const configPath = join(dir, 'config.json');

@@ -84,8 +84,9 @@ export function containerRoutes(directory: ContainerDirectory, releasing: Releas
       method: 'POST',
       path: '/containers/{id}/resize',
       handler: async ({ params, query }) => {
-        const rows = requiredIntParam(query, 'h', { min: 0 });
-        const cols = requiredIntParam(query, 'w', { min: 0 });
+        // A terminal size travels as 16-bit values in the kernel's winsize.
+        const rows = requiredIntParam(query, 'h', { min: 0, max: 65535 });
+        const cols = requiredIntParam(query, 'w', { min: 0, max: 65535 });
         const record = findContainer(directory, params.id!);
         await directory.resize(record.id, { cols, rows });
         return { kind: 'full', status: 200, headers: {}, body: '' };

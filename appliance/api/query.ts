@@ -12,18 +12,20 @@ export function boolParam(query: URLSearchParams, name: string): boolean {
 }
 
 /** An integer parameter; absent or empty gives undefined. */
-export function intParam(query: URLSearchParams, name: string, options: { min?: number } = {}): number | undefined {
+export function intParam(query: URLSearchParams, name: string, options: { min?: number; max?: number } = {}): number | undefined {
   const raw = query.get(name);
   if (raw === null || raw === '') return undefined;
   const value = /^[+-]?\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(value) || (options.min !== undefined && value < options.min)) {
-    const expected = options.min === undefined ? 'an integer' : `an integer >= ${options.min}`;
+  const { min, max } = options;
+  if (!Number.isSafeInteger(value) || (min !== undefined && value < min) || (max !== undefined && value > max)) {
+    const expected =
+      min !== undefined && max !== undefined ? `an integer from ${min} to ${max}` : min !== undefined ? `an integer >= ${min}` : 'an integer';
     throw new ApiError(400, `invalid value for parameter "${name}": ${JSON.stringify(raw)} is not ${expected}`);
   }
   return value;
 }
 
-export function requiredIntParam(query: URLSearchParams, name: string, options: { min?: number } = {}): number {
+export function requiredIntParam(query: URLSearchParams, name: string, options: { min?: number; max?: number } = {}): number {
   const value = intParam(query, name, options);
   if (value === undefined) throw new ApiError(400, `missing parameter "${name}"`);
   return value;
