@@ -63,6 +63,7 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
     let size = { cols: input.cols ?? 80, rows: input.rows ?? 24 };
     let launched = false;
     let outputPaused = false;
+    let stdinClosed = false;
     let running: Running | undefined;
 
     receive((command) => {
@@ -79,7 +80,11 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
         case 'STDIN':
           return running?.write(command.data);
         case 'CLOSE_STDIN':
-          return running?.closeStdin();
+          // Idempotent: on a tty each close is an EOT, and a second one would
+          // end the next reader too (an attach reopened after a lost link repeats it).
+          if (stdinClosed || !running) return;
+          stdinClosed = true;
+          return running.closeStdin();
         case 'RESIZE':
           size = { cols: command.cols, rows: command.rows };
           return running?.resize(command.cols, command.rows);

@@ -10,6 +10,7 @@ import { applianceMachine } from '../machines/appliance.ts';
 import { applianceLinkMachine } from '../machines/applianceLink.ts';
 import { connectionMapMachine } from '../machines/connectionMap.ts';
 import { applianceSessionMachine } from '../machines/sshSession.ts';
+import { createBus, logDomainEvents, publishTo } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
 import { formatAddress, isLoopback, type Address } from './address.ts';
 import type { ContainerDirectory } from './api/directory.ts';
@@ -20,7 +21,8 @@ import { VERSION } from './version.ts';
 
 export interface ApplianceOptions {
   serial: Address & { kind: 'tcp' };
-  api: Address;
+  /** Where to serve the Docker API: one address or several (TCP and a unix socket, say). */
+  api: Address | Address[];
   stateDir: string;
   /** How long an attach waits for the link of its container. */
   attachTimeoutMs: number;
@@ -32,7 +34,9 @@ export interface RunningAppliance {
   directory: ContainerDirectory;
   /** Where it actually listens (port 0 resolved). */
   serial: string;
+  /** The first API address, and all of them. */
   api: string;
+  apis: string[];
   close(): Promise<void>;
 }
 
@@ -60,13 +64,18 @@ function createAppliance(options: ApplianceOptions) {
       connectionMap: connectionMapMachine.provide({ actors: { links: createLinksActor(registry) } }),
     },
   });
-  return Object.assign(createActor(machine, { systemId: 'appliance' }), { registry });
+  const bus = createBus();
+  logDomainEvents(bus, options.log);
+  return Object.assign(createActor(machine, { systemId: 'appliance', inspect: publishTo(bus) }), { registry, bus });
 }
 
 /** Starts the appliance: the serial listener, the links and the Docker API. */
 export async function startAppliance(options: ApplianceOptions): Promise<RunningAppliance> {
-  if (options.api.kind === 'tcp' && !isLoopback(options.api.host)) {
-    throw new Error(`refusing to serve the Docker API on ${formatAddress(options.api)}: a non-loopback address needs TLS with client certificates, which this version does not have yet`);
+  const addresses = [options.api].flat();
+  for (const address of addresses) {
+    if (address.kind === 'tcp' && !isLoopback(address.host)) {
+      throw new Error(`refusing to serve the Docker API on ${formatAddress(address)}: a non-loopback address needs TLS with client certificates, which this version does not have yet`);
+    }
   }
   const actor = createAppliance(options);
   actor.start();
@@ -77,22 +86,29 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
   }
   const directory = createDirectory(actor, { registry: actor.registry, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs });
   const apiLog = options.log.child('api');
-  const server = createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message) });
-  const api = await listen(server, options.api, options.log);
-  options.log('info', 'appliance ready', { serial: `tcp://${listening.context.listening}`, api });
-  return {
-    actor,
-    directory,
-    serial: `tcp://${listening.context.listening}`,
-    api,
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      actor.stop();
-    },
+  const servers = addresses.map(() => createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message) }));
+  const close = async () => {
+    await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            if (!server.listening) return resolve();
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
+    actor.stop();
   };
+  let apis: string[];
+  try {
+    apis = await Promise.all(servers.map((server, i) => listen(server, addresses[i]!, options.log)));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  options.log('info', 'appliance ready', { serial: `tcp://${listening.context.listening}`, api: apis.join(' ') });
+  return { actor, directory, serial: `tcp://${listening.context.listening}`, api: apis[0]!, apis, close };
 }
 
 async function listen(server: http.Server, address: Address, log: Log): Promise<string> {

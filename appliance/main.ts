@@ -7,7 +7,7 @@ import { defaultStateDir } from './trust.ts';
 export const DEFAULT_API = 'tcp://127.0.0.1:2375';
 export const DEFAULT_SERIAL = 'tcp://127.0.0.1:2377';
 
-export const applianceUsage = `usage: tether appliance [--api tcp://127.0.0.1:2375 | --api unix:///PATH] [--serial tcp://127.0.0.1:2377]
+export const applianceUsage = `usage: tether appliance [--api tcp://127.0.0.1:2375] [--api unix:///PATH ...] [--serial tcp://127.0.0.1:2377]
                         [--state DIR] [--attach-timeout MS]`;
 
 /** `tether appliance`: runs the appliance service until SIGINT or SIGTERM. */
@@ -15,7 +15,7 @@ export async function applianceCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
-      api: { type: 'string', default: DEFAULT_API },
+      api: { type: 'string', multiple: true, default: [DEFAULT_API] },
       serial: { type: 'string', default: DEFAULT_SERIAL },
       state: { type: 'string', default: defaultStateDir() },
       'attach-timeout': { type: 'string', default: '10000' },
@@ -25,8 +25,8 @@ export async function applianceCommand(args: string[]): Promise<void> {
   const attachTimeoutMs = Number(values['attach-timeout']);
   if (!Number.isInteger(attachTimeoutMs) || attachTimeoutMs <= 0) throw new Error(`--attach-timeout ${values['attach-timeout']}: expected a positive number of milliseconds`);
   const log = createLog('appliance');
-  const appliance = await startAppliance({ serial, api: parseAddress(values.api!, '--api'), stateDir: values.state!, attachTimeoutMs, log });
-  process.stdout.write(`tether appliance: serial ${appliance.serial}, Docker API ${appliance.api}\n`);
+  const appliance = await startAppliance({ serial, api: values.api!.map((text) => parseAddress(text, '--api')), stateDir: values.state!, attachTimeoutMs, log });
+  process.stdout.write(`tether appliance: serial ${appliance.serial}, Docker API ${appliance.apis.join(' and ')}\n`);
   await new Promise<void>((resolve) => {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
   });

@@ -9,6 +9,7 @@ import { processSessionMachine } from '../machines/processSession.ts';
 import { serialLinkMachine } from '../machines/serialLink.ts';
 import { guestSessionMachine } from '../machines/sshSession.ts';
 import type { GuestConfig } from '../shared/config.ts';
+import { createBus, logDomainEvents, publishTo } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
 import { createSessionHost } from './sessionHost.ts';
 
@@ -24,8 +25,11 @@ export function assembleGuest(config: GuestConfig, log: Log) {
       }),
     },
   });
+  const bus = createBus();
+  logDomainEvents(bus, log);
   return createActor(guestMachine.provide({ actors: { session, link } }), {
     systemId: 'guest',
+    inspect: publishTo(bus),
     input: { config, seed: randomInt(0, 2 ** 31) },
   });
 }

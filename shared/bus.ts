@@ -1,24 +1,58 @@
 import mittModule, { type Emitter } from 'mitt';
+import type { AnyActorRef, InspectionEvent } from 'xstate';
 
 // mitt ships CommonJS whose types declare an ES default export; at run time
 // the default import is the function itself.
 const mitt = mittModule as unknown as typeof mittModule.default;
 
 /**
- * Domain events that logs, metrics and the live visualizer subscribe to.
- * Assemblies publish; nothing on the bus makes decisions (machines do).
+ * Domain events that logs (and later metrics and the live visualizer)
+ * subscribe to. They are read off the actor system's inspection stream, so
+ * nothing on the bus makes decisions: the machines already did.
  */
 export type DomainEvents = {
   'link.up': { linkId: string; vm: string };
   'link.down': { linkId: string; reason: string };
   'ids.changed': { linkId: string; ids: string[] };
   'session.changed': { sessionId: string; state: string; exitCode?: number };
-  'attach.opened': { containerId: string; linkId: string; offset: string };
-  'attach.ended': { containerId: string; outcome: string };
 };
 
 export type Bus = Emitter<DomainEvents>;
 
 export function createBus(): Bus {
   return mitt<DomainEvents>();
+}
+
+/** An xstate `inspect` callback that publishes the domain events it sees delivered. */
+export function publishTo(bus: Bus): (event: InspectionEvent) => void {
+  return (inspection) => {
+    if (inspection.type !== '@xstate.event') return;
+    const event = inspection.event as { type: string } & Record<string, unknown>;
+    // Each link report goes to the appliance and on to the connection map: publish it once.
+    const toMap = (inspection.actorRef as AnyActorRef).id === 'connectionMap';
+    switch (event.type) {
+      case 'LINK_UP':
+        if (!toMap) bus.emit('link.up', { linkId: String(event.linkId), vm: String(event.vm) });
+        return;
+      case 'LINK_DOWN':
+        if (!toMap) bus.emit('link.down', { linkId: String(event.linkId), reason: String(event.reason) });
+        return;
+      case 'LINK_IDS':
+        if (!toMap) bus.emit('ids.changed', { linkId: String(event.linkId), ids: event.ids as string[] });
+        return;
+      case 'SESSION_CHANGED': {
+        const view = event.view as { state: string; exitCode?: number } | undefined;
+        if (view) bus.emit('session.changed', { sessionId: String(event.sessionId), state: view.state, exitCode: view.exitCode });
+        return;
+      }
+    }
+  };
+}
+
+/** Domain events as info lines in the log. */
+export function logDomainEvents(bus: Bus, log: (level: 'info', message: string, fields?: Record<string, unknown>) => void): void {
+  bus.on('link.up', (e) => log('info', 'link up', e));
+  bus.on('link.down', (e) => log('info', 'link down', e));
+  bus.on('ids.changed', (e) => log('info', 'container IDs changed', { linkId: e.linkId, ids: e.ids.join(',') }));
+  bus.on('session.changed', (e) => log('info', 'session changed', e));
 }

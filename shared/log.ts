@@ -14,7 +14,8 @@ export interface Log {
 export function createLog(component: string, threshold: Level = envLevel(), write = (line: string) => process.stderr.write(line)): Log {
   const log = ((level, message, fields) => {
     if (order[level] < order[threshold]) return;
-    const extra = fields ? ' ' + Object.entries(fields).map(([k, v]) => `${k}=${format(v)}`).join(' ') : '';
+    const present = Object.entries(fields ?? {}).filter(([, v]) => v !== undefined);
+    const extra = present.map(([k, v]) => ` ${k}=${format(v)}`).join('');
     write(`${new Date().toISOString()} ${level.padEnd(5)} ${component}: ${message}${extra}\n`);
   }) as Log;
   log.child = (sub) => createLog(`${component}.${sub}`, threshold, write);

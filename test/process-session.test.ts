@@ -589,3 +589,15 @@ t.test('paused output holds the writer: nothing is read past the pipe until resu
   t.equal(s.output().length, bytes);
   t.equal(end.context.exitCode, 0);
 });
+
+t.test('closing a tty session\'s stdin twice sends one end-of-file', async (t) => {
+  // The shell reads two lines; a second EOT would end the second read early.
+  const s = start(spec(['sh', '-c', 'cat; echo after-first-eof; read line; echo "got $line"'], { tty: true, openStdin: true }));
+  await running(s.actor);
+  s.actor.send({ type: 'CLOSE_STDIN' });
+  s.actor.send({ type: 'CLOSE_STDIN' });
+  await s.outputContains('after-first-eof');
+  s.actor.send({ type: 'STDIN', data: new TextEncoder().encode('second\r') });
+  await s.outputContains('got second');
+  t.equal((await s.done).context.exitCode, 0);
+});

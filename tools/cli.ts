@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAddress, parseSerialAddress } from '../appliance/address.ts';
 import { startAppliance } from '../appliance/assembly.ts';
@@ -42,7 +44,12 @@ async function sandboxCommand(args: string[]): Promise<void> {
   await untilStopped(sandbox);
 }
 
-/** `npm start`: the appliance and a demo containerVM running an interactive shell. */
+/**
+ * `npm start`: the appliance and a demo containerVM running an interactive
+ * shell. The API is served on TCP and on a unix socket in the state
+ * directory: over TCP the docker CLI never finishes a ctrl-p ctrl-q detach
+ * (see the README), over the socket it does.
+ */
 async function startCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -53,9 +60,19 @@ async function startCommand(args: string[]): Promise<void> {
     },
   });
   const serial = parseSerialAddress(values.serial!, '--serial');
+  const stateDir = values.state!;
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const socket = join(stateDir, 'docker.sock');
   const log = createLog('tether', process.env.TETHER_LOG ? undefined : 'warn');
-  const appliance = await startAppliance({ serial, api: parseAddress(values.api!, '--api'), stateDir: values.state!, attachTimeoutMs: 10_000, log });
+  const appliance = await startAppliance({
+    serial,
+    api: [parseAddress(values.api!, '--api'), { kind: 'unix', path: socket }],
+    stateDir,
+    attachTimeoutMs: 10_000,
+    log,
+  });
   const id = randomBytes(32).toString('hex');
+  const consoleLog = join(stateDir, 'demo-console.log');
   const sandbox = await startSandbox({
     config: {
       id,
@@ -65,18 +82,18 @@ async function startCommand(args: string[]): Promise<void> {
     },
     source: 'the demo containerVM',
     appliance: serial,
-    stateDir: values.state!,
-    console: 'ignore',
+    stateDir,
+    console: { file: consoleLog },
   });
-  const host = `-H ${appliance.api}`;
+  const [tcp, unix] = appliance.apis;
   process.stdout.write(
     [
-      `tether is running: appliance ${appliance.serial} (serial), ${appliance.api} (Docker API)`,
-      `demo containerVM ${id.slice(0, 12)} (name: demo) runs an interactive /bin/sh`,
+      `tether is running: serial listener ${appliance.serial}, Docker API ${tcp} and ${unix}`,
+      `demo containerVM ${id.slice(0, 12)} (name: demo) runs an interactive /bin/sh; its console goes to ${consoleLog}`,
       '',
-      `  docker ${host} ps`,
-      `  docker ${host} attach demo          (detach: ctrl-p ctrl-q)`,
-      `  docker ${host} inspect demo`,
+      `  docker -H ${tcp} ps`,
+      `  docker -H ${tcp} inspect demo`,
+      `  docker -H ${unix} attach demo     (detach: ctrl-p ctrl-q)`,
       '',
       'ctrl-c here stops both.',
       '',

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -20,8 +20,8 @@ export interface SandboxOptions {
   appliance: { host: string; port: number };
   /** The appliance's trust store (appliance/trust.ts). */
   stateDir: string;
-  /** Where the guest's console (its stderr) goes; default: ours. */
-  console?: 'inherit' | 'ignore';
+  /** Where the guest's console (its stdout and stderr) goes: ours (default), nowhere, or appended to a file. */
+  console?: 'inherit' | 'ignore' | { file: string };
   /**
    * The serial line: a pty bridged to the appliance (default, as a VM's
    * serial port), or a direct TCP connection from the guest (no pty: the
@@ -91,9 +91,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
   const line = pty && bridge({ master: pty.master, host: options.appliance.host, port: options.appliance.port });
+  const guestConsole = typeof options.console === 'object' ? openSync(options.console.file, 'a') : (options.console ?? 'inherit');
   const guest = spawn(process.execPath, ['--enable-source-maps', bundlePath('guest.cjs'), '--config', configPath], {
-    stdio: ['ignore', options.console ?? 'inherit', options.console ?? 'inherit'],
+    stdio: ['ignore', guestConsole, guestConsole],
   });
+  if (typeof guestConsole === 'number') closeSync(guestConsole);
   // The guest init is the VM: when it is gone, so is the VM's serial
   // connection, as the hypervisor would close it.
   guest.once('exit', () => void line?.close());
