@@ -26,7 +26,15 @@ function main(): void {
   // a guest that learns otherwise at its first SSH session is unreachable.
   parseKey(config.ssh.hostKey, `ssh.hostKey in ${path}`);
   const guest = assembleGuest(config, log);
-  guest.subscribe({ error: (err) => log('error', 'guest machine failed', { error: err as Error }) });
+  // An error that escapes an actor stops the whole actor system: every process
+  // is gone and the line is closed. Carrying on as an empty shell would hide
+  // that, so the guest exits and the VM (here: the sandbox) sees it.
+  guest.subscribe({
+    error: (err) => {
+      log('error', 'the guest machine failed; exiting', { error: err as Error, stack: (err as Error).stack });
+      process.exit(1);
+    },
+  });
   guest.start();
   log('info', 'guest started', { id: config.id, serial: config.serial.device, sessions: Object.keys(config.sessions).length });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
