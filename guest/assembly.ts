@@ -9,14 +9,16 @@ import { processSessionMachine } from '../machines/processSession.ts';
 import { serialLinkMachine } from '../machines/serialLink.ts';
 import { guestSessionMachine } from '../machines/sshSession.ts';
 import type { GuestConfig } from '../shared/config.ts';
-import { createBus, logDomainEvents, publishTo } from '../shared/bus.ts';
+import { createBus, logDomainEvents } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
 import { createSessionHost } from './sessionHost.ts';
 
 /** The guest init: the guest machine with real processes, serial port and SSH server. */
 export function assembleGuest(config: GuestConfig, log: Log) {
   const resources = new ResourceTable();
-  const session = createSessionHost(processSessionMachine.provide({ actors: { process: createProcessActor() } }));
+  const bus = createBus();
+  logDomainEvents(bus, log);
+  const session = createSessionHost(processSessionMachine.provide({ actors: { process: createProcessActor() } }), bus);
   const link = serialLinkMachine.provide({
     actors: {
       port: createSerialPortActor(resources),
@@ -25,11 +27,8 @@ export function assembleGuest(config: GuestConfig, log: Log) {
       }),
     },
   });
-  const bus = createBus();
-  logDomainEvents(bus, log);
   return createActor(guestMachine.provide({ actors: { session, link } }), {
     systemId: 'guest',
-    inspect: publishTo(bus),
     input: { config, seed: randomInt(0, 2 ** 31) },
   });
 }

@@ -1,14 +1,16 @@
 import { createActor, fromCallback, type AnyStateMachine } from 'xstate';
 import type { SessionCommand, SessionEvent, SessionView } from '../machines/guest.ts';
+import type { Bus } from '../shared/bus.ts';
 import type { ProcessSessionInput, ProcessSessionEmitted, processSessionMachine } from '../machines/processSession.ts';
 
 /**
  * Hosts one process-session machine for the guest machine: the session
  * announces itself by emitting events, which a parent machine cannot
  * subscribe to, so this host relays them as SESSION_CHANGED (with the
- * session's view, stamped with the time of the change) and SESSION_OUTPUT.
+ * session's view, stamped with the time of the change) and SESSION_OUTPUT,
+ * and publishes each change on the domain-event bus.
  */
-export function createSessionHost(session: typeof processSessionMachine | AnyStateMachine, now: () => string = () => new Date().toISOString()) {
+export function createSessionHost(session: typeof processSessionMachine | AnyStateMachine, bus?: Bus, now: () => string = () => new Date().toISOString()) {
   return fromCallback<SessionCommand, ProcessSessionInput>(({ input, sendBack, receive }) => {
     const actor = createActor(session as typeof processSessionMachine, { input });
     const report = (event: SessionEvent) => sendBack(event);
@@ -34,6 +36,7 @@ export function createSessionHost(session: typeof processSessionMachine | AnySta
         ...(finishedAt === undefined ? {} : { finishedAt }),
       };
       report({ type: 'SESSION_CHANGED', sessionId: input.sessionId, view });
+      bus?.emit('session.changed', { sessionId: input.sessionId, state: view.state, exitCode: view.exitCode });
     });
     receive((command) => actor.send(command as never));
     actor.start();

@@ -7,8 +7,11 @@ const mitt = mittModule as unknown as typeof mittModule.default;
 
 /**
  * Domain events that logs (and later metrics and the live visualizer)
- * subscribe to. They are read off the actor system's inspection stream, so
- * nothing on the bus makes decisions: the machines already did.
+ * subscribe to. Nothing on the bus makes decisions: the machines already did.
+ * The appliance's link events are read off its actor system's inspection
+ * stream (cheap there: no output passes through that system); the guest's
+ * session host publishes session changes itself, since inspecting the guest
+ * would cost time on every output chunk.
  */
 export type DomainEvents = {
   'link.up': { linkId: string; vm: string };
@@ -23,7 +26,7 @@ export function createBus(): Bus {
   return mitt<DomainEvents>();
 }
 
-/** An xstate `inspect` callback that publishes the domain events it sees delivered. */
+/** An xstate `inspect` callback that publishes the link events the appliance receives. */
 export function publishTo(bus: Bus): (event: InspectionEvent) => void {
   return (inspection) => {
     if (inspection.type !== '@xstate.event') return;
@@ -40,11 +43,6 @@ export function publishTo(bus: Bus): (event: InspectionEvent) => void {
       case 'LINK_IDS':
         if (!toMap) bus.emit('ids.changed', { linkId: String(event.linkId), ids: event.ids as string[] });
         return;
-      case 'SESSION_CHANGED': {
-        const view = event.view as { state: string; exitCode?: number } | undefined;
-        if (view) bus.emit('session.changed', { sessionId: String(event.sessionId), state: view.state, exitCode: view.exitCode });
-        return;
-      }
     }
   };
 }
