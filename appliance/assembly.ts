@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -66,7 +67,7 @@ function createAppliance(options: ApplianceOptions) {
   });
   const bus = createBus();
   logDomainEvents(bus, options.log);
-  return Object.assign(createActor(machine, { systemId: 'appliance', inspect: publishTo(bus) }), { registry, bus });
+  return Object.assign(createActor(machine, { systemId: 'appliance', inspect: publishTo(bus), input: { seed: randomInt(0, 2 ** 31) } }), { registry, bus });
 }
 
 /** Starts the appliance: the serial listener, the links and the Docker API. */

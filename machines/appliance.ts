@@ -19,8 +19,14 @@ export interface InventoryEntry {
   linkDetail: string;
 }
 
+export interface ApplianceInput {
+  /** Seeds the links' handshake nonces (randomness is the assembly's job). */
+  seed: number;
+}
+
 export interface ApplianceContext {
   links: number;
+  seed: number;
   containers: Record<string, InventoryEntry>;
   listening?: string;
   listenError?: string;
@@ -36,6 +42,7 @@ export const applianceMachine = setup({
   types: {
     context: {} as ApplianceContext,
     events: {} as ApplianceEvent,
+    input: {} as ApplianceInput,
   },
   actors: {
     /** The serial listener: CONNECTION_ACCEPTED per hypervisor connection. */
@@ -48,8 +55,8 @@ export const applianceMachine = setup({
       if (event.type !== 'CONNECTION_ACCEPTED') return;
       const n = context.links + 1;
       enqueue.assign({ links: n });
-      // Nonces only need to differ between handshake attempts; the link number does.
-      enqueue.spawnChild('link', { id: `link${n}`, input: { linkId: `link${n}`, handle: event.handle, seed: (n * 7919) & 0xffff } });
+      // Each link's nonces start from its own point of the appliance's seed.
+      enqueue.spawnChild('link', { id: `link${n}`, input: { linkId: `link${n}`, handle: event.handle, seed: (context.seed + n * 7919) >>> 0 } });
     }),
     recordInfo: assign({
       containers: ({ context, event }) => {
@@ -75,7 +82,7 @@ export const applianceMachine = setup({
   },
 }).createMachine({
   id: 'appliance',
-  context: { links: 0, containers: {} },
+  context: ({ input }) => ({ links: 0, containers: {}, seed: input.seed }),
   invoke: [
     { id: 'listener', src: 'listener' },
     { id: 'connectionMap', src: 'connectionMap', systemId: 'connectionMap', input: {} },

@@ -11,7 +11,7 @@ export const API_VERSION = '1.45';
 export const MIN_API_VERSION = '1.24';
 
 /** Docker's versions.compare: dotted numbers, missing or non-numeric parts count as 0. */
-export function compareVersions(a: string, b: string): number {
+function compareVersions(a: string, b: string): number {
   const left = a.split('.');
   const right = b.split('.');
   for (let i = 0; i < Math.max(left.length, right.length); i++) {
