@@ -11,7 +11,8 @@
  * instead of as an exec error from inside a child.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
+import koffi from 'koffi';
 import type { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -298,8 +299,15 @@ function startPty(plan: Plan, size: { cols: number; rows: number }, report: Repo
   term.onData((data) => output(data as unknown as Buffer));
   const close = readToTheEnd(term, output);
   // node-pty emits exit only after its socket closed, i.e. after the last data event.
+  // A process that closes its terminal before it exits (cat does, at EOF)
+  // makes the master read EIO, and node-pty then closes the master: the kernel
+  // hangs the terminal up and SIGHUPs the process in its last steps, turning
+  // exit 0 into 129 (measured: about 1 run in 7). Holding a second descriptor
+  // on the master until the process is reaped keeps the terminal up.
+  const releaseMaster = holdOpen((term as unknown as { fd: number }).fd);
   term.onExit(({ exitCode, signal }) => {
     exited = true;
+    releaseMaster();
     report(exitReport(exitCode, signal ?? 0));
   });
 
@@ -318,6 +326,7 @@ function startPty(plan: Plan, size: { cols: number; rows: number }, report: Repo
     pauseOutput: (paused) => (paused ? term.pause() : term.resume()),
     kill: () => {
       if (!exited) for (const target of new Set([ptySignalTarget(pid), -pid])) killQuietly(target, SIGKILL);
+      releaseMaster();
       close();
     },
   };
@@ -448,4 +457,21 @@ function killQuietly(target: number, signo: number): void {
   } catch {
     // See above.
   }
+}
+
+let dupCall: ((fd: number) => number) | undefined;
+
+/**
+ * Holds a second descriptor (dup(2), which Node does not offer) on `fd`'s
+ * open file; returns the release, which closes it once, never a reused number.
+ */
+function holdOpen(fd: number): () => void {
+  dupCall ??= koffi.load('libc.so.6').func('int dup(int)') as (fd: number) => number;
+  let held: number | undefined = dupCall(fd);
+  if (held < 0) held = undefined;
+  return () => {
+    if (held === undefined) return;
+    closeSync(held);
+    held = undefined;
+  };
 }
