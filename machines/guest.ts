@@ -103,6 +103,7 @@ export function containerInfo(config: GuestConfig, sessions: Record<string, Sess
       tty: spec.tty,
       openStdin: spec.openStdin,
       primary: id === config.id,
+      hostname: config.hostname,
       ...view,
     };
   });

@@ -284,6 +284,8 @@ export interface ContainerInfo {
   /** ISO 8601 timestamps. */
   startedAt?: string;
   finishedAt?: string;
+  /** The containerVM's host name. */
+  hostname?: string;
 }
 
 const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
@@ -327,6 +329,7 @@ function checkContainerInfo(value: unknown, path: string): ContainerInfo {
   const timestamp = (v: unknown) => typeof v === 'string' && ISO_TIMESTAMP.test(v) && !Number.isNaN(Date.parse(v));
   optional('startedAt', timestamp, 'ISO 8601 timestamp');
   optional('finishedAt', timestamp, 'ISO 8601 timestamp');
+  optional('hostname', (v) => typeof v === 'string', 'string');
 
   const info: ContainerInfo = {
     id: o.id as string,
@@ -337,7 +340,7 @@ function checkContainerInfo(value: unknown, path: string): ContainerInfo {
     primary: o.primary as boolean,
     state: o.state as ContainerState,
   };
-  for (const key of ['pid', 'exitCode', 'signal', 'error', 'startedAt', 'finishedAt'] as const) {
+  for (const key of ['pid', 'exitCode', 'signal', 'error', 'startedAt', 'finishedAt', 'hostname'] as const) {
     if (o[key] !== undefined) (info as unknown as Record<string, unknown>)[key] = o[key];
   }
   return info;

@@ -79,6 +79,8 @@ t.test('the real docker CLI attaches: stdin in, output out, the exit status retu
   const result = await docker(world, ['attach', 'dcat'], 'abc\n');
   t.equal(result.stdout, 'abc\n');
   t.equal(result.code, 5, 'docker attach returns the process exit status');
+  const inspect = await docker(world, ['inspect', '-f', '{{.Config.Hostname}} {{.State.Status}} {{.State.ExitCode}}', 'dcat']);
+  t.equal(inspect.stdout.trim(), 'dcat exited 5', 'docker inspect shows the guest-reported hostname and exit');
 });
 
 t.test('docker attach to an unknown ID fails at once naming the ID', { skip: dockerMissing() }, async (t) => {

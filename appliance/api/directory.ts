@@ -13,7 +13,6 @@ export type { ContainerState } from '../../shared/wire.ts';
 export interface ContainerRecord extends ContainerInfo {
   /** ISO 8601 */
   created: string;
-  hostname?: string;
   /** The containerVM it lives in. */
   vm: string;
   /** e.g. "connected since ...", "link down since ... (3 reconnects)" */
