@@ -59,7 +59,9 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
     let stopped = false;
     // Events after stop would go to a parent that is gone or has moved on.
     const report: Report = (event) => {
-      if (!stopped) sendBack(event);
+      if (stopped) return;
+      // Machines keep no clock: starts, exits and failures carry when they were seen.
+      sendBack(event.type === 'PROCESS_OUTPUT' ? event : { ...event, at: new Date().toISOString() });
     };
     let size = { cols: input.cols ?? 80, rows: input.rows ?? 24 };
     let launched = false;

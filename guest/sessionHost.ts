@@ -1,44 +1,26 @@
 import { createActor, fromCallback, type AnyStateMachine } from 'xstate';
-import type { SessionCommand, SessionEvent, SessionView } from '../machines/guest.ts';
+import type { SessionCommand, SessionEvent } from '../machines/guest.ts';
+import type { ProcessSessionEmitted, ProcessSessionInput, processSessionMachine } from '../machines/processSession.ts';
 import type { Bus } from '../shared/bus.ts';
-import type { ProcessSessionInput, ProcessSessionEmitted, processSessionMachine } from '../machines/processSession.ts';
+
+type Emitted<T extends ProcessSessionEmitted['type']> = Extract<ProcessSessionEmitted, { type: T }>;
 
 /**
- * Hosts one process-session machine for the guest machine: the session
+ * Hosts one process-session machine for the guest machine. The session
  * announces itself by emitting events, which a parent machine cannot
- * subscribe to, so this host relays them as SESSION_CHANGED (with the
- * session's view, stamped with the time of the change) and SESSION_OUTPUT,
- * and publishes each change on the domain-event bus.
+ * subscribe to, so this host relays them as SESSION_CHANGED and
+ * SESSION_OUTPUT, and publishes each change on the domain-event bus.
  */
-export function createSessionHost(session: typeof processSessionMachine | AnyStateMachine, bus?: Bus, now: () => string = () => new Date().toISOString()) {
+export function createSessionHost(session: typeof processSessionMachine | AnyStateMachine, bus?: Bus) {
   return fromCallback<SessionCommand, ProcessSessionInput>(({ input, sendBack, receive }) => {
     const actor = createActor(session as typeof processSessionMachine, { input });
     const report = (event: SessionEvent) => sendBack(event);
-    let startedAt: string | undefined;
-    let finishedAt: string | undefined;
-    actor.on('SESSION_OUTPUT', (e: Extract<ProcessSessionEmitted, { type: 'SESSION_OUTPUT' }>) =>
-      report({ type: 'SESSION_OUTPUT', sessionId: e.sessionId, stream: e.stream, data: e.data }),
-    );
-    actor.on('SESSION_CHANGED', () => {
-      // Emitted from entry actions: the snapshot already holds the new state.
-      const snapshot = actor.getSnapshot();
-      const state = String(snapshot.value) as SessionView['state'] | 'configured' | 'launching';
-      const { pid, exitCode, signal, error } = snapshot.context;
-      if (state === 'running') startedAt ??= now();
-      if (state === 'exited' || state === 'failed') finishedAt ??= now();
-      const view: SessionView = {
-        state: state === 'launching' || state === 'configured' ? 'created' : state,
-        ...(pid === undefined ? {} : { pid }),
-        ...(exitCode === undefined ? {} : { exitCode }),
-        ...(signal === undefined ? {} : { signal }),
-        ...(error === undefined ? {} : { error }),
-        ...(startedAt === undefined ? {} : { startedAt }),
-        ...(finishedAt === undefined ? {} : { finishedAt }),
-      };
-      report({ type: 'SESSION_CHANGED', sessionId: input.sessionId, view });
-      bus?.emit('session.changed', { sessionId: input.sessionId, state: view.state, exitCode: view.exitCode });
+    actor.on('SESSION_OUTPUT', (e: Emitted<'SESSION_OUTPUT'>) => report({ type: 'SESSION_OUTPUT', sessionId: e.sessionId, stream: e.stream, data: e.data }));
+    actor.on('SESSION_CHANGED', (e: Emitted<'SESSION_CHANGED'>) => {
+      report({ type: 'SESSION_CHANGED', sessionId: e.sessionId, view: e.view });
+      bus?.emit('session.changed', { sessionId: e.sessionId, state: e.view.state, exitCode: e.view.exitCode });
     });
-    receive((command) => actor.send(command as never));
+    receive((command) => actor.send(command));
     actor.start();
     return () => actor.stop();
   });

@@ -2,7 +2,9 @@ import { assign, enqueueActions, fromCallback, setup } from 'xstate';
 import type { GuestConfig } from '../shared/config.ts';
 import { OutputLog, type OutputRecord } from '../shared/outputLog.ts';
 import type { AttachFailure, ContainerInfo } from '../shared/wire.ts';
-import type { ProcessSessionEvent, ProcessSessionInput } from './processSession.ts';
+import type { ProcessSessionEvent, ProcessSessionInput, SessionView } from './processSession.ts';
+
+export type { SessionView };
 import { serialLinkMachine } from './serialLink.ts';
 
 /**
@@ -16,9 +18,6 @@ import { serialLinkMachine } from './serialLink.ts';
  * channel attached to the session, in log order, and the exit status goes
  * out only after the session's last byte.
  */
-
-/** What the guest knows of a session: its part of the container info. */
-export type SessionView = Pick<ContainerInfo, 'state' | 'pid' | 'exitCode' | 'signal' | 'error' | 'startedAt' | 'finishedAt'>;
 
 export interface AttachedChannel {
   sessionId: string;

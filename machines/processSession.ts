@@ -39,6 +39,7 @@
  */
 import { assign, emit, fromCallback, sendTo, setup } from 'xstate';
 import type { SessionConfig } from '../shared/config.ts';
+import type { ContainerInfo } from '../shared/wire.ts';
 import type { OutputStream } from '../shared/outputLog.ts';
 import { parseSignal, signalExitCode } from '../shared/signals.ts';
 
@@ -65,17 +66,23 @@ export type ProcessCommand =
   | { type: 'PAUSE_OUTPUT' }
   | { type: 'RESUME_OUTPUT' };
 
-/** What the process actor reports. */
+/**
+ * What the process actor reports. `at` is when the actor saw it happen
+ * (ISO 8601): machines keep no clock, so times arrive with the events.
+ */
 export type ProcessReport =
-  | { type: 'PROCESS_STARTED'; pid: number }
+  | { type: 'PROCESS_STARTED'; pid: number; at?: string }
   | { type: 'PROCESS_OUTPUT'; stream: OutputStream; data: Uint8Array }
   /**
    * After all output has been reported. Exactly one of the two is set: the
    * exit code of a normal exit, or the canonical name of the killing signal.
    */
-  | { type: 'PROCESS_EXITED'; exitCode?: number; signal?: string }
+  | { type: 'PROCESS_EXITED'; exitCode?: number; signal?: string; at?: string }
   /** The process could not be started: 127 command not found, 126 found but not runnable. */
-  | { type: 'PROCESS_FAILED'; error: string; exitCode: 126 | 127 };
+  | { type: 'PROCESS_FAILED'; error: string; exitCode: 126 | 127; at?: string };
+
+/** What a session looks like from outside: its part of the container info. */
+export type SessionView = Pick<ContainerInfo, 'state' | 'pid' | 'exitCode' | 'signal' | 'error' | 'startedAt' | 'finishedAt'>;
 
 export type ProcessSessionEvent =
   /** Release a run-block session (the SSH `unblock` channel request). */
@@ -92,7 +99,7 @@ export type ProcessSessionEvent =
   | ProcessReport;
 
 export type ProcessSessionEmitted =
-  | { type: 'SESSION_CHANGED'; sessionId: string }
+  | { type: 'SESSION_CHANGED'; sessionId: string; view: SessionView }
   | { type: 'SESSION_OUTPUT'; sessionId: string; stream: OutputStream; data: Uint8Array; offset: number };
 
 export interface ProcessSessionInput {
@@ -112,6 +119,8 @@ export interface ProcessSessionContext {
   exitCode?: number;
   signal?: string;
   error?: string;
+  startedAt?: string;
+  finishedAt?: string;
   /** Output bytes reported so far: the offset the next output chunk starts at. */
   outputEnd: number;
 }
@@ -138,7 +147,12 @@ export const processSessionMachine = setup({
     }),
   },
   actions: {
-    changed: emit(({ context }) => ({ type: 'SESSION_CHANGED' as const, sessionId: context.sessionId })),
+    /** Announces the session's view; `state` is the outside name of the state being entered. */
+    changed: emit(({ context }, params: { state: SessionView['state'] }) => ({
+      type: 'SESSION_CHANGED' as const,
+      sessionId: context.sessionId,
+      view: viewOf(context, params.state),
+    })),
     forwardStdin: sendTo('process', ({ event }) => event as Extract<ProcessSessionEvent, { type: 'STDIN' | 'CLOSE_STDIN' }>),
     forwardSignal: sendTo('process', ({ event }) => ({
       type: 'SIGNAL' as const,
@@ -205,7 +219,7 @@ export const processSessionMachine = setup({
       always: [{ guard: 'runBlock', target: 'blocked' }, { target: 'launching' }],
     },
     blocked: {
-      entry: 'changed',
+      entry: { type: 'changed', params: { state: 'blocked' } },
       on: {
         UNBLOCK: 'launching',
         STOP: {
@@ -215,12 +229,13 @@ export const processSessionMachine = setup({
       },
     },
     launching: {
-      entry: ['changed', sendTo('process', { type: 'LAUNCH' })],
+      // Not yet running: to the outside it is still a created container.
+      entry: [{ type: 'changed', params: { state: 'created' } }, sendTo('process', { type: 'LAUNCH' })],
       on: {
-        PROCESS_STARTED: { target: 'running', actions: assign({ pid: ({ event }) => event.pid }) },
+        PROCESS_STARTED: { target: 'running', actions: assign({ pid: ({ event }) => event.pid, startedAt: ({ event }) => event.at }) },
         PROCESS_FAILED: {
           target: 'failed',
-          actions: assign({ error: ({ event }) => event.error, exitCode: ({ event }) => event.exitCode }),
+          actions: assign({ error: ({ event }) => event.error, exitCode: ({ event }) => event.exitCode, finishedAt: ({ event }) => event.at }),
         },
         // The actor has LAUNCH ahead of these in its queue, so they reach the
         // process even though PROCESS_STARTED has not come back yet.
@@ -230,21 +245,22 @@ export const processSessionMachine = setup({
       },
     },
     running: {
-      entry: 'changed',
+      entry: { type: 'changed', params: { state: 'running' } },
       on: {
         PROCESS_EXITED: {
           target: 'exited',
-          actions: assign(({ event }) => event.signal === undefined
-            ? { exitCode: event.exitCode ?? 0 }
-            : { exitCode: signalExitCode(event.signal), signal: event.signal }),
+          actions: assign(({ event }) => ({
+            finishedAt: event.at,
+            ...(event.signal === undefined ? { exitCode: event.exitCode ?? 0 } : { exitCode: signalExitCode(event.signal), signal: event.signal }),
+          })),
         },
         STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
         CLOSE_STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
         SIGNAL: { guard: 'knownSignal', actions: 'forwardSignal' },
       },
     },
-    exited: { type: 'final', entry: 'changed' },
-    failed: { type: 'final', entry: 'changed' },
+    exited: { type: 'final', entry: { type: 'changed', params: { state: 'exited' } } },
+    failed: { type: 'final', entry: { type: 'changed', params: { state: 'failed' } } },
   },
   output: ({ context }) => ({
     exitCode: context.exitCode!,
@@ -252,3 +268,9 @@ export const processSessionMachine = setup({
     ...(context.error === undefined ? {} : { error: context.error }),
   }),
 });
+
+function viewOf(context: ProcessSessionContext, state: SessionView['state']): SessionView {
+  const { pid, exitCode, signal, error, startedAt, finishedAt } = context;
+  const known = { pid, exitCode, signal, error, startedAt, finishedAt };
+  return { state, ...Object.fromEntries(Object.entries(known).filter(([, v]) => v !== undefined)) };
+}

@@ -441,7 +441,10 @@ t.test('machine with a simulated process', async (t) => {
       t.same(end.output, { exitCode }, `${stopSignal}: no signal reported, none was delivered`);
       t.equal(end.context.pid, undefined);
       t.same(sim.received, [], 'the process was never launched');
-      t.same(emitted, [{ type: 'SESSION_CHANGED', sessionId: 's1' }, { type: 'SESSION_CHANGED', sessionId: 's1' }]);
+      t.same(emitted, [
+        { type: 'SESSION_CHANGED', sessionId: 's1', view: { state: 'blocked' } },
+        { type: 'SESSION_CHANGED', sessionId: 's1', view: { state: 'exited', exitCode } },
+      ]);
     }
   });
 
@@ -453,6 +456,22 @@ t.test('machine with a simulated process', async (t) => {
     t.equal(end.value, 'failed');
     t.equal(end.status, 'done');
     t.same(end.output, { exitCode: 127, error: 'exec "x": not found in PATH /bin' });
+  });
+
+  t.test('the announced view carries the state, pid, status and the times the actor saw', async (t) => {
+    const sim = simulated();
+    const { actor, emitted } = sim.actor(spec(['x']));
+    sim.report({ type: 'PROCESS_STARTED', pid: 7, at: '2026-11-29T01:00:00.000Z' });
+    sim.report({ type: 'PROCESS_EXITED', exitCode: 4, at: '2026-11-29T01:00:05.000Z' });
+    t.equal(actor.getSnapshot().status, 'done');
+    t.same(
+      emitted.map((e) => (e as { view?: unknown }).view),
+      [
+        { state: 'created' },
+        { state: 'running', pid: 7, startedAt: '2026-11-29T01:00:00.000Z' },
+        { state: 'exited', pid: 7, exitCode: 4, startedAt: '2026-11-29T01:00:00.000Z', finishedAt: '2026-11-29T01:00:05.000Z' },
+      ],
+    );
   });
 
   t.test('an exit by signal becomes 128 + n and keeps the signal name', async (t) => {
