@@ -15,14 +15,16 @@
  * running, when the machine stops or ends.
  *
  * Notifying the outside: the machine `emit()`s SESSION_CHANGED (on entering
- * each state) and SESSION_OUTPUT (every chunk, with its absolute offset), which
- * whoever holds the actor receives through `actor.on(type, handler)`; it ends
- * in a final state whose `output` is the exit status, which a parent machine
+ * each state, with the session's view) and SESSION_OUTPUT (every chunk, with
+ * its absolute offset, so a checker can verify the order), which whoever
+ * holds the actor receives through `actor.on(type, handler)`; it ends in a
+ * final state whose `output` is the exit status, which a parent machine
  * receives as `onDone`. Emitting rather than `sendParent` keeps the machine
- * usable with no parent at all (the assembly creates one per session and wires
- * the output log beside it) or under any parent, without the session knowing
- * its parent's event vocabulary, and without actor refs in context (context
- * stays serialisable for the checker and the visualizer).
+ * usable with no parent at all or under any parent (in the guest,
+ * guest/sessionHost.ts relays to the guest machine, which keeps the output
+ * log), without the session knowing its parent's event vocabulary, and
+ * without actor refs in context (context stays serialisable for the checker
+ * and the visualizer).
  *
  * Stdin is forwarded only for an openStdin session (others have /dev/null or
  * a pty nobody types into) and only once LAUNCH has been sent: before that
