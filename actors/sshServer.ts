@@ -22,6 +22,7 @@ import {
   REQ_CONTAINER_IDS,
   REQ_CONTAINER_INFO,
   REQ_VERSION,
+  type AttachFailure,
   type ContainerInfo,
 } from '../shared/wire.ts';
 import type { ResourceTable } from './resources.ts';
@@ -58,7 +59,7 @@ export function createSshServerActor(options: SshServerOptions) {
     let ready = false;
     let nextChannel = 0;
     const channels = new Map<string, ServerAttachChannel>();
-    const pending = new Map<string, { accept: () => ServerAttachChannel; reject: (failure: any) => void }>();
+    const pending = new Map<string, { accept: () => ServerAttachChannel; reject: (failure: AttachFailure) => void }>();
     const session = (event: GuestServerEvent) => sendBack(event);
     let closed = false;
     const close = (reason: string) => {

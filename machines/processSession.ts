@@ -112,17 +112,12 @@ export interface ProcessSessionInput {
   rows?: number;
 }
 
-export interface ProcessSessionContext {
+/** The session as the machine tracks it: what it announces (SessionView) but the state, and its spec. */
+export interface ProcessSessionContext extends Omit<SessionView, 'state'> {
   sessionId: string;
   spec: SessionConfig;
   /** Current terminal size of a tty session, as last set. */
   size?: { cols: number; rows: number };
-  pid?: number;
-  exitCode?: number;
-  signal?: string;
-  error?: string;
-  startedAt?: string;
-  finishedAt?: string;
   /** Output bytes reported so far: the offset the next output chunk starts at. */
   outputEnd: number;
 }

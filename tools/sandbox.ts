@@ -66,13 +66,14 @@ export function readConfigFile(path: string): Record<string, unknown> {
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const pty = options.line === 'tcp' ? undefined : openPtyPair();
   const device = pty?.slavePath ?? `tcp://${options.appliance.host}:${options.appliance.port}`;
-  const hostKey = generateKeyPair(`tether-guest`);
   const user = options.config;
   const ssh = (user.ssh ?? {}) as { hostKey?: string; authorizedKeys?: string[] };
+  // A host key made for this run, unless the config brings its own.
+  const made = ssh.hostKey === undefined ? generateKeyPair('tether-guest') : undefined;
   const filled = {
     ...user,
     ssh: {
-      hostKey: ssh.hostKey ?? hostKey.privateKey,
+      hostKey: made?.privateKey ?? ssh.hostKey,
       authorizedKeys: [...(ssh.authorizedKeys ?? []), applianceKey(options.stateDir).publicKey],
     },
     serial: { device },
@@ -80,8 +81,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   let config: GuestConfig;
   try {
     config = parseGuestConfig(JSON.stringify(filled), options.source);
-    // A user-supplied host key is registered by its public half.
-    registerGuest(options.stateDir, config.id, ssh.hostKey ? publicHalf(ssh.hostKey) : hostKey.publicKey);
+    registerGuest(options.stateDir, config.id, made?.publicKey ?? publicHalf(config.ssh.hostKey));
   } catch (err) {
     await pty?.close();
     throw err;
@@ -113,7 +113,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       await pty?.close();
       rmSync(dir, { recursive: true, force: true });
       // The host key was made for this run; nobody should be trusted with it later.
-      if (!ssh.hostKey) unregisterGuest(options.stateDir, config.id);
+      if (made) unregisterGuest(options.stateDir, config.id);
     },
   };
 }
