@@ -163,11 +163,10 @@ export function createSshServerActor(options: SshServerOptions) {
           const open = pending.get(command.channelId);
           pending.delete(command.channelId);
           if (!open) return;
-          options.log('debug', 'attach accepted', { channelId: command.channelId, offset: command.offset, replay: command.replay.length });
+          options.log('debug', 'attach accepted', { channelId: command.channelId, offset: command.offset });
           const channel = open.accept();
           openChannel(command.channelId, channel);
           channel.sendOffset(BigInt(command.offset));
-          for (const record of command.replay) write(command.channelId, record.stream, record.data);
           return;
         }
         case 'ATTACH_REJECT': {

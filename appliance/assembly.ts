@@ -7,15 +7,12 @@ import { createLinksActor, LinkRegistry } from '../actors/links.ts';
 import { ResourceTable } from '../actors/resources.ts';
 import { createSshClientActor } from '../actors/sshClient.ts';
 import { createTcpConnectionActor, createTcpListenerActor } from '../actors/tcp.ts';
-import { applianceMachine } from '../machines/appliance.ts';
-import { applianceLinkMachine } from '../machines/applianceLink.ts';
-import { connectionMapMachine } from '../machines/connectionMap.ts';
-import { applianceSessionMachine } from '../machines/sshSession.ts';
 import { createBus, logDomainEvents, publishTo } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
 import { formatAddress, isLoopback, type Address } from './address.ts';
 import type { ContainerDirectory } from './api/directory.ts';
 import { createApiServer } from './api/server.ts';
+import { composeAppliance } from './composition.ts';
 import { createDirectory } from './directory.ts';
 import { applianceKey, identifyGuest } from './trust.ts';
 import { VERSION } from './version.ts';
@@ -52,18 +49,11 @@ function createAppliance(options: ApplianceOptions) {
     identify: (hostKey) => identifyGuest(options.stateDir, hostKey),
     log: options.log.child('ssh'),
   });
-  const link = applianceLinkMachine.provide({
-    actors: {
-      connection: createTcpConnectionActor(resources),
-      ssh: applianceSessionMachine.provide({ actors: { client } }),
-    },
-  });
-  const machine = applianceMachine.provide({
-    actors: {
-      listener: createTcpListenerActor(resources, { host: options.serial.host, port: options.serial.port }),
-      link,
-      connectionMap: connectionMapMachine.provide({ actors: { links: createLinksActor(registry) } }),
-    },
+  const machine = composeAppliance({
+    listener: createTcpListenerActor(resources, { host: options.serial.host, port: options.serial.port }),
+    connection: createTcpConnectionActor(resources),
+    client,
+    links: createLinksActor(registry),
   });
   const bus = createBus();
   logDomainEvents(bus, options.log);

@@ -5,10 +5,11 @@ import { createLookupActor } from '../actors/lookup.ts';
 import type { LinkRegistry } from '../actors/links.ts';
 import type { applianceMachine, InventoryEntry } from '../machines/appliance.ts';
 import { describe, type ConnectionMapContext } from '../machines/connectionMap.ts';
-import { containerChannelMachine, type AttachOutcome, type ContainerChannelEvent, type UserCommand } from '../machines/containerChannel.ts';
+import type { AttachOutcome, ContainerChannelEvent, UserCommand } from '../machines/containerChannel.ts';
 import type { Log } from '../shared/log.ts';
 import { ApiError, noSuchContainer } from './api/errors.ts';
 import type { Attachment, AttachOptions, ContainerDirectory, ContainerRecord, WaitCondition } from './api/directory.ts';
+import { composeAttach } from './composition.ts';
 
 export interface DirectoryOptions {
   registry: LinkRegistry;
@@ -55,7 +56,7 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     const tty = container.tty;
     const stdout = new PassThrough();
     const stderr = tty ? undefined : new PassThrough();
-    let actor: Actor<typeof containerChannelMachine>;
+    let actor: Actor<ReturnType<typeof composeAttach>>;
     let opened: () => void;
     const ready = new Promise<void>((resolve) => (opened = resolve));
 
@@ -75,7 +76,7 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
         });
       });
     });
-    actor = createActor(containerChannelMachine.provide({ actors: { lookup, channel, user } }), {
+    actor = createActor(composeAttach({ lookup, channel, user }), {
       input: { containerId: container.id, offset: want.logs ? 0 : 'live', timeoutMs: options.attachTimeoutMs },
     });
     const refs = attached.get(container.id) ?? new Set();

@@ -1,34 +1,44 @@
 import { randomInt } from 'node:crypto';
 import { createActor } from 'xstate';
+import { createOutputLogActor } from '../actors/outputLog.ts';
 import { createProcessActor } from '../actors/process.ts';
 import { ResourceTable } from '../actors/resources.ts';
 import { createSerialPortActor } from '../actors/serialPort.ts';
 import { createSshServerActor } from '../actors/sshServer.ts';
-import { guestMachine } from '../machines/guest.ts';
-import { processSessionMachine } from '../machines/processSession.ts';
-import { serialLinkMachine } from '../machines/serialLink.ts';
-import { guestSessionMachine } from '../machines/sshSession.ts';
 import type { GuestConfig } from '../shared/config.ts';
-import { createBus, logDomainEvents } from '../shared/bus.ts';
+import { createBus, logDomainEvents, type Bus } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
-import { createSessionHost } from './sessionHost.ts';
+import { composeGuest } from './composition.ts';
 
 /** The guest init: the guest machine with real processes, serial port and SSH server. */
 export function assembleGuest(config: GuestConfig, log: Log) {
   const resources = new ResourceTable();
   const bus = createBus();
   logDomainEvents(bus, log);
-  const session = createSessionHost(processSessionMachine.provide({ actors: { process: createProcessActor() } }), bus);
-  const link = serialLinkMachine.provide({
-    actors: {
+  const guest = createActor(
+    composeGuest({
+      process: createProcessActor(),
       port: createSerialPortActor(resources),
-      ssh: guestSessionMachine.provide({
-        actors: { server: createSshServerActor({ resources, hostKey: config.ssh.hostKey, authorizedKeys: config.ssh.authorizedKeys, log: log.child('ssh') }) },
-      }),
-    },
-  });
-  return createActor(guestMachine.provide({ actors: { session, link } }), {
-    systemId: 'guest',
-    input: { config, seed: randomInt(0, 2 ** 31) },
+      server: createSshServerActor({ resources, hostKey: config.ssh.hostKey, authorizedKeys: config.ssh.authorizedKeys, log: log.child('ssh') }),
+      outputLog: createOutputLogActor(config.outputLogBytes),
+    }),
+    { systemId: 'guest', input: { config, seed: randomInt(0, 2 ** 31) } },
+  );
+  publishSessionChanges(guest, bus);
+  return guest;
+}
+
+/**
+ * Session changes on the bus, read off the guest's snapshots: the sessions
+ * object is replaced only when one changes, so output chunks cost one compare.
+ */
+function publishSessionChanges(guest: ReturnType<typeof createActor<ReturnType<typeof composeGuest>>>, bus: Bus): void {
+  let last = guest.getSnapshot().context.sessions;
+  guest.subscribe(({ context: { sessions } }) => {
+    if (sessions === last) return;
+    for (const [sessionId, view] of Object.entries(sessions)) {
+      if (last[sessionId] !== view) bus.emit('session.changed', { sessionId, state: view.state, exitCode: view.exitCode });
+    }
+    last = sessions;
   });
 }

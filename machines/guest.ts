@@ -1,17 +1,22 @@
 import { assign, enqueueActions, fromCallback, setup } from 'xstate';
 import type { GuestConfig } from '../shared/config.ts';
-import { OutputLog, type OutputRecord } from '../shared/outputLog.ts';
+import type { OutputStream } from '../shared/outputLog.ts';
 import type { AttachFailure, ContainerInfo } from '../shared/wire.ts';
-import type { ProcessSessionEvent, ProcessSessionInput, SessionView } from './processSession.ts';
-
-export type { SessionView };
+import { processSessionMachine, type ProcessSessionEvent, type SessionView } from './processSession.ts';
 import { serialLinkMachine } from './serialLink.ts';
 
+export type { SessionView };
+
 /**
- * The guest's root: it owns the container's sessions and their output logs,
- * and decides what the appliance may see and do over the link: which IDs
- * exist, whether an attach is accepted (and from which offset), and where
- * each output chunk and exit status goes.
+ * The guest's root: it owns the container's sessions and the extent of their
+ * output logs, and decides what the appliance may see and do over the link:
+ * which IDs exist, whether an attach is accepted (and from which offset), and
+ * where each output chunk and exit status goes.
+ *
+ * The bytes themselves are kept by the `outputLog` actor (actors/outputLog.ts):
+ * this machine tells it what to append and what to replay to a channel, and
+ * keeps only each log's offsets, so its context stays plain data that the
+ * model checker can copy and compare.
  *
  * The SSH server actor (registered in the system as `sshServer` while a link
  * is served) asks; this machine answers. Output is fanned out to every
@@ -25,20 +30,26 @@ export interface AttachedChannel {
   blocked: boolean;
 }
 
+/** Which bytes a session's output log holds: [start, end) by absolute offset. */
+export interface LogExtent {
+  start: number;
+  end: number;
+}
+
 export interface GuestContext {
   config: GuestConfig;
   sessions: Record<string, SessionView>;
-  logs: Record<string, OutputLog>;
+  logs: Record<string, LogExtent>;
   channels: Record<string, AttachedChannel>;
   /** IDs last announced to the appliance, to push only real changes. */
   announced: string;
   seed: number;
 }
 
-/** From the process sessions. */
+/** From the process sessions (machines/processSession.ts). */
 export type SessionEvent =
   | { type: 'SESSION_CHANGED'; sessionId: string; view: SessionView }
-  | { type: 'SESSION_OUTPUT'; sessionId: string; stream: 'stdout' | 'stderr'; data: Uint8Array };
+  | { type: 'SESSION_OUTPUT'; sessionId: string; stream: OutputStream; data: Uint8Array; offset: number };
 
 /** From the SSH server actor. */
 export type SshServerEvent =
@@ -63,10 +74,17 @@ export type SshServerCommand =
    * they changed, and the info of the sessions that changed.
    */
   | { type: 'CONTAINERS'; ids: string[]; info: ContainerInfo[]; pushIds: boolean; pushInfo: ContainerInfo[] }
-  | { type: 'ATTACH_ACCEPT'; channelId: string; offset: number; replay: OutputRecord[]; skipped: number }
+  /** The channel opens at `offset`; the output log replays what it holds from there as CHANNEL_OUTPUT. */
+  | { type: 'ATTACH_ACCEPT'; channelId: string; offset: number }
   | { type: 'ATTACH_REJECT'; channelId: string; failure: AttachFailure }
   | { type: 'CHANNEL_OUTPUT'; channelId: string; stream: 'stdout' | 'stderr'; data: Uint8Array }
   | { type: 'CHANNEL_EXIT'; channelId: string; exitCode: number; signal?: string };
+
+/** To the output log actor. */
+export type OutputLogCommand =
+  | { type: 'APPEND'; sessionId: string; stream: OutputStream; data: Uint8Array }
+  /** Send the session's bytes from `from` to the end to the SSH server as CHANNEL_OUTPUT for `channelId`. */
+  | { type: 'REPLAY'; sessionId: string; channelId: string; from: number };
 
 /** To a process session. */
 export type SessionCommand = Extract<
@@ -81,6 +99,12 @@ export interface GuestInput {
 }
 
 const sessionRef = (sessionId: string) => `session:${sessionId}`;
+
+/** A log of `capacity` bytes after `bytes` more were appended: the oldest go first. */
+export function grow(log: LogExtent, bytes: number, capacity: number): LogExtent {
+  const end = log.end + bytes;
+  return { start: Math.max(log.start, end - capacity), end };
+}
 /** Types a command for an actor reached through the system (whose event type xstate cannot know). */
 const as = <T>(command: T) => command as T & { type: string };
 const finished = (state: SessionView['state']) => state === 'exited' || state === 'failed';
@@ -121,8 +145,9 @@ export function decideAttach(
     return { accept: false, failure: { kind: 'launch-failed', message: view.error ?? `container ${containerId} failed to launch` } };
   }
   // An offset past the end belongs to an earlier log (the guest restarted and
-  // counts from 0 again): everything this log holds is new to the reader.
-  const from = offset === 'live' ? log.end : offset > log.end ? log.start : offset;
+  // counts from 0 again): everything this log holds is new to the reader. An
+  // offset the log no longer holds starts at its oldest byte.
+  const from = offset === 'live' ? log.end : offset > log.end ? log.start : Math.max(offset, log.start);
   if (view.state === 'exited' && from >= log.end) {
     return {
       accept: false,
@@ -139,8 +164,10 @@ export const guestMachine = setup({
     input: {} as GuestInput,
   },
   actors: {
-    /** One process session (machines/processSession.ts, hosted so its emitted events reach us). */
-    session: fromCallback<SessionCommand, ProcessSessionInput>(() => {}),
+    /** One process session; it tells us SESSION_CHANGED and SESSION_OUTPUT. */
+    session: processSessionMachine,
+    /** Keeps every session's output bytes (actors/outputLog.ts); see OutputLogCommand. */
+    outputLog: fromCallback<OutputLogCommand>(() => {}),
     /** The serial link (machines/serialLink.ts with the real port and SSH server). */
     link: serialLinkMachine,
   },
@@ -185,7 +212,10 @@ export const guestMachine = setup({
     }),
     sessionOutput: enqueueActions(({ context, event, enqueue, system }) => {
       if (event.type !== 'SESSION_OUTPUT') return;
-      context.logs[event.sessionId]?.append(event.stream, event.data);
+      const log = context.logs[event.sessionId];
+      if (!log) return;
+      enqueue.assign({ logs: { ...context.logs, [event.sessionId]: grow(log, event.data.length, context.config.outputLogBytes) } });
+      enqueue.sendTo('outputLog', { type: 'APPEND', sessionId: event.sessionId, stream: event.stream, data: event.data });
       const server = system.get('sshServer');
       if (!server) return;
       for (const [channelId, channel] of Object.entries(context.channels)) {
@@ -202,9 +232,9 @@ export const guestMachine = setup({
         enqueue.sendTo(server, as<SshServerCommand>({ type: 'ATTACH_REJECT', channelId: event.channelId, failure: decision.failure }));
         return;
       }
-      const log = context.logs[event.containerId]!;
-      const { records, skipped } = log.read(decision.from, Number.POSITIVE_INFINITY);
-      enqueue.sendTo(server, as<SshServerCommand>({ type: 'ATTACH_ACCEPT', channelId: event.channelId, offset: decision.from + skipped, replay: records, skipped }));
+      enqueue.sendTo(server, as<SshServerCommand>({ type: 'ATTACH_ACCEPT', channelId: event.channelId, offset: decision.from }));
+      // The replay reaches the server before any output this machine forwards later.
+      enqueue.sendTo('outputLog', { type: 'REPLAY', sessionId: event.containerId, channelId: event.channelId, from: decision.from });
       const view = context.sessions[event.containerId]!;
       if (view.state === 'exited') {
         // Everything left to say is in the replay: the status follows it.
@@ -251,13 +281,16 @@ export const guestMachine = setup({
   context: ({ input }) => ({
     config: input.config,
     sessions: Object.fromEntries(Object.keys(input.config.sessions).map((id) => [id, { state: 'created' as const }])),
-    logs: Object.fromEntries(Object.keys(input.config.sessions).map((id) => [id, new OutputLog(input.config.outputLogBytes)])),
+    logs: Object.fromEntries(Object.keys(input.config.sessions).map((id) => [id, { start: 0, end: 0 }])),
     channels: {},
     announced: '',
     seed: input.seed,
   }),
   entry: 'startSessions',
-  invoke: { id: 'link', src: 'link', input: ({ context }) => ({ device: context.config.serial.device, seed: context.seed }) },
+  invoke: [
+    { id: 'outputLog', src: 'outputLog' },
+    { id: 'link', src: 'link', input: ({ context }) => ({ device: context.config.serial.device, seed: context.seed }) },
+  ],
   on: {
     SESSION_CHANGED: { actions: ['sessionChanged', 'announce'] },
     SESSION_OUTPUT: { actions: 'sessionOutput' },

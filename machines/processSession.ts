@@ -14,17 +14,14 @@
  * decision, not the actor's. It is stopped, killing any process group still
  * running, when the machine stops or ends.
  *
- * Notifying the outside: the machine `emit()`s SESSION_CHANGED (on entering
+ * Notifying the outside: the machine announces SESSION_CHANGED (on entering
  * each state, with the session's view) and SESSION_OUTPUT (every chunk, with
- * its absolute offset, so a checker can verify the order), which whoever
- * holds the actor receives through `actor.on(type, handler)`; it ends in a
- * final state whose `output` is the exit status, which a parent machine
- * receives as `onDone`. Emitting rather than `sendParent` keeps the machine
- * usable with no parent at all or under any parent (in the guest,
- * guest/sessionHost.ts relays to the guest machine, which keeps the output
- * log), without the session knowing its parent's event vocabulary, and
- * without actor refs in context (context stays serialisable for the checker
- * and the visualizer).
+ * its absolute offset, so a checker can verify the order) to its parent (in
+ * the guest: the guest machine, which keeps the output log), and also
+ * `emit()`s them for whoever holds the actor with no parent (tests, tools)
+ * through `actor.on(type, handler)`. It ends in a final state whose `output`
+ * is the exit status. The events are plain data and the context holds no
+ * actor refs, so the session can be snapshotted and restored (the checker).
  *
  * Stdin is forwarded only for an openStdin session (others have /dev/null or
  * a pty nobody types into) and only once LAUNCH has been sent: before that
@@ -39,7 +36,7 @@
  * stopping state (stop signal, grace period, group SIGKILL) still to come;
  * until then a caller stops a running session with SIGNAL.
  */
-import { assign, emit, fromCallback, sendTo, setup } from 'xstate';
+import { assign, enqueueActions, fromCallback, sendTo, setup } from 'xstate';
 import type { SessionConfig } from '../shared/config.ts';
 import type { ContainerInfo } from '../shared/wire.ts';
 import type { OutputStream } from '../shared/outputLog.ts';
@@ -145,11 +142,9 @@ export const processSessionMachine = setup({
   },
   actions: {
     /** Announces the session's view; `state` is the outside name of the state being entered. */
-    changed: emit(({ context }, params: { state: SessionView['state'] }) => ({
-      type: 'SESSION_CHANGED' as const,
-      sessionId: context.sessionId,
-      view: viewOf(context, params.state),
-    })),
+    changed: enqueueActions(({ context, self, enqueue }, params: { state: SessionView['state'] }) => {
+      announce(enqueue, self, { type: 'SESSION_CHANGED', sessionId: context.sessionId, view: viewOf(context, params.state) });
+    }),
     forwardStdin: sendTo('process', ({ event }) => event as Extract<ProcessSessionEvent, { type: 'STDIN' | 'CLOSE_STDIN' }>),
     forwardSignal: sendTo('process', ({ event }) => ({
       type: 'SIGNAL' as const,
@@ -188,16 +183,10 @@ export const processSessionMachine = setup({
   on: {
     // Handled in every state so that no chunk can be dropped by arriving early.
     PROCESS_OUTPUT: {
-      actions: [
-        emit(({ context, event }) => ({
-          type: 'SESSION_OUTPUT' as const,
-          sessionId: context.sessionId,
-          stream: event.stream,
-          data: event.data,
-          offset: context.outputEnd,
-        })),
-        assign({ outputEnd: ({ context, event }) => context.outputEnd + event.data.length }),
-      ],
+      actions: enqueueActions(({ context, event, self, enqueue }) => {
+        announce(enqueue, self, { type: 'SESSION_OUTPUT', sessionId: context.sessionId, stream: event.stream, data: event.data, offset: context.outputEnd });
+        enqueue.assign({ outputEnd: context.outputEnd + event.data.length });
+      }),
     },
     // In any state: the actor applies it to the process when there is one.
     PAUSE_OUTPUT: { actions: sendTo('process', { type: 'PAUSE_OUTPUT' }) },
@@ -265,6 +254,16 @@ export const processSessionMachine = setup({
     ...(context.error === undefined ? {} : { error: context.error }),
   }),
 });
+
+/** To the parent when there is one, and to listeners on the actor. */
+function announce(
+  enqueue: { emit(event: ProcessSessionEmitted): void; sendParent(event: ProcessSessionEmitted): void },
+  self: { _parent?: unknown },
+  event: ProcessSessionEmitted,
+): void {
+  if (self._parent) enqueue.sendParent(event);
+  enqueue.emit(event);
+}
 
 function viewOf(context: ProcessSessionContext, state: SessionView['state']): SessionView {
   const { pid, exitCode, signal, error, startedAt, finishedAt } = context;

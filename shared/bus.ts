@@ -10,8 +10,8 @@ const mitt = mittModule as unknown as typeof mittModule.default;
  * subscribe to. Nothing on the bus makes decisions: the machines already did.
  * The appliance's link events are read off its actor system's inspection
  * stream (cheap there: no output passes through that system); the guest's
- * session host publishes session changes itself, since inspecting the guest
- * would cost time on every output chunk.
+ * session changes are read off its snapshots (guest/assembly.ts), since
+ * inspecting the guest would cost time on every output chunk.
  */
 export type DomainEvents = {
   'link.up': { linkId: string; vm: string };

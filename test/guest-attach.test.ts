@@ -1,15 +1,13 @@
 import t from 'tap';
-import { decideAttach, type GuestContext } from '../machines/guest.ts';
+import { decideAttach, grow, type GuestContext } from '../machines/guest.ts';
 import type { GuestConfig } from '../shared/config.ts';
-import { OutputLog } from '../shared/outputLog.ts';
 
 // The guest's attach decision, alone: which opens are refused and from where
 // an accepted one replays.
 
-function context(state: GuestContext['sessions'][string], output = 'hello'): GuestContext {
-  const log = new OutputLog(1024);
-  log.append('stdout', new TextEncoder().encode(output));
-  return { config: {} as GuestConfig, sessions: { c1: state }, logs: { c1: log }, channels: {}, announced: '', seed: 1 };
+/** A session whose log holds [start, 5): 'hello', or its tail when older bytes were dropped for capacity. */
+function context(state: GuestContext['sessions'][string], start = 0): GuestContext {
+  return { config: {} as GuestConfig, sessions: { c1: state }, logs: { c1: { start, end: 5 } }, channels: {}, announced: '', seed: 1 };
 }
 
 t.test('an unknown ID is refused naming it', async (t) => {
@@ -26,6 +24,15 @@ t.test('a session that failed to launch is refused with its error', async (t) =>
 t.test('live output starts at the end of the log; an offset inside it replays from there', async (t) => {
   t.same(decideAttach(context({ state: 'running' }), 'c1', 'live'), { accept: true, from: 5 });
   t.same(decideAttach(context({ state: 'running' }), 'c1', 2), { accept: true, from: 2 });
+});
+
+t.test('an offset the log no longer holds starts at its oldest byte', async (t) => {
+  t.same(decideAttach(context({ state: 'running' }, 3), 'c1', 1), { accept: true, from: 3 });
+});
+
+t.test('a log grows at its end and drops its oldest bytes past capacity', async (t) => {
+  t.same(grow({ start: 0, end: 5 }, 3, 10), { start: 0, end: 8 });
+  t.same(grow({ start: 0, end: 8 }, 4, 10), { start: 2, end: 12 });
 });
 
 t.test('an offset past the end belongs to an earlier log: the whole log is replayed', async (t) => {
