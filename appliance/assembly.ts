@@ -77,7 +77,9 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
   }
   const directory = createDirectory(actor, { registry: actor.registry, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs });
   const apiLog = options.log.child('api');
-  const servers = addresses.map(() => createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message) }));
+  const servers = addresses.map(() =>
+    createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message), inspect: { name: 'appliance', root: actor } }),
+  );
   const close = async () => {
     await Promise.all(
       servers.map(

@@ -8,6 +8,7 @@ import { applianceCommand, applianceUsage, DEFAULT_API, DEFAULT_SERIAL } from '.
 import { defaultStateDir } from '../appliance/trust.ts';
 import { createLog } from '../shared/log.ts';
 import { readConfigFile, startSandbox, type Sandbox } from './sandbox.ts';
+import { vizCommand, vizUsage } from './viz/command.ts';
 
 const usage = `tether: containerVM consoles over SSH on a serial line, served through a Docker-compatible API
 
@@ -16,6 +17,8 @@ usage:
   ${applianceUsage.replace('usage: ', '')}
   tether sandbox --config FILE [--appliance tcp://127.0.0.1:2377] [--state DIR]
                                    one containerVM: the guest init on a pty bridged to the appliance
+  ${vizUsage.join('\n  ')}
+                                   every machine's state diagram, as files or live from a running appliance
   tether help
 
 The state directory (default ${defaultStateDir()}, or $TETHER_STATE) holds the
@@ -25,6 +28,7 @@ const verbs: Record<string, (args: string[]) => Promise<void>> = {
   appliance: applianceCommand,
   sandbox: sandboxCommand,
   start: startCommand,
+  viz: vizCommand,
   help: async () => void process.stdout.write(usage + '\n'),
 };
 

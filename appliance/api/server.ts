@@ -14,6 +14,7 @@ import { attachRoute } from './attach.ts';
 import { containerRoutes } from './containers.ts';
 import type { ContainerDirectory } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
+import { type InspectedSystem, inspectRoute } from './inspect.ts';
 import { type ApiLog, silent } from './log.ts';
 import { errorReply, type Headers, jsonBody, type Reply } from './reply.ts';
 import { ReleasingAttaches } from './releasingAttaches.ts';
@@ -23,6 +24,8 @@ import { type BuildInfo, systemRoutes } from './system.ts';
 export interface ApiServerOptions extends BuildInfo {
   /** Receives one debug line per request; none by default. */
   readonly log?: ApiLog;
+  /** The actor system whose live state `GET /tether/v1/inspect` streams; without it there is no such route. */
+  readonly inspect?: InspectedSystem;
 }
 
 export function createApiServer(directory: ContainerDirectory, options: ApiServerOptions): http.Server {
@@ -32,6 +35,7 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
     ...systemRoutes(options),
     ...containerRoutes(directory, releasing),
     attachRoute(directory, releasing, log),
+    ...(options.inspect ? [inspectRoute(options.inspect)] : []),
   ]);
   // Docker's version middleware puts these on every response.
   const common: Headers = {
