@@ -3,20 +3,43 @@ import ssh2 from 'ssh2';
 import { fromCallback } from 'xstate';
 import type { ApplianceClientEvent, ApplianceSessionInput, SshClientCommand } from '../machines/sshSession.ts';
 import type { Log } from '../shared/log.ts';
-import { decodeContainerIds, decodeContainerInfo, encodeNoPayload, REQ_CONTAINER_IDS, REQ_CONTAINER_INFO } from '../shared/wire.ts';
+import {
+  decodeActorStates,
+  decodeContainerIds,
+  decodeContainerInfo,
+  encodeInspect,
+  encodeNoPayload,
+  REQ_ACTOR_STATES,
+  REQ_CONTAINER_IDS,
+  REQ_CONTAINER_INFO,
+  REQ_INSPECT,
+  type ActorState,
+} from '../shared/wire.ts';
 import type { LinkRegistry } from './links.ts';
 import type { ResourceTable } from './resources.ts';
 import { extendClient, requestGlobal } from './ssh/extension.ts';
 
+/** Where the guests' actor states go (appliance/api/liveFeed.ts), which decides when to ask for them. */
+export interface GuestStates {
+  /** The link to containerVM `vm` is up; `inspect(on)` asks its guest to start or stop reporting. */
+  linkUp(linkId: string, vm: string, inspect: (on: boolean) => void): void;
+  report(linkId: string, states: ActorState[]): void;
+  linkDown(linkId: string): void;
+}
+
 export interface SshClientOptions {
   resources: ResourceTable;
   registry: LinkRegistry;
+  guestStates: GuestStates;
   /** The appliance's private key, authorized in each guest's config. */
   privateKey: string;
   /** The containerVM whose host key this is, or undefined for a stranger. */
   identify: (hostKey: Buffer) => string | undefined;
   log: Log;
 }
+
+/** What OpenSSH sends as its keepalive; any SSH server answers it, if only with a refusal. */
+const KEEPALIVE_REQUEST = 'keepalive@openssh.com';
 
 /**
  * The appliance's SSH client over one handed-off serial connection. The guest
@@ -35,6 +58,7 @@ export function createSshClientActor(options: SshClientOptions) {
       if (closed) return;
       closed = true;
       options.registry.delete(input.linkId);
+      options.guestStates.linkDown(input.linkId);
       report({ type: 'SSH_CLOSED', reason, at: new Date().toISOString() });
     };
     // A request cut short by the connection closing is part of closing, not news.
@@ -45,6 +69,7 @@ export function createSshClientActor(options: SshClientOptions) {
         try {
           if (name === REQ_CONTAINER_IDS) report({ type: 'SSH_IDS', ids: decodeContainerIds(payload) });
           else if (name === REQ_CONTAINER_INFO) report({ type: 'SSH_INFO', containers: decodeContainerInfo(payload) });
+          else if (name === REQ_ACTOR_STATES) options.guestStates.report(input.linkId, decodeActorStates(payload));
         } catch (err) {
           failed(`guest push ${name}`)(err as Error);
         }
@@ -53,6 +78,13 @@ export function createSshClientActor(options: SshClientOptions) {
     client.on('ready', () => {
       options.registry.add(input.linkId, client);
       report({ type: 'SSH_READY', vm: vm!, at: new Date().toISOString() });
+      options.guestStates.linkUp(input.linkId, vm!, (on) => {
+        requestGlobal(client, REQ_INSPECT, encodeInspect(on))
+          .then((reply) => {
+            if (!reply) throw new Error('the guest refused it');
+          })
+          .catch(failed(`${REQ_INSPECT} ${on ? 'on' : 'off'}`));
+      });
     });
     client.on('error', (err) => {
       options.log('warn', 'ssh client error', { link: input.linkId, error: err.message });
@@ -73,18 +105,33 @@ export function createSshClientActor(options: SshClientOptions) {
       keepaliveInterval: 0,
     });
 
-    receive(() => {
-      // QUERY: the full picture, once; the guest pushes changes after that.
-      requestGlobal(client, REQ_CONTAINER_IDS, encodeNoPayload())
-        .then((reply) => reply && report({ type: 'SSH_IDS', ids: decodeContainerIds(reply) }))
-        .catch(failed('container-ids'));
-      requestGlobal(client, REQ_CONTAINER_INFO, encodeNoPayload())
-        .then((reply) => reply && report({ type: 'SSH_INFO', containers: decodeContainerInfo(reply) }))
-        .catch(failed('container-info'));
+    receive((command) => {
+      switch (command.type) {
+        case 'QUERY':
+          // The full picture, once; the guest pushes changes after that.
+          requestGlobal(client, REQ_CONTAINER_IDS, encodeNoPayload())
+            .then((reply) => reply && report({ type: 'SSH_IDS', ids: decodeContainerIds(reply) }))
+            .catch(failed('container-ids'));
+          requestGlobal(client, REQ_CONTAINER_INFO, encodeNoPayload())
+            .then((reply) => reply && report({ type: 'SSH_INFO', containers: decodeContainerInfo(reply) }))
+            .catch(failed('container-info'));
+          return;
+        case 'KEEPALIVE':
+          // OpenSSH's own keepalive request: a refusal is an answer too.
+          requestGlobal(client, KEEPALIVE_REQUEST, encodeNoPayload())
+            .then(() => report({ type: 'SSH_ALIVE' }))
+            .catch(failed('keepalive'));
+          return;
+        case 'END':
+          close(command.reason);
+          client.end();
+          return;
+      }
     });
     return () => {
       client.end();
       options.registry.delete(input.linkId);
+      options.guestStates.linkDown(input.linkId);
     };
   });
 }

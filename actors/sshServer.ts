@@ -12,16 +12,21 @@ import {
   CHANNEL_REQ_SIGNAL,
   CHANNEL_REQ_UNBLOCK,
   CHANNEL_REQ_WINDOW_CHANGE,
+  decodeInspect,
   decodeNoPayload,
   decodeSignal,
   decodeWindowChange,
+  encodeActorStates,
   encodeContainerIds,
   encodeContainerInfo,
   encodeVersion,
   PROTOCOL_VERSION,
+  REQ_ACTOR_STATES,
   REQ_CONTAINER_IDS,
   REQ_CONTAINER_INFO,
+  REQ_INSPECT,
   REQ_VERSION,
+  type ActorState,
   type AttachFailure,
   type ContainerInfo,
 } from '../shared/wire.ts';
@@ -31,10 +36,17 @@ import { publicKeyBlob } from './ssh/keys.ts';
 
 const { Server } = ssh2;
 
+/** The guest's actor states, reported only while the appliance inspects the guest (guest/stateReports.ts). */
+export interface ActorStateReports {
+  /** Starts handing `push` what changed; the returned function stops it. */
+  watch(push: (states: ActorState[]) => void): () => void;
+}
+
 export interface SshServerOptions {
   resources: ResourceTable;
   hostKey: string;
   authorizedKeys: string[];
+  actorStates: ActorStateReports;
   log: Log;
 }
 
@@ -65,16 +77,45 @@ export function createSshServerActor(options: SshServerOptions) {
     const close = (reason: string) => {
       if (closed) return;
       closed = true;
+      stopReporting();
       session({ type: 'SSH_ENDED', reason });
+    };
+
+    // The appliance's inspect@tether switches the actor-state reports on and off.
+    let stopReports: (() => void) | undefined;
+    const stopReporting = () => {
+      stopReports?.();
+      stopReports = undefined;
+    };
+    const inspect = (payload: Buffer): Buffer | null => {
+      let on: boolean;
+      try {
+        on = decodeInspect(payload);
+      } catch (err) {
+        options.log('warn', 'malformed inspect request refused', { error: (err as Error).message });
+        return null;
+      }
+      if (!on) stopReporting();
+      else stopReports ??= options.actorStates.watch((states) => {
+        try {
+          pushGlobal(connection!, REQ_ACTOR_STATES, encodeActorStates(states));
+        } catch (err) {
+          // Reporting is a courtesy: it stops, and the session goes on.
+          options.log('warn', 'actor states not sent; reporting stopped', { error: (err as Error).message });
+          stopReporting();
+        }
+      });
+      return Buffer.alloc(0);
     };
 
     const server = new Server({ hostKeys: [options.hostKey], ident: 'tether' }, (conn) => {
       connection = conn;
       serveTether(conn, {
-        globalRequest(name) {
+        globalRequest(name, payload) {
           if (name === REQ_CONTAINER_IDS) return encodeContainerIds(ids);
           if (name === REQ_CONTAINER_INFO) return encodeContainerInfo(info);
           if (name === REQ_VERSION) return encodeVersion(PROTOCOL_VERSION);
+          if (name === REQ_INSPECT) return inspect(payload);
           return null;
         },
         openAttach(request, accept, reject) {
@@ -194,6 +235,7 @@ export function createSshServerActor(options: SshServerOptions) {
 
     server.injectSocket(stream as never);
     return () => {
+      stopReporting();
       for (const channel of channels.values()) channel.destroy();
       connection?.end();
       server.close();

@@ -11,6 +11,7 @@ import { createBus, logDomainEvents, publishTo } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
 import { formatAddress, isLoopback, type Address } from './address.ts';
 import type { ContainerDirectory } from './api/directory.ts';
+import { LiveFeed } from './api/liveFeed.ts';
 import { createApiServer } from './api/server.ts';
 import { composeAppliance } from './composition.ts';
 import { createDirectory } from './directory.ts';
@@ -30,6 +31,8 @@ export interface ApplianceOptions {
 export interface RunningAppliance {
   actor: ReturnType<typeof createAppliance>;
   directory: ContainerDirectory;
+  /** The live states `GET /tether/v1/inspect` streams. */
+  feed: LiveFeed;
   /** Where it actually listens (port 0 resolved). */
   serial: string;
   /** The first API address, and all of them. */
@@ -41,10 +44,12 @@ export interface RunningAppliance {
 function createAppliance(options: ApplianceOptions) {
   const resources = new ResourceTable();
   const registry = new LinkRegistry();
+  const feed = new LiveFeed();
   const { privateKey } = applianceKey(options.stateDir);
   const client = createSshClientActor({
     resources,
     registry,
+    guestStates: feed,
     privateKey,
     identify: (hostKey) => identifyGuest(options.stateDir, hostKey),
     log: options.log.child('ssh'),
@@ -57,7 +62,9 @@ function createAppliance(options: ApplianceOptions) {
   });
   const bus = createBus();
   logDomainEvents(bus, options.log);
-  return Object.assign(createActor(machine, { systemId: 'appliance', inspect: publishTo(bus), input: { seed: randomInt(0, 2 ** 31) } }), { registry, bus });
+  const actor = createActor(machine, { systemId: 'appliance', inspect: publishTo(bus), input: { seed: randomInt(0, 2 ** 31) } });
+  feed.addSystem('appliance', 'appliance', actor);
+  return Object.assign(actor, { registry, bus, feed });
 }
 
 /** Starts the appliance: the serial listener, the links and the Docker API. */
@@ -75,10 +82,11 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     actor.stop();
     throw new Error(listening.context.listenError);
   }
-  const directory = createDirectory(actor, { registry: actor.registry, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs });
+  const { feed } = actor;
+  const directory = createDirectory(actor, { registry: actor.registry, feed, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs });
   const apiLog = options.log.child('api');
   const servers = addresses.map(() =>
-    createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message), inspect: { name: 'appliance', root: actor } }),
+    createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message), inspect: feed }),
   );
   const close = async () => {
     await Promise.all(
@@ -101,7 +109,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     throw err;
   }
   options.log('info', 'appliance ready', { serial: `tcp://${listening.context.listening}`, api: apis.join(' ') });
-  return { actor, directory, serial: `tcp://${listening.context.listening}`, api: apis[0]!, apis, close };
+  return { actor, directory, feed, serial: `tcp://${listening.context.listening}`, api: apis[0]!, apis, close };
 }
 
 async function listen(server: http.Server, address: Address, log: Log): Promise<string> {

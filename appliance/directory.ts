@@ -9,10 +9,13 @@ import type { AttachOutcome, ContainerChannelEvent, UserCommand } from '../machi
 import type { Log } from '../shared/log.ts';
 import { ApiError, noSuchContainer } from './api/errors.ts';
 import type { Attachment, AttachOptions, ContainerDirectory, ContainerRecord, WaitCondition } from './api/directory.ts';
+import type { LiveFeed } from './api/liveFeed.ts';
 import { composeAttach } from './composition.ts';
 
 export interface DirectoryOptions {
   registry: LinkRegistry;
+  /** Each attach's container channel is shown there while it lives, as `appliance/attach/<n>`. */
+  feed: Pick<LiveFeed, 'addSystem'>;
   log: Log;
   /** How long an attach waits for a link carrying its container. */
   attachTimeoutMs: number;
@@ -25,6 +28,7 @@ export interface DirectoryOptions {
 export function createDirectory(appliance: Actor<typeof applianceMachine>, options: DirectoryOptions): ContainerDirectory {
   const firstSeen = new Map<string, string>();
   const attached = new Map<string, Set<AnyActorRef>>();
+  let attaches = 0;
   const map = () => appliance.system.get('connectionMap') as AnyActorRef;
 
   const lookup = createLookupActor(map);
@@ -81,7 +85,10 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     });
     const refs = attached.get(container.id) ?? new Set();
     attached.set(container.id, refs.add(actor));
+    // Its own actor system, not a child of the appliance: the feed is told of it apart.
+    const unlist = options.feed.addSystem('appliance', `appliance/attach/${++attaches}`, actor);
     const outcome = toPromise(actor).finally(() => {
+      unlist();
       refs.delete(actor);
       stdout.end();
       stderr?.end();

@@ -9,6 +9,7 @@ import type { GuestConfig } from '../shared/config.ts';
 import { createBus, logDomainEvents, type Bus } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
 import { composeGuest } from './composition.ts';
+import { reportActorStates } from './stateReports.ts';
 
 /** The guest init: the guest machine with real processes, serial port and SSH server. */
 export function assembleGuest(config: GuestConfig, log: Log) {
@@ -19,7 +20,14 @@ export function assembleGuest(config: GuestConfig, log: Log) {
     composeGuest({
       process: createProcessActor(),
       port: createSerialPortActor(resources),
-      server: createSshServerActor({ resources, hostKey: config.ssh.hostKey, authorizedKeys: config.ssh.authorizedKeys, log: log.child('ssh') }),
+      server: createSshServerActor({
+        resources,
+        hostKey: config.ssh.hostKey,
+        authorizedKeys: config.ssh.authorizedKeys,
+        // Asked for only once the guest serves SSH, so `guest` exists by then.
+        actorStates: { watch: (push): (() => void) => reportActorStates(guest, push) },
+        log: log.child('ssh'),
+      }),
       outputLog: createOutputLogActor(config.outputLogBytes),
     }),
     { systemId: 'guest', input: { config, seed: randomInt(0, 2 ** 31) } },

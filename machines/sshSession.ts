@@ -84,17 +84,37 @@ export interface ApplianceSessionInput {
   /** ResourceTable handle of the handed-off socket. */
   handle: string;
   leftover: Uint8Array;
+  /** How long a quiet session waits before asking the guest whether it is there. */
+  keepaliveMs?: number;
+  /** How long the guest has to answer before the session is given up. */
+  keepaliveTimeoutMs?: number;
 }
+
+/**
+ * A serial line carries no hang-up: a guest whose SSH session ended (noise
+ * on the line broke it) waits for a new handshake while this end still
+ * believes in the session, and nothing but a question finds out. Asked every
+ * 2 s, given 3 s to answer, a dead session is noticed within 5 s.
+ */
+export const DEFAULT_KEEPALIVE_MS = 2000;
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 3000;
 
 /** What the appliance's SSH client actor reports. */
 export type ApplianceClientEvent =
   /** The guest's host key named containerVM `vm`, and authentication succeeded. */
   | { type: 'SSH_READY'; vm: string; at: string }
+  /** The guest answered a keepalive. */
+  | { type: 'SSH_ALIVE' }
   | { type: 'SSH_IDS'; ids: string[] }
   | { type: 'SSH_INFO'; containers: ContainerInfo[] }
   | { type: 'SSH_CLOSED'; reason: string; at: string };
 
-export type SshClientCommand = { type: 'QUERY' };
+export type SshClientCommand =
+  | { type: 'QUERY' }
+  /** Ask the guest anything that needs an answer; any answer is SSH_ALIVE. */
+  | { type: 'KEEPALIVE' }
+  /** End the connection; it is reported as SSH_CLOSED with this reason. */
+  | { type: 'END'; reason: string };
 
 /** What a session tells the rest of the appliance (connection map and inventory). */
 export type LinkReport =
@@ -107,6 +127,8 @@ export interface ApplianceSessionContext {
   linkId: string;
   handle: string;
   leftover: Uint8Array;
+  keepaliveMs: number;
+  keepaliveTimeoutMs: number;
   vm?: string;
   reason?: string;
 }
@@ -122,13 +144,17 @@ function reportOf(linkId: string, vm: string | undefined, event: ApplianceClient
     case 'SSH_CLOSED':
       // A link that never came up was never reported, so there is nothing to take back.
       return vm ? { type: 'LINK_DOWN', linkId, reason: event.reason, at: event.at } : undefined;
+    case 'SSH_ALIVE':
+      return undefined;
   }
 }
 
 /**
  * The appliance's session: once the guest is authenticated (its host key
  * names the containerVM), ask for the full picture once, then relay what the
- * guest pushes to the appliance; on the end, take the link back.
+ * guest pushes to the appliance; while it is ready, ask the guest for a
+ * keepalive answer when the session is quiet and end the session when none
+ * comes; on the end, take the link back.
  */
 export const applianceSessionMachine = setup({
   types: {
@@ -141,6 +167,10 @@ export const applianceSessionMachine = setup({
     /** actors/sshClient.ts: ssh2 client over the handed-off socket. */
     client: fromCallback<SshClientCommand, ApplianceSessionInput>(() => {}),
   },
+  delays: {
+    keepalive: ({ context }) => context.keepaliveMs,
+    keepaliveTimeout: ({ context }) => context.keepaliveTimeoutMs,
+  },
   actions: {
     report: enqueueActions(({ context, event, enqueue, system }) => {
       if (event.type === 'SSH_READY') enqueue.assign({ vm: event.vm });
@@ -150,7 +180,11 @@ export const applianceSessionMachine = setup({
   },
 }).createMachine({
   id: 'applianceSession',
-  context: ({ input }) => ({ ...input }),
+  context: ({ input }) => ({
+    ...input,
+    keepaliveMs: input.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+    keepaliveTimeoutMs: input.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS,
+  }),
   invoke: { id: 'client', src: 'client', input: ({ context }) => ({ linkId: context.linkId, handle: context.handle, leftover: context.leftover }) },
   initial: 'authenticating',
   on: {
@@ -165,6 +199,24 @@ export const applianceSessionMachine = setup({
       on: {
         SSH_IDS: { actions: 'report' },
         SSH_INFO: { actions: 'report' },
+      },
+      initial: 'quiet',
+      states: {
+        quiet: {
+          after: { keepalive: 'asking' },
+        },
+        asking: {
+          entry: sendTo('client', { type: 'KEEPALIVE' }),
+          on: { SSH_ALIVE: 'quiet' },
+          after: {
+            keepaliveTimeout: {
+              actions: sendTo('client', ({ context }): SshClientCommand => ({
+                type: 'END',
+                reason: `the guest did not answer a keepalive within ${context.keepaliveTimeoutMs} ms`,
+              })),
+            },
+          },
+        },
       },
     },
     closed: { type: 'final' },

@@ -10,13 +10,19 @@
  * than on the far side of the serial line.
  */
 
+import type { StateValue } from 'xstate';
+
 export const PROTOCOL_VERSION = 1;
 
-/** Global requests (appliance → guest; the guest also pushes the first and last). */
+/** Global requests (appliance → guest; the guest also pushes container-ids and container-info). */
 export const REQ_CONTAINER_IDS = 'container-ids';
 export const REQ_VERSION = 'version';
 export const REQ_CONTAINER_INFO = 'container-info@tether';
-export const GLOBAL_REQUESTS: readonly string[] = [REQ_CONTAINER_IDS, REQ_VERSION, REQ_CONTAINER_INFO];
+/** Appliance → guest: start or stop reporting actor states. */
+export const REQ_INSPECT = 'inspect@tether';
+/** Guest → appliance only, while inspected: the actor states that changed. */
+export const REQ_ACTOR_STATES = 'actor-states@tether';
+export const GLOBAL_REQUESTS: readonly string[] = [REQ_CONTAINER_IDS, REQ_VERSION, REQ_CONTAINER_INFO, REQ_INSPECT, REQ_ACTOR_STATES];
 
 /** The channel type that carries one container process's console. */
 export const CHANNEL_ATTACH = 'attach';
@@ -361,16 +367,96 @@ export function encodeContainerInfo(list: readonly ContainerInfo[]): Buffer {
 }
 
 export function decodeContainerInfo(payload: Uint8Array): ContainerInfo[] {
-  const r = new Reader(payload, INFO);
+  return checkContainerInfoList(parseJsonString(new Reader(payload, INFO)));
+}
+
+/** A payload that is one SSH string of JSON text, parsed. */
+function parseJsonString(r: Reader): unknown {
   const json = r.string('JSON');
   r.end();
-  let value: unknown;
   try {
-    value = JSON.parse(json);
+    return JSON.parse(json);
   } catch (error) {
     return r.fail(`invalid JSON: ${(error as Error).message}`);
   }
-  return checkContainerInfoList(value);
+}
+
+// --- inspection ------------------------------------------------------------------
+
+/** `inspect@tether`: one boolean, whether the guest is to report its actor states from now on. */
+export function encodeInspect(on: boolean): Buffer {
+  return new Writer(REQ_INSPECT).bool(on, 'on').finish();
+}
+
+export function decodeInspect(payload: Uint8Array): boolean {
+  const r = new Reader(payload, REQ_INSPECT);
+  const on = r.bool('on');
+  r.end();
+  return on;
+}
+
+export type ActorStatus = 'active' | 'done' | 'stopped';
+export const ACTOR_STATUSES: readonly ActorStatus[] = ['active', 'done', 'stopped'];
+
+/** One machine actor's state, as a guest reports it and the appliance's inspect feed shows it. */
+export interface ActorState {
+  /** The actor ids from the system's root down, the root excluded: [] is the root, ['link', 'ssh'] its link's SSH session. */
+  path: string[];
+  /** The machine's id: its key in machines/index.ts. */
+  machine: string;
+  /** xstate's state value: a state's name, or an object of child state values. */
+  state: StateValue;
+  status: ActorStatus;
+  /** The event whose processing led to this state; absent for a state read as it was when watching began. */
+  event?: string;
+}
+
+/** Deeper than any machine nests its states; a value deeper than this is not a state value. */
+const MAX_STATE_DEPTH = 16;
+
+function checkStateValue(value: unknown, path: string, fail: (problem: string) => never, depth = 0): StateValue {
+  if (typeof value === 'string') return value;
+  if (depth >= MAX_STATE_DEPTH) fail(`${path}: nested deeper than ${MAX_STATE_DEPTH} levels`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail(`${path}: expected a state name or an object of state values, got ${show(value)}`);
+  }
+  // fromEntries defines each key as its own property, even one named __proto__.
+  return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, checkStateValue(child, `${path}.${key}`, fail, depth + 1)]));
+}
+
+/** Checks one untrusted value against ActorState and returns a copy holding only the known fields. */
+function checkActorState(value: unknown, path: string): ActorState {
+  const fail = (problem: string): never => {
+    throw new WireError(problem);
+  };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(`${path}: expected object, got ${show(value)}`);
+  const o = value as Record<string, unknown>;
+  const nonEmpty = (v: unknown, at: string): string => (typeof v === 'string' && v !== '' ? v : fail(`${at}: expected a non-empty string, got ${show(v)}`));
+  if (!Array.isArray(o.path)) fail(`${path}.path: expected array of actor ids, got ${show(o.path)}`);
+  const state: ActorState = {
+    path: (o.path as unknown[]).map((id, i) => nonEmpty(id, `${path}.path[${i}]`)),
+    machine: nonEmpty(o.machine, `${path}.machine`),
+    state: checkStateValue(o.state, `${path}.state`, fail),
+    status: ACTOR_STATUSES.includes(o.status as ActorStatus) ? (o.status as ActorStatus) : fail(`${path}.status: expected one of ${ACTOR_STATUSES.join('|')}, got ${show(o.status)}`),
+  };
+  if (o.event !== undefined) state.event = typeof o.event === 'string' ? o.event : fail(`${path}.event: expected string, got ${show(o.event)}`);
+  return state;
+}
+
+const STATES = 'actor-states';
+
+function checkActorStates(value: unknown): ActorState[] {
+  if (!Array.isArray(value)) throw new WireError(`${STATES}: expected an array, got ${show(value)}`);
+  return value.map((item, i) => checkActorState(item, `${STATES}[${i}]`));
+}
+
+/** `actor-states@tether` push: one string holding a JSON array of ActorState. */
+export function encodeActorStates(states: readonly ActorState[]): Buffer {
+  return new Writer(STATES).string(JSON.stringify(checkActorStates(states)), 'JSON').finish();
+}
+
+export function decodeActorStates(payload: Uint8Array): ActorState[] {
+  return checkActorStates(parseJsonString(new Reader(payload, STATES)));
 }
 
 // --- attach channel open -------------------------------------------------------

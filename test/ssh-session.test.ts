@@ -63,3 +63,29 @@ t.test('appliance session: a guest that never authenticated is never reported', 
   await waitFor(h.actor.getSnapshot().children.child!, (s) => s.status === 'done');
   t.same(h.told(), []);
 });
+
+t.test('appliance session: a quiet session is asked for a keepalive; an answer keeps it, silence ends it', async (t) => {
+  let report!: (e: { type: string; [key: string]: unknown }) => void;
+  const commands: SshClientCommand[] = [];
+  const client = fromCallback<SshClientCommand, ApplianceSessionInput>(({ sendBack, receive }) => {
+    report = sendBack as typeof report;
+    receive((c) => commands.push(c));
+  });
+  host('appliance', applianceSessionMachine.provide({ actors: { client } }), {
+    linkId: 'link3',
+    handle: 'tcp#3',
+    leftover: new Uint8Array(),
+    keepaliveMs: 20,
+    keepaliveTimeoutMs: 30,
+  });
+  report({ type: 'SSH_READY', vm: 'vm-a', at: '' });
+  const asked = async (n: number) => {
+    while (commands.filter((c) => c.type === 'KEEPALIVE').length < n) await new Promise((r) => setTimeout(r, 5));
+  };
+  await asked(1);
+  report({ type: 'SSH_ALIVE' });
+  await asked(2);
+  t.notOk(commands.some((c) => c.type === 'END'), 'an answered keepalive ends nothing');
+  while (!commands.some((c) => c.type === 'END')) await new Promise((r) => setTimeout(r, 5));
+  t.same(commands.find((c) => c.type === 'END'), { type: 'END', reason: 'the guest did not answer a keepalive within 30 ms' });
+});

@@ -8,7 +8,7 @@ import { machines } from '../machines/index.ts';
 import { drawMachines } from '../tools/viz/diagrams.ts';
 import { livePage } from '../tools/viz/page.ts';
 import { startVizServer } from '../tools/viz/serve.ts';
-import { startWorld } from './support/world.ts';
+import { collect, startWorld } from './support/world.ts';
 
 // `tether viz --serve` in a real browser: Debian's Chromium, headless,
 // against a real appliance and a sandboxed guest.
@@ -80,6 +80,39 @@ t.test('the live page draws every machine and follows the appliance: a guest con
   await page.waitForSelector(`${actorItem('appliance/link1')}`, { ...WAIT, state: 'detached' });
   await page.waitForSelector(activeState('applianceLink', 'session'), WAIT);
   t.pass('the dropped link went from the page, and its successor reached session');
+  t.same(errors, [], 'no console errors');
+});
+
+t.test("the live page follows a guest's actors over its link and an attach's container channel: the attach unblocks a run-block session", { skip }, async (t) => {
+  const world = await startWorld(t);
+  const { page, errors } = await openPage(t, await servePage(t, world.appliance.api));
+  await page.waitForSelector('#status.reachable', WAIT);
+  await world.sandbox({ id: 'held', name: 'held', hostname: 'held', sessions: { held: { cmd: ['cat'], openStdin: true, runBlock: true } } });
+  await world.container('held');
+
+  const session = `section[data-machine="processSession"] ${actorItem('guest:held/session:held')}`;
+  await page.waitForSelector(`${session} .actor-state:has-text("blocked")`, WAIT);
+  await page.waitForSelector(activeState('processSession', 'blocked'), WAIT);
+  await page.waitForSelector(`section[data-machine="guest"] ${actorItem('guest:held')}`, WAIT);
+  await page.waitForSelector(`section[data-machine="serialLink"] ${actorItem('guest:held/link')}`, WAIT);
+  await page.waitForSelector(`section[data-machine="guestSession"] ${actorItem('guest:held/link/ssh')}`, WAIT);
+  await page.waitForSelector(activeState('guestSession', 'serving'), WAIT);
+  t.pass("the guest's actors are on the page, its session blocked");
+
+  const attach = await world.appliance.directory.attach('held', { stdin: true, stdout: true, stderr: true, stream: true, logs: false });
+  await page.waitForSelector(`${session} .actor-state:has-text("running")`, WAIT);
+  await page.waitForSelector(activeState('processSession', 'running'), WAIT);
+  await page.waitForSelector(`section[data-machine="containerChannel"] ${actorItem('appliance/attach/1')}`, WAIT);
+  await page.waitForSelector(activeState('containerChannel', 'connected.streaming'), WAIT);
+  t.pass('the attach unblocked the session, and its container channel streams');
+
+  const output = collect(attach.stdout);
+  attach.stdin!.end();
+  await output;
+  await attach.done;
+  await page.waitForSelector(actorItem('appliance/attach/1'), { ...WAIT, state: 'detached' });
+  await page.waitForSelector(`${session} .actor-state:has-text("exited")`, WAIT);
+  t.pass('the ended attach went from the page, and the session shows its exit');
   t.same(errors, [], 'no console errors');
 });
 

@@ -2,24 +2,29 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import {
+  ACTOR_STATUSES,
   CONTAINER_STATES,
+  decodeActorStates,
   decodeAttachFailure,
   decodeAttachOpen,
   decodeContainerIds,
   decodeContainerInfo,
   decodeExitSignal,
   decodeExitStatus,
+  decodeInspect,
   decodeNoPayload,
   decodeOutputOffset,
   decodeSignal,
   decodeVersion,
   decodeWindowChange,
+  encodeActorStates,
   encodeAttachFailure,
   encodeAttachOpen,
   encodeContainerIds,
   encodeContainerInfo,
   encodeExitSignal,
   encodeExitStatus,
+  encodeInspect,
   encodeNoPayload,
   encodeOutputOffset,
   encodeSignal,
@@ -29,6 +34,7 @@ import {
   Reader,
   WireError,
   Writer,
+  type ActorState,
   type AttachFailure,
   type ContainerInfo,
 } from '../shared/wire.ts';
@@ -82,6 +88,20 @@ const attachFailure: fc.Arbitrary<AttachFailure> = fc.oneof(
   record({ kind: fc.constant('exited' as const), message: text, exitCode: fc.integer({ min: 0, max: 255 }) }),
 );
 
+const stateValue = fc.letrec<{ value: ActorState['state'] }>((tie) => ({
+  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, text, fc.dictionary(text, tie('value'), { maxKeys: 3, noNullPrototype: true })),
+})).value;
+const actorState: fc.Arbitrary<ActorState> = fc.record(
+  {
+    path: fc.array(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }), { maxLength: 4 }),
+    machine: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }),
+    state: stateValue,
+    status: fc.constantFrom(...ACTOR_STATUSES),
+    event: text,
+  },
+  { requiredKeys: ['path', 'machine', 'state', 'status'], noNullPrototype: true },
+);
+
 // --- properties ------------------------------------------------------------------
 
 const decoders: Record<string, (bytes: Uint8Array) => unknown> = {
@@ -94,6 +114,8 @@ const decoders: Record<string, (bytes: Uint8Array) => unknown> = {
   decodeExitStatus,
   decodeExitSignal,
   decodeOutputOffset,
+  decodeInspect,
+  decodeActorStates,
   decodeNoPayload: (bytes) => decodeNoPayload('ping', bytes),
   'Reader primitives': (bytes) => {
     const r = new Reader(bytes, 'primitives');
@@ -123,6 +145,8 @@ t.test('every decoder, given a well-framed SSH string of arbitrary content, retu
     fc.string({ unit: 'binary', maxLength: 80 }).map((s) => Buffer.from(s)),
     fc.json({ maxDepth: 3 }).map((s) => Buffer.from(s)),
     fc.array(containerInfo.map((info) => ({ ...info, tty: 'yes' })), { maxLength: 2 }).map((v) => Buffer.from(JSON.stringify(v))),
+    fc.array(actorState.chain((state) => fc.constantFrom<unknown>({ ...state, status: 'gone' }, { ...state, path: [''] }, { ...state, state: [state.state] }, state)), { maxLength: 3 })
+      .map((v) => Buffer.from(JSON.stringify(v))),
     fc.uint8Array({ maxLength: 40 }),
   );
   for (const [name, decode] of Object.entries(decoders)) {
@@ -161,6 +185,8 @@ t.test('encode then decode is the identity for every valid value', async (t) => 
     ['exit-status', uint32, encodeExitStatus, decodeExitStatus],
     ['exit-signal', record({ name: signalName, coreDumped: fc.boolean(), message: text, lang: fc.constantFrom('', 'en-US') }), encodeExitSignal, decodeExitSignal],
     ['output-offset', fc.bigInt({ min: 0n, max: OFFSET_LIVE - 1n }), encodeOutputOffset, decodeOutputOffset],
+    ['inspect', fc.boolean(), encodeInspect, decodeInspect],
+    ['actor-states', fc.array(actorState, { maxLength: 4 }), encodeActorStates, decodeActorStates],
   ];
   for (const [name, arbitrary, encode, decode] of roundTrips) {
     fc.assert(fc.property(arbitrary, (value) => isDeepStrictEqual(decode(encode(value as never)), value)), { numRuns: 300 });
@@ -262,6 +288,34 @@ t.test('container-info drops fields it does not know, so newer guests stay reada
   const info = { id: 'c1', name: 'a', cmd: ['x'], tty: true, openStdin: false, primary: true, state: 'exited', exitCode: 0, addedLater: { x: 1 } };
   const { addedLater: _, ...known } = info;
   t.strictSame(decodeContainerInfo(sshString(JSON.stringify([info]))), [known]);
+});
+
+t.test('inspect@tether is one boolean: on or off', async (t) => {
+  t.strictSame(encodeInspect(true), Buffer.from([1]), 'on');
+  t.strictSame(encodeInspect(false), Buffer.from([0]), 'off');
+  wireError(t, () => decodeInspect(Buffer.alloc(0)), 'inspect@tether truncated: need 1 bytes for on at offset 0, have 0', 'empty');
+  wireError(t, () => decodeInspect(Buffer.from([1, 1])), 'inspect@tether: 1 unexpected trailing bytes at offset 1', 'trailing');
+});
+
+t.test('actor-states is an SSH string of JSON, and names the element and field that is wrong', async (t) => {
+  const good: ActorState = { path: ['link', 'ssh'], machine: 'guestSession', state: 'serving', status: 'active', event: 'SSH_AUTHENTICATED' };
+  t.strictSame(decodeActorStates(sshString(JSON.stringify([good]))), [good], 'as JSON');
+  const decode = (value: unknown) => () => decodeActorStates(sshString(JSON.stringify(value)));
+  wireError(t, decode([good, { ...good, status: 'zombie' }]), 'actor-states[1].status: expected one of active|done|stopped, got "zombie"', 'status');
+  wireError(t, decode([{ ...good, path: ['link', ''] }]), 'actor-states[0].path[1]: expected a non-empty string, got ""', 'empty actor id');
+  wireError(t, decode([{ ...good, path: 'link/ssh' }]), 'actor-states[0].path: expected array of actor ids, got "link/ssh"', 'path not an array');
+  wireError(t, decode([{ ...good, machine: undefined }]), 'actor-states[0].machine: expected a non-empty string, got undefined', 'missing machine');
+  wireError(t, decode([{ ...good, state: { connected: ['opening'] } }]), 'actor-states[0].state.connected: expected a state name or an object of state values, got ["opening"]', 'state value');
+  wireError(t, decode([{ ...good, event: 7 }]), 'actor-states[0].event: expected string, got 7', 'event');
+  let deep: unknown = 'leaf';
+  for (let i = 0; i < 20; i++) deep = { a: deep };
+  wireError(t, decode([{ ...good, state: deep }]), /^actor-states\[0\]\.state(\.a){16}: nested deeper than 16 levels$/, 'nesting is bounded');
+  wireError(t, decode({ 0: good }), /^actor-states: expected an array, got/, 'not an array');
+  wireError(t, () => decodeActorStates(sshString('[')), /^actor-states: invalid JSON: /, 'bad JSON');
+  wireError(t, () => encodeActorStates([{ ...good, status: 'gone' } as never]), 'actor-states[0].status: expected one of active|done|stopped, got "gone"', 'refused on encode too');
+  const { event: _, ...withoutEvent } = good;
+  t.strictSame(decodeActorStates(sshString(JSON.stringify([{ ...withoutEvent, addedLater: 1 }]))), [withoutEvent], 'unknown fields are dropped, the event is optional');
+  t.strictSame(decodeActorStates(sshString('[{"path":[],"machine":"m","state":{"__proto__":"x"},"status":"done"}]'))[0]!.state, JSON.parse('{"__proto__":"x"}'), 'a state named __proto__ stays a state');
 });
 
 t.test('signal names must be uppercase and without the SIG prefix', async (t) => {

@@ -14,7 +14,8 @@ import { attachRoute } from './attach.ts';
 import { containerRoutes } from './containers.ts';
 import type { ContainerDirectory } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
-import { type InspectedSystem, inspectRoute } from './inspect.ts';
+import { inspectRoute } from './inspect.ts';
+import type { LiveFeed } from './liveFeed.ts';
 import { type ApiLog, silent } from './log.ts';
 import { errorReply, type Headers, jsonBody, type Reply } from './reply.ts';
 import { ReleasingAttaches } from './releasingAttaches.ts';
@@ -24,8 +25,8 @@ import { type BuildInfo, systemRoutes } from './system.ts';
 export interface ApiServerOptions extends BuildInfo {
   /** Receives one debug line per request; none by default. */
   readonly log?: ApiLog;
-  /** The actor system whose live state `GET /tether/v1/inspect` streams; without it there is no such route. */
-  readonly inspect?: InspectedSystem;
+  /** The live states `GET /tether/v1/inspect` streams; without them there is no such route. */
+  readonly inspect?: LiveFeed;
 }
 
 export function createApiServer(directory: ContainerDirectory, options: ApiServerOptions): http.Server {

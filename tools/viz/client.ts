@@ -1,7 +1,7 @@
 /**
  * The live page's script, as text: plain browser JavaScript that the page
  * carries inline (nothing else is fetched). It reads the server's `/feed`
- * (feed messages are LiveStates from appliance/api/inspect.ts; a
+ * (feed messages are LiveStates from appliance/api/liveFeed.ts; a
  * `reachability` event says whether the appliance's feed flows), lists each
  * machine's live actors, and marks the states of the one selected (the first,
  * until a click picks another) with the class `active`.

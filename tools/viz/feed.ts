@@ -6,7 +6,9 @@
  */
 import http from 'node:http';
 import { type Address, formatAddress } from '../../appliance/address.ts';
-import { EVENT_STREAM, INSPECT_PATH, type LiveState } from '../../appliance/api/inspect.ts';
+import { EVENT_STREAM, INSPECT_PATH } from '../../appliance/api/inspect.ts';
+import type { LiveState } from '../../appliance/api/liveFeed.ts';
+import { ACTOR_STATUSES, type ActorStatus } from '../../shared/wire.ts';
 
 export interface FeedHandlers {
   state(state: LiveState): void;
@@ -78,8 +80,6 @@ function dataOf(block: string): string | undefined {
   return lines.length ? lines.map((line) => line.slice(5).replace(/^ /, '')).join('\n') : undefined;
 }
 
-const STATUSES = new Set(['active', 'done', 'stopped']);
-
 function parseLiveState(data: string): LiveState | undefined {
   let value: unknown;
   try {
@@ -91,7 +91,7 @@ function parseLiveState(data: string): LiveState | undefined {
   const v = value as Record<string, unknown>;
   const named = [v.system, v.actor, v.machine].every((field) => typeof field === 'string' && field !== '');
   const event = v.event === undefined || typeof v.event === 'string';
-  return named && isStateValue(v.state) && event && STATUSES.has(v.status as string) ? (v as unknown as LiveState) : undefined;
+  return named && isStateValue(v.state) && event && ACTOR_STATUSES.includes(v.status as ActorStatus) ? (v as unknown as LiveState) : undefined;
 }
 
 /** xstate's StateValue: a state's name, or an object of child state values. */
