@@ -167,6 +167,7 @@ export const containerChannelMachine = setup({
   states: {
     resolving: {
       invoke: {
+        id: 'lookup',
         src: 'lookup',
         input: ({ context }) => ({ containerId: context.containerId, timeoutMs: context.timeoutMs }),
         onDone: { target: 'connected', actions: assign({ linkId: ({ event }) => event.output.linkId }) },

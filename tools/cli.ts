@@ -8,6 +8,7 @@ import { applianceCommand, applianceUsage, DEFAULT_API, DEFAULT_SERIAL } from '.
 import { defaultStateDir } from '../appliance/trust.ts';
 import { createLog } from '../shared/log.ts';
 import { readConfigFile, startSandbox, type Sandbox } from './sandbox.ts';
+import { checkCommand, checkUsage } from './check/command.ts';
 import { vizCommand, vizUsage } from './viz/command.ts';
 
 const usage = `tether: containerVM consoles over SSH on a serial line, served through a Docker-compatible API
@@ -17,6 +18,8 @@ usage:
   ${applianceUsage.replace('usage: ', '')}
   tether sandbox --config FILE [--appliance tcp://127.0.0.1:2377] [--state DIR]
                                    one containerVM: the guest init on a pty bridged to the appliance
+  ${checkUsage.join('\n  ')}
+                                   model-check the composed guest and appliance machines
   ${vizUsage.join('\n  ')}
                                    every machine's state diagram, as files or live from a running appliance
   tether help
@@ -28,6 +31,7 @@ const verbs: Record<string, (args: string[]) => Promise<void>> = {
   appliance: applianceCommand,
   sandbox: sandboxCommand,
   start: startCommand,
+  check: checkCommand,
   viz: vizCommand,
   help: async () => void process.stdout.write(usage + '\n'),
 };

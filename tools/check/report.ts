@@ -29,6 +29,10 @@ export interface PropertyResult {
   name: string;
   description: string;
   held: boolean;
+  /** False when the search stopped before it could prove the property (a violation elsewhere, or the bound). */
+  checked: boolean;
+  /** What was wrong, when it did not hold. */
+  message?: string;
 }
 
 export interface CheckReport {

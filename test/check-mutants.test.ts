@@ -1,0 +1,148 @@
+import t from 'tap';
+import { createMachine, enqueueActions, type AnyActorRef, type AnyStateMachine } from 'xstate';
+import { decideAttach, type GuestContext, type OutputLogCommand, type SshServerCommand } from '../machines/guest.ts';
+import { explore } from '../tools/check/explore.ts';
+import type { Overrides } from '../tools/check/model.ts';
+import { scenarios, type Scenario } from '../tools/check/scenario.ts';
+
+// A checker that never fails is not a checker: each mutant below breaks one
+// real machine in one way (through provide() or a small change of its
+// config), and the checker must find it, naming the broken property with a
+// counterexample trace. The real machines pass the same scenarios.
+
+const perfect = { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0 };
+
+function scenario(name: string, changes: Partial<Omit<Scenario, 'faults'>> & { faults?: Partial<Scenario['faults']> }): Scenario {
+  return { ...scenarios.attach!, name, description: name, ...changes, faults: { ...perfect, ...changes.faults } };
+}
+
+/** The machine of a composed logic's actor slot, to mutate. */
+const slot = (logic: AnyStateMachine, name: string) => logic.implementations.actors[name] as AnyStateMachine;
+/** A machine's own action, to run inside a mutant's (enqueue takes an action object; its typing wants the machine's names). */
+const original = (logic: AnyStateMachine, name: string) => logic.implementations.actions[name] as never;
+
+const mutants: Array<{ name: string; breaks: string; scenario: Scenario; overrides: Overrides }> = [
+  {
+    name: 'a guest that launches a run-block session without waiting for unblock',
+    breaks: 'run-block',
+    scenario: scenario('run-block', {}),
+    overrides: {
+      guest: (guest) => guest.provide({ actors: { session: slot(guest, 'session').provide({ guards: { runBlock: () => false } }) as never } }),
+    },
+  },
+  {
+    name: 'a connection map that forgets its waiters when a link comes up',
+    breaks: 'waiter-deadline',
+    scenario: scenario('forgetful-map', { sessions: { c1: { chunks: 1, exitCode: 0, runBlock: true } }, faults: { drops: 1 } }),
+    overrides: {
+      appliance: (appliance) => {
+        const map = slot(appliance, 'connectionMap');
+        return appliance.provide({
+          actors: {
+            connectionMap: map.provide({
+              actions: {
+                apply: enqueueActions(({ event, enqueue }) => {
+                  enqueue(original(map, 'apply'));
+                  if (event.type === 'LINK_UP') enqueue.assign({ requests: {} });
+                }),
+              },
+            }) as never,
+          },
+        });
+      },
+    },
+  },
+  {
+    name: 'a serial link that stays put when its SSH session ends (no new handshake)',
+    // The appliance's new handshake is never answered.
+    breaks: 'no-deadlock',
+    scenario: scenario('no-rehandshake', { sessions: { c1: { chunks: 1, exitCode: 0, runBlock: true } }, faults: { garbage: 1 } }),
+    overrides: {
+      guest: (guest) => {
+        const link = slot(guest, 'link');
+        type Config = { states: { line: { states: { serving: { on: object } } & object } & object } & object };
+        const config = link.config as Config;
+        const { line } = config.states;
+        const serving = { ...line.states.serving, on: { ...line.states.serving.on, SSH_CLOSED: { actions: [] } } };
+        const mutated = { ...config, states: { ...config.states, line: { ...line, states: { ...line.states, serving } } } };
+        return guest.provide({ actors: { link: createMachine(mutated as never, link.implementations as never) as never } });
+      },
+    },
+  },
+  {
+    name: 'a guest that sends an exited session’s status before replaying its log',
+    breaks: 'output-after-exit',
+    scenario: scenario('exit-before-replay', { sessions: { c1: { chunks: 1, exitCode: 4 } } }),
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            attachOpen: enqueueActions(({ context, event, enqueue, system }) => {
+              if (event.type !== 'ATTACH_OPEN') return;
+              const server = system.get('sshServer') as AnyActorRef;
+              const decision = decideAttach(context as GuestContext, event.containerId, event.offset);
+              const view = (context as GuestContext).sessions[event.containerId];
+              if (!decision.accept || view?.state !== 'exited') return void enqueue(original(guest, 'attachOpen'));
+              const command = (c: SshServerCommand) => c as SshServerCommand & { type: string };
+              enqueue.sendTo(server, command({ type: 'ATTACH_ACCEPT', channelId: event.channelId, offset: decision.from }));
+              enqueue.sendTo(server, command({ type: 'CHANNEL_EXIT', channelId: event.channelId, exitCode: view.exitCode ?? 0 }));
+              enqueue.sendTo('outputLog', { type: 'REPLAY', sessionId: event.containerId, channelId: event.channelId, from: decision.from } satisfies OutputLogCommand);
+            }),
+          },
+        }),
+    },
+  },
+  {
+    name: 'a guest that fans every session’s output out to every channel',
+    breaks: 'routing',
+    // c1 waits for its attach; c2 writes whenever it likes.
+    scenario: scenario('crossed-channels', {
+      sessions: { c1: { chunks: 0, exitCode: 0, runBlock: true }, c2: { chunks: 1, exitCode: 0 } },
+      attaches: [{ containerId: 'c1', logs: false }],
+    }),
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            sessionOutput: enqueueActions(({ context, event, enqueue, system }) => {
+              enqueue(original(guest, 'sessionOutput'));
+              if (event.type !== 'SESSION_OUTPUT') return;
+              const server = system.get('sshServer') as AnyActorRef | undefined;
+              for (const [channelId, channel] of Object.entries((context as GuestContext).channels)) {
+                if (server && channel.sessionId !== event.sessionId) enqueue.sendTo(server, { type: 'CHANNEL_OUTPUT', channelId, stream: event.stream, data: event.data });
+              }
+            }),
+          },
+        }),
+    },
+  },
+];
+
+for (const mutant of mutants) {
+  t.test(`the real machines hold in the "${mutant.scenario.name}" scenario`, async (t) => {
+    const report = explore(mutant.scenario);
+    t.equal(report.truncated, false, 'the whole state space was explored');
+    t.same(
+      report.properties.filter((p) => !p.held).map((p) => `${p.name}: ${p.message}`),
+      [],
+      'every property held',
+    );
+    t.notOk(report.counterexample, report.counterexample?.text ?? 'no counterexample');
+  });
+
+  t.test(`the checker finds ${mutant.name}`, async (t) => {
+    const report = explore(mutant.scenario, { overrides: mutant.overrides });
+    const broken = report.properties.filter((p) => !p.held);
+    t.same(
+      broken.map((p) => p.name),
+      [mutant.breaks],
+      `it reports ${mutant.breaks} broken`,
+    );
+    const trace = report.counterexample;
+    if (!trace) return t.fail('no counterexample');
+    t.equal(trace.property, mutant.breaks, 'the counterexample names the broken property');
+    t.match(trace.text.split('\n').pop(), new RegExp(`^violated: ${mutant.breaks}: `), 'its text ends with the violation');
+    t.equal(trace.text.split('\n').length, trace.steps.length + 1, 'one line per step');
+    t.match(trace.mermaid, /^sequenceDiagram\n/, 'and it has Mermaid source');
+  });
+}

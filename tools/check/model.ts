@@ -1,0 +1,560 @@
+import type { AnyActorLogic, AnyActorRef } from 'xstate';
+import { composeAppliance, composeAttach } from '../../appliance/composition.ts';
+import { composeGuest } from '../../guest/composition.ts';
+import type { GuestConfig } from '../../shared/config.ts';
+import { SYN } from '../../shared/handshake.ts';
+import type { TraceStep } from './report.ts';
+import { LiveSystem, pathOf, type SystemState } from './runtime.ts';
+import { handshakeBound, type Scenario } from './scenario.ts';
+import type { PostBox } from './sim.ts';
+import { applianceEffects, attachEffects, guestEffects, noiseOf, type ChannelSim, type ClientSim, type ConnectionSim, type PortPhase, type ProcessSim } from './sims.ts';
+import { attachIndex, attachSystem, type AttachProgress, type Mail, type Post, type SshMessage, type Wire, type WorldState } from './world.ts';
+
+/**
+ * The composed model: the guest and appliance compositions of the bundles
+ * with simulated effects, the world between them, and the steps the
+ * environment can take from any state: deliver what is in flight, fire the
+ * next timer, let a process write or exit, let the hypervisor connect or the
+ * line fail, let the API client act. `steps()` lists what is enabled and
+ * `apply()` takes one, returning a new world; neither mutates its input.
+ */
+
+export type Step =
+  | { kind: 'toGuest' }
+  | { kind: 'toAppliance' }
+  | { kind: 'mail'; system: string }
+  | { kind: 'timer'; system: string; source: string; id: string; late: boolean }
+  | { kind: 'connect' }
+  | { kind: 'drop' }
+  | { kind: 'garbage'; toGuest: boolean }
+  | { kind: 'duplicateSyn' }
+  | { kind: 'portOpened' }
+  | { kind: 'portClosed' }
+  | { kind: 'process'; sessionId: string; action: 'start' | 'write' | 'exit' }
+  | { kind: 'client'; attach: number; action: 'attach' | 'stdin' | 'closeStdin' | 'detach' };
+
+export interface Applied {
+  world: WorldState;
+  trace: TraceStep;
+}
+
+/** Mutations of the machines under test, for the checker's own tests: each replaces one machine's logic. */
+export interface Overrides {
+  guest?: (logic: ReturnType<typeof composeGuest>) => AnyActorLogic;
+  appliance?: (logic: ReturnType<typeof composeAppliance>) => AnyActorLogic;
+  attach?: (logic: ReturnType<typeof composeAttach>) => AnyActorLogic;
+}
+
+const GARBAGE = Uint8Array.of(0x00, 0x7f, SYN, 0x41, 0x06);
+const STDIN = new TextEncoder().encode('in');
+
+export function guestConfig(scenario: Scenario): GuestConfig {
+  const [primary] = Object.keys(scenario.sessions);
+  return {
+    id: primary!,
+    name: 'demo',
+    hostname: 'demo',
+    sessions: Object.fromEntries(
+      Object.entries(scenario.sessions).map(([id, script]) => [
+        id,
+        { cmd: ['/bin/sim', id], env: [], cwd: '/', tty: script.tty ?? false, openStdin: true, runBlock: script.runBlock ?? false, stopSignal: 'TERM' },
+      ]),
+    ),
+    ssh: { hostKey: 'simulated', authorizedKeys: [] },
+    serial: { device: '/dev/ttyS0' },
+    outputLogBytes: 1 << 20,
+  };
+}
+
+export class Model {
+  readonly scenario: Scenario;
+  readonly #guest: AnyActorLogic;
+  readonly #appliance: AnyActorLogic;
+  readonly #attach: AnyActorLogic;
+  /** The world a step is building, and the system whose actors are running. */
+  #draft: WorldState | undefined;
+  #system = '';
+  readonly #box: PostBox<Post> = { post: (item, from) => this.#post(item, from) };
+
+  constructor(scenario: Scenario, overrides: Overrides = {}) {
+    this.scenario = scenario;
+    const guest = composeGuest(guestEffects(scenario, this.#box, () => this.#draft!));
+    const appliance = composeAppliance(applianceEffects(this.#box));
+    const attach = composeAttach(attachEffects(this.#box));
+    this.#guest = overrides.guest?.(guest) ?? guest;
+    this.#appliance = overrides.appliance?.(appliance) ?? appliance;
+    this.#attach = overrides.attach?.(attach) ?? attach;
+  }
+
+  initial(): WorldState {
+    const world: WorldState = {
+      systems: {},
+      mail: {},
+      line: { connections: 0, toGuest: [], toAppliance: [] },
+      attaches: this.scenario.attaches.map(
+        (): AttachProgress => ({ started: false, stdinSent: 0, closedStdin: false, detached: false, received: [], exitDelivered: false, lookups: 0, channels: 0 }),
+      ),
+      faults: { ...this.scenario.faults },
+      now: 0,
+      unblocked: {},
+      violations: {},
+    };
+    this.#draft = world;
+    world.systems.guest = this.#start('guest', { config: guestConfig(this.scenario), seed: 1 });
+    world.systems.appliance = this.#start('appliance', { seed: 2 });
+    this.#draft = undefined;
+    return world;
+  }
+
+  // ---- what can happen ---------------------------------------------------------
+
+  steps(w: WorldState): Step[] {
+    if (this.exhausted(w)) return [];
+    const steps: Step[] = [];
+    if (this.#guestReceiver(w)) steps.push({ kind: 'toGuest' });
+    if (this.#applianceReceiver(w)) steps.push({ kind: 'toAppliance' });
+    for (const [system, queue] of Object.entries(w.mail)) if (queue.length > 0) steps.push({ kind: 'mail', system });
+    const port = simState<{ phase: PortPhase }>(w.systems.guest!, 'link/port');
+    if (port?.phase === 'opening') steps.push({ kind: 'portOpened' });
+    if (port?.phase === 'closing') steps.push({ kind: 'portClosed' });
+    if (!w.line.connection) steps.push({ kind: 'connect' });
+    // Messages, and the hypervisor's opening and connecting, take far less than
+    // any timeout: a timer fires only when none of them is pending, unless the
+    // scenario lets a message be late. (Otherwise a retry timer could fire
+    // forever while a port waits to open, and no state space would be finite.)
+    const busy = steps.length > 0;
+    if (!busy || w.faults.lateMessages > 0) {
+      for (const [system, timer] of nextTimers(w)) steps.push({ kind: 'timer', system, source: timer.source, id: timer.id, late: busy });
+    }
+    if (w.line.connection && w.faults.drops > 0) steps.push({ kind: 'drop' });
+    if (w.faults.garbage > 0) steps.push({ kind: 'garbage', toGuest: true }, { kind: 'garbage', toGuest: false });
+    if (w.faults.duplicateSyns > 0 && w.line.toGuest.some(isSyn)) steps.push({ kind: 'duplicateSyn' });
+    for (const [sessionId, script] of Object.entries(this.scenario.sessions)) {
+      const p = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`);
+      if (!p) continue;
+      if (p.launched && !p.started) steps.push({ kind: 'process', sessionId, action: 'start' });
+      if (p.started && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', sessionId, action: 'write' });
+      if (p.started && !p.exited && p.written === script.chunks && (!script.exitsOnStdinClose || p.stdinClosed)) steps.push({ kind: 'process', sessionId, action: 'exit' });
+    }
+    this.scenario.attaches.forEach((script, attach) => {
+      const progress = w.attaches[attach]!;
+      if (!progress.started) return void steps.push({ kind: 'client', attach, action: 'attach' });
+      const system = w.systems[attachSystem(attach)]!;
+      if (statusOf(system) !== 'active') return;
+      const attached = simState<{ attached: boolean }>(system, 'user')?.attached === true;
+      if (attached && progress.stdinSent < (script.stdin ?? 0)) steps.push({ kind: 'client', attach, action: 'stdin' });
+      else if (attached && script.closeStdin && !progress.closedStdin) steps.push({ kind: 'client', attach, action: 'closeStdin' });
+      if (script.detach && !progress.detached) steps.push({ kind: 'client', attach, action: 'detach' });
+    });
+    return steps;
+  }
+
+  /** Which of the scenario's bounds this state has reached, if any: nothing more is explored from it. */
+  exhausted(w: WorldState): string | undefined {
+    const handshakes = [nodeAt(w.systems.guest!, 'link/handshake'), ...Object.values(nodeAt(w.systems.appliance!, '')?.children ?? {}).map((c) => c.snapshot.children?.handshake?.snapshot)];
+    for (const h of handshakes) {
+      const attempts = (h?.context as { attempts?: number } | undefined)?.attempts ?? 0;
+      const bound = handshakeBound(this.scenario);
+      if (attempts > bound) return `a handshake started ${attempts} exchanges, more than the scenario's bound of ${bound}`;
+    }
+    return undefined;
+  }
+
+  /** Which guest actor the next byte or message toward the guest reaches, if any can now. */
+  #guestReceiver(w: WorldState): 'port' | 'server' | undefined {
+    if (w.line.toGuest.length === 0) return undefined;
+    const phase = simState<{ phase: PortPhase }>(w.systems.guest!, 'link/port')?.phase;
+    if (phase === 'open') return 'port';
+    if (phase === 'handedOff' && simState(w.systems.guest!, 'link/ssh/server')) return 'server';
+    return undefined;
+  }
+
+  #applianceReceiver(w: WorldState): string | undefined {
+    const connection = w.line.connection;
+    if (w.line.toAppliance.length === 0 || !connection?.link) return undefined;
+    const sim = simState<ConnectionSim>(w.systems.appliance!, `${connection.link}/connection`);
+    if (!sim) return undefined;
+    if (!sim.handedOff) return `${connection.link}/connection`;
+    return simState<ClientSim>(w.systems.appliance!, `${connection.link}/ssh/client`) ? `${connection.link}/ssh/client` : undefined;
+  }
+
+  // ---- taking a step -------------------------------------------------------------
+
+  apply(world: WorldState, step: Step): Applied {
+    const w = draftOf(world);
+    this.#draft = w;
+    try {
+      return { world: w, trace: this.#take(w, step) };
+    } finally {
+      this.#draft = undefined;
+    }
+  }
+
+  #take(w: WorldState, step: Step): TraceStep {
+    switch (step.kind) {
+      case 'toGuest': {
+        const receiver = this.#guestReceiver(w)!;
+        const wire = w.line.toGuest.shift()!;
+        if (receiver === 'port') this.#run(w, 'guest', (s) => s.send('link/port', { type: 'sim.bytes', data: bytesOf(wire) }));
+        else this.#run(w, 'guest', (s) => s.send('link/ssh/server', { type: 'sim.recv', wire }));
+        return { from: 'appliance', to: 'guest', label: describeWire(wire) };
+      }
+      case 'toAppliance':
+        return this.#deliverToAppliance(w);
+      case 'mail': {
+        const mail = w.mail[step.system]!.shift()!;
+        if (w.mail[step.system]!.length === 0) delete w.mail[step.system];
+        if (mail.event.type === 'LOOKUP') {
+          const attach = w.attaches[attachIndex(String(mail.event.requestId).split('.')[0]!)]!;
+          attach.lookupDue = w.now + Number(mail.event.timeoutMs);
+        }
+        this.#run(w, step.system, (s) => s.send(mail.path, mail.event));
+        return { from: mail.from, to: step.system, label: describeEvent(mail.event) };
+      }
+      case 'timer': {
+        const timer = w.systems[step.system]!.timers.find((t) => t.source === step.source && t.id === step.id)!;
+        if (step.late) w.faults.lateMessages--;
+        w.now = Math.max(w.now, timer.due);
+        this.#run(w, step.system, (s) => s.fire(step.source, step.id));
+        return { from: 'clock', to: step.system, label: `${timer.event.type.startsWith('xstate.after') ? `after ${timer.delay} ms` : timer.event.type} at ${step.source || step.system}${step.late ? ' (a message is late)' : ''}` };
+      }
+      case 'connect': {
+        const handle = `conn${++w.line.connections}`;
+        w.line.connection = { handle, replies: [], channels: {} };
+        this.#run(w, 'appliance', (s) => s.send('', { type: 'CONNECTION_ACCEPTED', handle, remote: 'hypervisor' }));
+        return { from: 'hypervisor', to: 'appliance', label: `connects (${handle})` };
+      }
+      case 'drop':
+        w.faults.drops--;
+        this.#dropConnection(w, 'the hypervisor connection dropped');
+        return { from: 'hypervisor', to: 'appliance', label: 'the connection drops; bytes in flight are lost' };
+      case 'garbage':
+        w.faults.garbage--;
+        (step.toGuest ? w.line.toGuest : w.line.toAppliance).push({ kind: 'bytes', data: GARBAGE });
+        return { from: 'line', to: step.toGuest ? 'guest' : 'appliance', label: 'garbage bytes' };
+      case 'duplicateSyn': {
+        w.faults.duplicateSyns--;
+        const at = w.line.toGuest.findIndex(isSyn);
+        w.line.toGuest.splice(at, 0, w.line.toGuest[at]!);
+        return { from: 'line', to: 'guest', label: `duplicates ${describeWire(w.line.toGuest[at]!)}` };
+      }
+      case 'portOpened':
+        this.#run(w, 'guest', (s) => s.send('link/port', { type: 'sim.opened' }));
+        return { from: 'hypervisor', to: 'guest', label: 'ttyS0 opened' };
+      case 'portClosed':
+        this.#run(w, 'guest', (s) => s.send('link/port', { type: 'sim.closed' }));
+        return { from: 'hypervisor', to: 'guest', label: 'ttyS0 closed' };
+      case 'process': {
+        const path = `session:${step.sessionId}/process`;
+        const written = simState<ProcessSim>(w.systems.guest!, path)!.written;
+        this.#run(w, 'guest', (s) => s.send(path, { type: `sim.${step.action}` }));
+        const label =
+          step.action === 'start' ? `${step.sessionId} started` : step.action === 'write' ? `${step.sessionId} writes ${step.sessionId}:${written}` : `${step.sessionId} exits ${this.scenario.sessions[step.sessionId]!.exitCode}`;
+        return { from: 'process', to: 'guest', label };
+      }
+      case 'client':
+        return this.#client(w, step.attach, step.action);
+    }
+  }
+
+  #deliverToAppliance(w: WorldState): TraceStep {
+    const path = this.#applianceReceiver(w)!;
+    const wire = w.line.toAppliance.shift()!;
+    const connection = w.line.connection!;
+    const trace = { from: 'guest', to: 'appliance', label: describeWire(wire) };
+    if (path.endsWith('/connection')) {
+      this.#run(w, 'appliance', (s) => s.send(path, { type: 'sim.bytes', data: bytesOf(wire) }));
+      return trace;
+    }
+    const msg = wire.kind === 'ssh' ? wire.msg : undefined;
+    if (msg?.t === 'reply') {
+      const owner = connection.replies.shift();
+      if (owner?.kind === 'ping') {
+        this.#run(w, 'appliance', (s) => s.send('connectionMap', { type: 'PING_REPLY', linkId: owner.linkId, containerId: owner.containerId, ids: msg.ids ?? [] }));
+        return { ...trace, label: `${trace.label} (liveness check)` };
+      }
+    }
+    if (msg && 'ch' in msg) {
+      const system = connection.channels[msg.ch];
+      if (msg.t === 'exit') delete connection.channels[msg.ch];
+      // A channel whose attach moved on (detached, or reopened elsewhere) is gone: its messages are dropped.
+      if (system && simState<ChannelSim>(w.systems[system]!, 'channel')?.ch === msg.ch) {
+        this.#run(w, system, (s) => s.send('channel', { type: 'sim.recv', msg }));
+        return { ...trace, to: system };
+      }
+      return { ...trace, label: `${trace.label} (no one listens)` };
+    }
+    this.#run(w, 'appliance', (s) => s.send(path, { type: 'sim.recv', wire }));
+    return trace;
+  }
+
+  #client(w: WorldState, attach: number, action: 'attach' | 'stdin' | 'closeStdin' | 'detach'): TraceStep {
+    const script = this.scenario.attaches[attach]!;
+    const progress = w.attaches[attach]!;
+    const system = attachSystem(attach);
+    const to = system;
+    switch (action) {
+      case 'attach':
+        progress.started = true;
+        w.systems[system] = this.#start(system, { containerId: script.containerId, offset: script.logs ? 0 : 'live', timeoutMs: this.scenario.attachTimeoutMs });
+        return { from: 'client', to, label: `attach ${script.containerId}${script.logs ? ' --logs' : ''}` };
+      case 'stdin':
+        progress.stdinSent++;
+        this.#run(w, system, (s) => s.send('', { type: 'STDIN', data: STDIN }));
+        return { from: 'client', to, label: 'stdin' };
+      case 'closeStdin':
+        progress.closedStdin = true;
+        this.#run(w, system, (s) => s.send('', { type: 'CLOSE_STDIN' }));
+        return { from: 'client', to, label: 'half-close' };
+      case 'detach':
+        progress.detached = true;
+        this.#run(w, system, (s) => s.send('', { type: 'DETACH' }));
+        return { from: 'client', to, label: 'detach' };
+    }
+  }
+
+  /** The hypervisor's connection is gone: in-flight bytes are lost and the appliance's side learns of it. */
+  #dropConnection(w: WorldState, reason: string): void {
+    const connection = w.line.connection;
+    if (!connection) return;
+    w.line.connection = undefined;
+    w.line.toGuest = [];
+    w.line.toAppliance = [];
+    if (connection.link) {
+      const sim = simState<ConnectionSim>(w.systems.appliance!, `${connection.link}/connection`);
+      if (sim && !sim.handedOff) mail(w, 'appliance', { path: `${connection.link}/connection`, event: { type: 'sim.closed' }, from: 'hypervisor' });
+      else if (sim) mail(w, 'appliance', { path: `${connection.link}/ssh/client`, event: { type: 'sim.closed', reason: `ssh: ${reason}` }, from: 'hypervisor' });
+    }
+    for (const owner of connection.replies) {
+      if (owner.kind === 'ping') mail(w, 'appliance', { path: 'connectionMap', event: { type: 'PING_FAILED', linkId: owner.linkId, containerId: owner.containerId, reason }, from: 'hypervisor' });
+    }
+    for (const system of new Set(Object.values(connection.channels))) mail(w, system, { path: 'channel', event: { type: 'sim.lost', reason }, from: 'hypervisor' });
+  }
+
+  // ---- running a system ----------------------------------------------------------
+
+  #logic(system: string): { logic: AnyActorLogic; systemId?: string } {
+    if (system === 'guest') return { logic: this.#guest, systemId: 'guest' };
+    if (system === 'appliance') return { logic: this.#appliance, systemId: 'appliance' };
+    return { logic: this.#attach };
+  }
+
+  #start(system: string, input: unknown): SystemState {
+    return this.#within(system, () => this.#live(system, undefined, input).persist());
+  }
+
+  #run(w: WorldState, system: string, act: (live: LiveSystem) => unknown): void {
+    const state = w.systems[system];
+    if (!state) return;
+    w.systems[system] = this.#within(system, () => {
+      const live = this.#live(system, state);
+      act(live);
+      return live.persist();
+    });
+    const status = statusOf(w.systems[system]!);
+    if (status === 'error') {
+      const error = (w.systems[system]!.snapshot as { error?: unknown }).error;
+      w.violations['no-crash'] ??= `the ${system} actor system failed: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+
+  /** Runs `fn` with `system` as the one whose simulations post. */
+  #within<T>(system: string, fn: () => T): T {
+    const previous = this.#system;
+    this.#system = system;
+    try {
+      return fn();
+    } finally {
+      this.#system = previous;
+    }
+  }
+
+  #live(system: string, state: SystemState | undefined, input?: unknown): LiveSystem {
+    const { logic, systemId } = this.#logic(system);
+    const live = new LiveSystem(logic, state, this.#draft!.now, { systemId, input });
+    if (system === 'appliance') this.#listenToMap(live);
+    return live;
+  }
+
+  /** The connection map answers lookups by emitting: the answers go to the attach that asked. */
+  #listenToMap(live: LiveSystem): void {
+    live.find('connectionMap')?.on('*', (emitted: { type: string; requestId: string; linkId?: string; message?: string }) => {
+      const w = this.#draft!;
+      const [system, n] = emitted.requestId.split('.');
+      const progress = w.attaches[attachIndex(system!)];
+      if (!progress || progress.lookups !== Number(n) || progress.lookupDue === undefined) return;
+      const event = emitted.type === 'RESOLVED' ? { type: 'sim.resolved', linkId: emitted.linkId } : { type: 'sim.failed', message: emitted.message };
+      mail(w, system!, { path: 'lookup', event, from: 'appliance' });
+    });
+  }
+
+  // ---- what the simulations hand over ---------------------------------------------
+
+  #post(item: Post, from: AnyActorRef): unknown {
+    const w = this.#draft;
+    if (!w) return undefined;
+    const system = this.#system;
+    const connection = w.line.connection;
+    const progress = system.startsWith('attach') ? w.attaches[attachIndex(system)] : undefined;
+    switch (item.kind) {
+      case 'toAppliance':
+        w.line.toAppliance.push(item.wire);
+        return undefined;
+      case 'toGuest':
+        // A socket the appliance still writes to after the hypervisor dropped it goes nowhere.
+        if (connection?.handle !== item.handle) return undefined;
+        w.line.toGuest.push(item.wire);
+        if (item.owner) connection.replies.push(item.owner);
+        return undefined;
+      case 'connection':
+        if (connection?.handle === item.handle) connection.link = pathOf(from).split('/').slice(0, -1).join('/');
+        return undefined;
+      case 'register':
+        if (connection?.handle === item.handle) connection.linkId = item.linkId;
+        return undefined;
+      case 'socketClosed':
+        if (connection?.handle === item.handle) this.#dropConnection(w, 'the appliance closed the connection');
+        return undefined;
+      case 'endLink':
+        if (connection?.linkId === item.linkId) {
+          mail(w, 'appliance', { path: `${connection.link}/ssh/client`, event: { type: 'sim.closed', reason: 'ended by the connection map' }, from: 'appliance' });
+        }
+        return undefined;
+      case 'ping':
+        if (connection?.linkId === item.linkId) {
+          w.line.toGuest.push(ssh({ t: 'query', what: 'ids' }));
+          connection.replies.push({ kind: 'ping', linkId: item.linkId, containerId: item.containerId });
+        } else {
+          mail(w, 'appliance', { path: 'connectionMap', event: { type: 'PING_FAILED', linkId: item.linkId, containerId: item.containerId, reason: `link ${item.linkId} has no SSH connection` }, from: 'appliance' });
+        }
+        return undefined;
+      case 'openChannel': {
+        if (connection?.linkId !== item.linkId || !progress) {
+          mail(w, system, { path: 'channel', event: { type: 'sim.lost', reason: `link ${item.linkId} is gone` }, from: 'appliance' });
+          return undefined;
+        }
+        const ch = `${system}.${++progress.channels}`;
+        connection.channels[ch] = system;
+        w.line.toGuest.push(ssh({ t: 'open', ch, containerId: item.containerId, offset: item.offset }));
+        return ch;
+      }
+      case 'channel':
+        if (connection?.linkId === item.linkId) w.line.toGuest.push(ssh(item.msg));
+        return undefined;
+      case 'lookup': {
+        if (!progress) return undefined;
+        const requestId = `${system}.${++progress.lookups}`;
+        // Due from when the map sees it (the mail step sets it); until then, waiting but not yet timed.
+        progress.lookupDue = Number.POSITIVE_INFINITY;
+        mail(w, 'appliance', { path: 'connectionMap', event: { type: 'LOOKUP', requestId, containerId: item.containerId, timeoutMs: item.timeoutMs }, from: system });
+        return undefined;
+      }
+      case 'lookupSettled':
+        if (progress) progress.lookupDue = undefined;
+        return undefined;
+      case 'lookupCancelled':
+        if (progress?.lookupDue !== undefined) {
+          mail(w, 'appliance', { path: 'connectionMap', event: { type: 'CANCEL', requestId: `${system}.${progress.lookups}` }, from: system });
+          progress.lookupDue = undefined;
+        }
+        return undefined;
+      case 'unblocked':
+        w.unblocked[item.sessionId] = true;
+        return undefined;
+      case 'received':
+        if (!progress) return undefined;
+        if (progress.exitDelivered) w.violations['output-after-exit'] ??= `${system} received ${item.label} after the exit status`;
+        progress.received.push(item.label);
+        return undefined;
+      case 'exitDelivered':
+        if (progress) progress.exitDelivered = true;
+        return undefined;
+      case 'violation':
+        w.violations[item.property] ??= item.message;
+        return undefined;
+    }
+  }
+}
+
+// ---- helpers -------------------------------------------------------------------
+
+const ssh = (msg: SshMessage): Wire => ({ kind: 'ssh', msg });
+const isSyn = (wire: Wire) => wire.kind === 'bytes' && wire.data[0] === SYN;
+const bytesOf = (wire: Wire) => (wire.kind === 'bytes' ? wire.data : noiseOf(wire.msg));
+
+function mail(w: WorldState, system: string, message: Mail): void {
+  (w.mail[system] ??= []).push(message);
+}
+
+/** A world to change: everything but the (immutable) system states is copied. */
+function draftOf(world: WorldState): WorldState {
+  const connection = world.line.connection;
+  return {
+    systems: { ...world.systems },
+    mail: Object.fromEntries(Object.entries(world.mail).map(([k, v]) => [k, [...v]])),
+    line: {
+      connections: world.line.connections,
+      toGuest: [...world.line.toGuest],
+      toAppliance: [...world.line.toAppliance],
+      connection: connection && { ...connection, replies: [...connection.replies], channels: { ...connection.channels } },
+    },
+    attaches: world.attaches.map((a) => ({ ...a, received: [...a.received] })),
+    faults: { ...world.faults },
+    now: world.now,
+    unblocked: { ...world.unblocked },
+    violations: { ...world.violations },
+  };
+}
+
+/** The timers that can fire next: the earliest due, in every system. */
+function nextTimers(w: WorldState): Array<[string, SystemState['timers'][number]]> {
+  let due = Number.POSITIVE_INFINITY;
+  for (const state of Object.values(w.systems)) for (const t of state.timers) due = Math.min(due, t.due);
+  const next: Array<[string, SystemState['timers'][number]]> = [];
+  for (const [system, state] of Object.entries(w.systems)) for (const t of state.timers) if (t.due === due) next.push([system, t]);
+  return next;
+}
+
+interface PersistedNode {
+  status?: string;
+  value?: unknown;
+  context?: unknown;
+  children?: Record<string, { snapshot: PersistedNode }>;
+}
+
+/** The persisted snapshot of the actor at `path` in a system ("" for the root). */
+export function nodeAt(state: SystemState, path: string): PersistedNode | undefined {
+  let node = state.snapshot as PersistedNode | undefined;
+  if (path === '') return node;
+  for (const id of path.split('/')) {
+    node = node?.children?.[id]?.snapshot;
+    if (!node) return undefined;
+  }
+  return node;
+}
+
+/** A simulation's state (or a machine's context) at `path`. */
+export function simState<S>(state: SystemState, path: string): S | undefined {
+  return nodeAt(state, path)?.context as S | undefined;
+}
+
+export function statusOf(state: SystemState): string | undefined {
+  return nodeAt(state, '')?.status;
+}
+
+export function describeWire(wire: Wire): string {
+  if (wire.kind === 'bytes') return `bytes ${Array.from(wire.data.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ')}${wire.data.length > 8 ? ' …' : ''}`;
+  const { t, ...rest } = wire.msg;
+  const fields = Object.entries(rest)
+    .map(([k, v]) => `${k}=${v instanceof Uint8Array ? JSON.stringify(new TextDecoder().decode(v)) : typeof v === 'object' ? (Array.isArray(v) ? `[${v.map((x) => (typeof x === 'object' ? x.id : x)).join(',')}]` : JSON.stringify(v)) : v}`)
+    .join(' ');
+  return `ssh ${t}${fields ? ' ' + fields : ''}`;
+}
+
+function describeEvent(event: { type: string; [k: string]: unknown }): string {
+  const fields = Object.entries(event)
+    .filter(([k]) => k !== 'type')
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`)
+    .join(' ');
+  return `${event.type}${fields ? ' ' + fields : ''}`;
+}

@@ -1,0 +1,177 @@
+import type { ConnectionMapContext } from '../../machines/connectionMap.ts';
+import type { ApplianceContext } from '../../machines/appliance.ts';
+import type { AttachOutcome } from '../../machines/containerChannel.ts';
+import { nodeAt, simState, statusOf } from './model.ts';
+import type { Scenario } from './scenario.ts';
+import type { ProcessSim } from './sims.ts';
+import { attachSystem, type WorldState } from './world.ts';
+
+/**
+ * What the checker proves about every explored state. A safety property
+ * holds in every state; an `eventually` property holds in every state where
+ * nothing more can happen (a terminal state), and, under fair scheduling,
+ * every state must be able to reach a terminal state where they all hold.
+ * Each check returns what is wrong, in words, or nothing.
+ */
+export interface Property {
+  name: string;
+  description: string;
+  kind: 'safety' | 'eventually';
+  check(w: WorldState, scenario: Scenario): string | undefined;
+}
+
+const seen = (property: string) => (w: WorldState) => w.violations[property];
+
+/** Chunk labels are `<session>:<n>`. */
+const parse = (label: string) => {
+  const at = label.lastIndexOf(':');
+  return { sessionId: label.slice(0, at), n: Number(label.slice(at + 1)) };
+};
+
+const outcomeOf = (w: WorldState, attach: number) => {
+  const state = w.systems[attachSystem(attach)];
+  return state && statusOf(state) === 'done' ? (nodeAt(state, '') as { output?: AttachOutcome }).output : undefined;
+};
+
+export const properties: Property[] = [
+  {
+    name: 'no-crash',
+    description: 'no actor system fails (an action throws, an event is malformed)',
+    kind: 'safety',
+    check: seen('no-crash'),
+  },
+  {
+    name: 'routing',
+    description: 'a channel is never routed to a container other than the one asked for',
+    kind: 'safety',
+    check: (w, scenario) => {
+      for (const [i, a] of w.attaches.entries()) {
+        const asked = scenario.attaches[i]!.containerId;
+        const wrong = a.received.find((label) => parse(label).sessionId !== asked);
+        if (wrong) return `attach${i} asked for ${asked} and received ${wrong}`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: 'output-order',
+    description: 'an output byte is never delivered twice or out of order, and a replay from the log starts at its first byte',
+    kind: 'safety',
+    check: (w, scenario) => {
+      for (const [i, a] of w.attaches.entries()) {
+        const ns = a.received.map((label) => parse(label).n);
+        if (scenario.attaches[i]!.logs && ns.length > 0 && ns[0] !== 0) return `attach${i} replayed the log from ${a.received[0]}, not from its start`;
+        for (let k = 1; k < ns.length; k++) {
+          if (ns[k] !== ns[k - 1]! + 1) return `attach${i} received ${a.received[k]} after ${a.received[k - 1]} (${ns[k]! <= ns[k - 1]! ? 'twice or out of order' : 'a gap'})`;
+        }
+      }
+      return undefined;
+    },
+  },
+  {
+    name: 'output-after-exit',
+    description: 'no output is delivered after the exit status',
+    kind: 'safety',
+    check: seen('output-after-exit'),
+  },
+  {
+    name: 'exit-status',
+    description: "an attach that ends with the exit status got the process's own code, after its last byte",
+    kind: 'safety',
+    check: (w, scenario) => {
+      for (const [i, a] of w.attaches.entries()) {
+        const outcome = outcomeOf(w, i);
+        if (outcome?.outcome !== 'exited') continue;
+        const script = scenario.sessions[scenario.attaches[i]!.containerId]!;
+        if (outcome.exitCode !== script.exitCode) return `attach${i} ended with exit code ${outcome.exitCode}; the process exited ${script.exitCode}`;
+        const last = a.received.length > 0 ? parse(a.received[a.received.length - 1]!).n : -1;
+        const expected = scenario.attaches[i]!.logs || a.received.length > 0 ? script.chunks - 1 : -1;
+        if (last !== expected) return `attach${i} got the exit status after ${a.received.length} chunk(s) [${a.received.join(' ')}]; the process wrote ${script.chunks}`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: 'waiter-deadline',
+    description: 'a lookup waiting for a link is never left waiting after its deadline',
+    kind: 'safety',
+    check: (w) => {
+      for (const [i, a] of w.attaches.entries()) {
+        if (a.lookupDue !== undefined && a.lookupDue < w.now) return `attach${i}'s lookup was due at ${a.lookupDue} ms and still waits at ${w.now} ms`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: 'run-block',
+    description: 'the guest never launches a run-block session before the appliance unblocks it',
+    kind: 'safety',
+    check: seen('run-block'),
+  },
+  {
+    name: 'one-live-owner',
+    description: 'the connection map maps an ID to one live link, which carries it',
+    kind: 'safety',
+    check: (w) => {
+      const map = nodeAt(w.systems.appliance!, 'connectionMap')?.context as ConnectionMapContext | undefined;
+      if (!map) return undefined;
+      for (const [id, linkId] of Object.entries(map.owner)) {
+        const link = map.links[linkId];
+        if (!link?.up) return `container ${id} is mapped to link ${linkId}, which is ${link ? 'down' : 'unknown'}`;
+        if (!link.ids.includes(id)) return `container ${id} is mapped to link ${linkId}, which does not carry it`;
+        const others = Object.entries(map.links).filter(([other, l]) => other !== linkId && l.up && l.ids.includes(id));
+        if (others.length > 0) return `container ${id} is carried by live links ${[linkId, ...others.map(([o]) => o)].join(', ')}`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: 'attach-settles',
+    description: 'every attach request ends attached or with an outcome (exit status, error, detach)',
+    kind: 'eventually',
+    check: (w) => {
+      for (const [i, a] of w.attaches.entries()) {
+        if (!a.started) continue;
+        const state = w.systems[attachSystem(i)]!;
+        if (statusOf(state) === 'done') continue;
+        const value = JSON.stringify(nodeAt(state, '')?.value);
+        const attached = simState<{ attached: boolean }>(state, 'user')?.attached;
+        if (!(attached && value === '{"connected":"streaming"}')) return `attach${i} is stuck in ${value}${attached ? '' : ' and was never attached'}`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: 'status-reaches-appliance',
+    description: "every exited process's status reaches the appliance",
+    kind: 'eventually',
+    check: (w, scenario) => {
+      const containers = (nodeAt(w.systems.appliance!, '')?.context as ApplianceContext).containers;
+      for (const [sessionId, script] of Object.entries(scenario.sessions)) {
+        if (!simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`)?.exited) continue;
+        const info = containers[sessionId]?.info;
+        if (info?.state !== 'exited' || info.exitCode !== script.exitCode) {
+          return `${sessionId} exited ${script.exitCode} but the appliance shows ${info ? `${info.state}${info.exitCode === undefined ? '' : ` ${info.exitCode}`}` : 'nothing'}`;
+        }
+      }
+      return undefined;
+    },
+  },
+  {
+    name: 'progress',
+    description: 'under fair scheduling every run ends in a state where all of the above hold (checked over the whole graph: no livelock)',
+    kind: 'eventually',
+    // The explorer checks this one over the explored graph, not state by state.
+    check: () => undefined,
+  },
+  {
+    name: 'no-deadlock',
+    description: 'nothing is left in flight when nothing more can happen',
+    kind: 'eventually',
+    check: (w) => {
+      const stuck = [...(w.line.toGuest.length ? [`${w.line.toGuest.length} toward the guest`] : []), ...(w.line.toAppliance.length ? [`${w.line.toAppliance.length} toward the appliance`] : [])];
+      for (const [system, queue] of Object.entries(w.mail)) if (queue.length) stuck.push(`${queue.length} for ${system}`);
+      return stuck.length ? `stuck: ${stuck.join(', ')}` : undefined;
+    },
+  },
+];

@@ -1,0 +1,105 @@
+/**
+ * A scenario bounds what the checker explores: one containerVM with its
+ * sessions and what each process does, the attach requests of an API client,
+ * and how many faults the line may suffer. Everything in it is explored in
+ * every order; nothing outside it happens.
+ */
+
+export interface ProcessScript {
+  /** Output chunks it writes, one by one, each labelled `<session>:<n>`. */
+  chunks: number;
+  exitCode: number;
+  runBlock?: boolean;
+  tty?: boolean;
+  /** Like `cat`: it exits only after its stdin was closed. */
+  exitsOnStdinClose?: boolean;
+}
+
+export interface AttachScript {
+  containerId: string;
+  /** Replay the log from its start (docker attach --logs), or join live. */
+  logs: boolean;
+  /** Stdin chunks the client sends, then whether it half-closes. */
+  stdin?: number;
+  closeStdin?: boolean;
+  /** The client may detach at any point. */
+  detach?: boolean;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  sessions: Record<string, ProcessScript>;
+  attaches: AttachScript[];
+  faults: {
+    /** Hypervisor connections dropped. */
+    drops: number;
+    /** Runs of garbage bytes written onto the line (either way). */
+    garbage: number;
+    /** SYN frames the line delivers twice. */
+    duplicateSyns: number;
+    /** Timer firings while messages are still in flight (a message slower than a timeout). */
+    lateMessages: number;
+  };
+  /**
+   * Exchanges a handshake may start before the model stops there: a guest
+   * that never answers makes the appliance retry forever, each time with a
+   * fresh nonce, so without this bound such a run never ends. By default two
+   * per fault, plus three.
+   */
+  handshakeAttempts?: number;
+  /** How long an attach waits for a link carrying its container. */
+  attachTimeoutMs: number;
+  /** Stop after this many distinct states (the report says the space was truncated). */
+  maxStates: number;
+}
+
+const common = { attachTimeoutMs: 10_000 };
+
+/** The handshake bound of a scenario (see Scenario.handshakeAttempts). */
+export function handshakeBound(s: Scenario): number {
+  const { drops, garbage, duplicateSyns, lateMessages } = s.faults;
+  return s.handshakeAttempts ?? 3 + 2 * (drops + garbage + duplicateSyns + lateMessages);
+}
+
+export const scenarios: Record<string, Scenario> = {
+  default: {
+    name: 'default',
+    description: 'one run-block container writing 2 chunks; one attach with logs that sends stdin and half-closes; one link drop, one garbage run, one duplicated SYN, one late message',
+    sessions: { c1: { chunks: 2, exitCode: 3, runBlock: true } },
+    attaches: [{ containerId: 'c1', logs: true, stdin: 1, closeStdin: true }],
+    faults: { drops: 1, garbage: 1, duplicateSyns: 1, lateMessages: 1 },
+    ...common,
+    maxStates: 2_000_000,
+  },
+  attach: {
+    name: 'attach',
+    description: 'the attach path with a perfect line: one run-block container writing 2 chunks, one attach with logs',
+    sessions: { c1: { chunks: 2, exitCode: 3, runBlock: true } },
+    attaches: [{ containerId: 'c1', logs: true }],
+    faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0 },
+    ...common,
+    maxStates: 2_000_000,
+  },
+  reconnect: {
+    name: 'reconnect',
+    description: 'two link drops under a live attach to a container writing 3 chunks',
+    sessions: { c1: { chunks: 3, exitCode: 0, runBlock: true } },
+    attaches: [{ containerId: 'c1', logs: true }],
+    faults: { drops: 2, garbage: 0, duplicateSyns: 0, lateMessages: 0 },
+    ...common,
+    maxStates: 2_000_000,
+  },
+  large: {
+    name: 'large',
+    description: 'two containers, two attaches (one detaching), stdin, and every fault: the benchmark scenario',
+    sessions: { c1: { chunks: 3, exitCode: 3, runBlock: true }, c2: { chunks: 2, exitCode: 0 } },
+    attaches: [
+      { containerId: 'c1', logs: true, stdin: 1, closeStdin: true },
+      { containerId: 'c2', logs: false, detach: true },
+    ],
+    faults: { drops: 1, garbage: 1, duplicateSyns: 1, lateMessages: 1 },
+    ...common,
+    maxStates: 5_000_000,
+  },
+};
