@@ -100,8 +100,8 @@ export function createSshClientActor(options: SshClientOptions) {
         if (!vm) options.log('warn', 'refused a guest with an unknown host key', { link: input.linkId });
         return vm !== undefined;
       },
-      // The handshake already proved a live peer; SSH's own deadline covers a guest that stalls after it.
-      readyTimeout: 30_000,
+      // The session machine gives up on a guest that stalls (machines/sshSession.ts); ssh2's own deadline only backs it up.
+      readyTimeout: 60_000,
       keepaliveInterval: 0,
     });
 

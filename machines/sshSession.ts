@@ -88,6 +88,8 @@ export interface ApplianceSessionInput {
   keepaliveMs?: number;
   /** How long the guest has to answer before the session is given up. */
   keepaliveTimeoutMs?: number;
+  /** How long SSH's own handshake and authentication may take. */
+  readyTimeoutMs?: number;
 }
 
 /**
@@ -98,6 +100,8 @@ export interface ApplianceSessionInput {
  */
 export const DEFAULT_KEEPALIVE_MS = 2000;
 export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 3000;
+/** The same silence can strike before SSH is up: the line handshake proved a live peer, so SSH's own takes well under this. */
+export const DEFAULT_READY_TIMEOUT_MS = 10_000;
 
 /** What the appliance's SSH client actor reports. */
 export type ApplianceClientEvent =
@@ -129,6 +133,7 @@ export interface ApplianceSessionContext {
   leftover: Uint8Array;
   keepaliveMs: number;
   keepaliveTimeoutMs: number;
+  readyTimeoutMs: number;
   vm?: string;
   reason?: string;
 }
@@ -170,6 +175,7 @@ export const applianceSessionMachine = setup({
   delays: {
     keepalive: ({ context }) => context.keepaliveMs,
     keepaliveTimeout: ({ context }) => context.keepaliveTimeoutMs,
+    readyTimeout: ({ context }) => context.readyTimeoutMs,
   },
   actions: {
     report: enqueueActions(({ context, event, enqueue, system }) => {
@@ -184,6 +190,7 @@ export const applianceSessionMachine = setup({
     ...input,
     keepaliveMs: input.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
     keepaliveTimeoutMs: input.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS,
+    readyTimeoutMs: input.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
   }),
   invoke: { id: 'client', src: 'client', input: ({ context }) => ({ linkId: context.linkId, handle: context.handle, leftover: context.leftover }) },
   initial: 'authenticating',
@@ -193,6 +200,14 @@ export const applianceSessionMachine = setup({
   states: {
     authenticating: {
       on: { SSH_READY: { target: 'ready', actions: 'report' } },
+      after: {
+        readyTimeout: {
+          actions: sendTo('client', ({ context }): SshClientCommand => ({
+            type: 'END',
+            reason: `SSH was not up within ${context.readyTimeoutMs} ms`,
+          })),
+        },
+      },
     },
     ready: {
       entry: sendTo('client', { type: 'QUERY' }),

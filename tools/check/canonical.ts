@@ -1,53 +1,43 @@
 import { createHash } from 'node:crypto';
-import type { SystemState } from './runtime.ts';
 import type { WorldState } from './world.ts';
 
 /**
- * The identity of an explored state: a canonical serialization of the world
- * (object keys sorted, bytes as hex, the clock made relative: only how far
- * each timer is from now matters), hashed. A system state is immutable and
- * shared by every world that did not touch it, so its serialization is
- * computed once.
+ * The identity of an explored state: a digest of the world's canonical form
+ * (object keys sorted, bytes by value, the clock made relative: only how far
+ * each timer and deadline is from now matters).
  */
-
-const systemText = new WeakMap<SystemState, string>();
-
 export function stateKey(w: WorldState): string {
   const parts: string[] = [];
   for (const name of Object.keys(w.systems).sort()) {
     const state = w.systems[name]!;
-    let text = systemText.get(state);
-    if (text === undefined) {
-      text = canonical(state.snapshot);
-      systemText.set(state, text);
-    }
     const timers = state.timers.map((t) => `${t.source}#${t.id}@${t.due - w.now}`).join(',');
-    parts.push(`${name}=${text}|${timers}`);
+    parts.push(`${name}=${canonical(state.snapshot)}|${timers}`);
   }
   const { systems: _, now, attaches, ...rest } = w;
-  // A lookup's deadline, like a timer, counts from now.
   const relative = attaches.map((a) => (a.lookupDue === undefined ? a : { ...a, lookupDue: a.lookupDue - now }));
   parts.push(canonical({ ...rest, attaches: relative }));
   return createHash('sha1').update(parts.join('\n')).digest('base64').slice(0, 16);
 }
 
 /**
- * Texts of objects already serialized. Snapshots, contexts and simulation
- * states are immutable and shared between states (a restored actor keeps the
- * context objects it was restored from until it assigns new ones), so most of
- * a persisted system is text already known.
+ * Digests of objects already seen. Snapshots, contexts and simulation states
+ * are immutable and shared between states (a restored actor keeps the context
+ * objects it was restored from until it assigns new ones), so most of a
+ * persisted system has a digest already. An object's digest hashes its keys
+ * and its children's digests, never their whole text, so a step costs in
+ * proportion to what it changed.
  */
 const known = new WeakMap<object, string>();
 
-/** JSON-like text with sorted keys; undefined fields left out; bytes as hex. */
+/** A canonical digest: equal for equal data (object keys sorted, undefined fields left out, bytes by value). */
 export function canonical(value: unknown): string {
   if (typeof value !== 'object' || value === null) return scalar(value);
-  let text = known.get(value);
-  if (text === undefined) {
-    text = serialize(value);
-    known.set(value, text);
+  let digest = known.get(value);
+  if (digest === undefined) {
+    digest = hash(serialize(value));
+    known.set(value, digest);
   }
-  return text;
+  return digest;
 }
 
 function scalar(value: unknown): string {
@@ -71,4 +61,23 @@ function serialize(value: object): string {
     .filter((k) => record[k] !== undefined)
     .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(record[k])}`).join(',')}}`;
+}
+
+/**
+ * 64 bits of a string, as two independent 32-bit multiplicative hashes (not
+ * cryptographic: the inputs are the checker's own). At a million states the
+ * chance that two distinct ones collide is about one in ten million.
+ */
+function hash(text: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x9e3779b9;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b) ^ Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
+  b = Math.imul(b ^ (b >>> 16), 0x85ebca6b) ^ Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
+  return (a >>> 0).toString(36) + '.' + (b >>> 0).toString(36);
 }

@@ -2,7 +2,7 @@ import type { AnyActorLogic, AnyActorRef } from 'xstate';
 import { composeAppliance, composeAttach } from '../../appliance/composition.ts';
 import { composeGuest } from '../../guest/composition.ts';
 import type { GuestConfig } from '../../shared/config.ts';
-import { SYN } from '../../shared/handshake.ts';
+import { ACK, NAK, PROBE, SYN } from '../../shared/handshake.ts';
 import type { TraceStep } from './report.ts';
 import { LiveSystem, pathOf, type SystemState } from './runtime.ts';
 import { handshakeBound, type Scenario } from './scenario.ts';
@@ -543,12 +543,25 @@ export function statusOf(state: SystemState): string | undefined {
 }
 
 export function describeWire(wire: Wire): string {
-  if (wire.kind === 'bytes') return `bytes ${Array.from(wire.data.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ')}${wire.data.length > 8 ? ' …' : ''}`;
+  if (wire.kind === 'bytes') return describeBytes(wire.data);
   const { t, ...rest } = wire.msg;
   const fields = Object.entries(rest)
     .map(([k, v]) => `${k}=${v instanceof Uint8Array ? JSON.stringify(new TextDecoder().decode(v)) : typeof v === 'object' ? (Array.isArray(v) ? `[${v.map((x) => (typeof x === 'object' ? x.id : x)).join(',')}]` : JSON.stringify(v)) : v}`)
     .join(' ');
   return `ssh ${t}${fields ? ' ' + fields : ''}`;
+}
+
+/** Handshake frames by name (shared/handshake.ts), anything else as hex. */
+function describeBytes(data: Uint8Array): string {
+  const hex = (b: number) => b.toString(16).padStart(2, '0');
+  const [first, second, third] = data;
+  if (data.length === 2 && first === SYN) return `SYN p=${hex(second!)}`;
+  if (data.length === 3 && first === ACK) return `SYN-ACK p+1=${hex(second!)} q=${hex(third!)}`;
+  if (data.length === 2 && first === ACK) return `ACK q+1=${hex(second!)}`;
+  if (data.length === 1 && first === ACK) return 'ACK (line clean)';
+  if (data.length === 1 && first === NAK) return 'NAK';
+  if (data.length === PROBE.length && data.every((b, i) => b === PROBE[i])) return 'probe/echo';
+  return `bytes ${Array.from(data.subarray(0, 8), hex).join(' ')}${data.length > 8 ? ' …' : ''}`;
 }
 
 function describeEvent(event: { type: string; [k: string]: unknown }): string {
