@@ -116,12 +116,23 @@ export function createSshClientActor(options: SshClientOptions) {
             .then((reply) => reply && report({ type: 'SSH_INFO', containers: decodeContainerInfo(reply) }))
             .catch(failed('container-info'));
           return;
-        case 'KEEPALIVE':
-          // OpenSSH's own keepalive request: a refusal is an answer too.
+        case 'KEEPALIVE': {
+          // OpenSSH's own keepalive request: a refusal is an answer too. On a
+          // slow line the answer may queue behind a window of output, and any
+          // byte from the guest proves it alive just as well.
+          let answered = false;
+          const alive = () => {
+            if (answered) return;
+            answered = true;
+            stream.off('data', alive);
+            report({ type: 'SSH_ALIVE' });
+          };
+          stream.on('data', alive);
           requestGlobal(client, KEEPALIVE_REQUEST, encodeNoPayload())
-            .then(() => report({ type: 'SSH_ALIVE' }))
+            .then(alive)
             .catch(failed('keepalive'));
           return;
+        }
         case 'END':
           close(command.reason);
           client.end();

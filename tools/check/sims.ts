@@ -245,6 +245,8 @@ export interface ClientSim {
   linkId: string;
   handle: string;
   phase: 'authenticating' | 'ready' | 'closed';
+  /** A keepalive was asked for: the next message from the guest, whatever it is, answers it. */
+  asking: boolean;
 }
 
 export function applianceEffects(box: PostBox<Post>): ApplianceEffects {
@@ -278,7 +280,7 @@ export function applianceEffects(box: PostBox<Post>): ApplianceEffects {
   });
 
   const client = simulated<ClientSim, ApplianceSessionInput, Post>(box, {
-    init: (input) => ({ linkId: input.linkId, handle: input.handle, phase: 'authenticating' }),
+    init: (input) => ({ linkId: input.linkId, handle: input.handle, phase: 'authenticating', asking: false }),
     start: (s, io) => {
       io.post({ kind: 'register', handle: s.handle, linkId: s.linkId });
       io.post({ kind: 'toGuest', handle: s.handle, wire: ssh({ t: 'hello' }) });
@@ -299,19 +301,23 @@ export function applianceEffects(box: PostBox<Post>): ApplianceEffects {
           return s;
         case 'KEEPALIVE':
           io.post({ kind: 'toGuest', handle: s.handle, wire: ssh({ t: 'query', what: 'keepalive' }), owner: { kind: 'query' } });
-          return s;
+          return { ...s, asking: true };
         case 'END':
           return close(event.reason);
         case 'sim.recv': {
           const wire = event.wire;
           if (wire.kind === 'bytes') return close('ssh: protocol error (bytes that are not SSH)');
           const msg = wire.msg;
+          if (s.asking) {
+            io.toParent({ type: 'SSH_ALIVE' });
+            s = { ...s, asking: false };
+          }
           if (msg.t === 'welcome') {
             io.toParent({ type: 'SSH_READY', vm: msg.vm, at: AT });
             return { ...s, phase: 'ready' };
           }
-          if (msg.t === 'reply' && msg.what === 'keepalive') io.toParent({ type: 'SSH_ALIVE' });
-          else if (msg.t === 'reply' || msg.t === 'push') {
+          if (msg.t === 'reply' && msg.what === 'keepalive') return s;
+          if (msg.t === 'reply' || msg.t === 'push') {
             io.toParent(msg.what === 'ids' ? { type: 'SSH_IDS', ids: msg.ids } : { type: 'SSH_INFO', containers: msg.info });
           }
           return s;
