@@ -134,7 +134,7 @@ export class Model {
       if (!p) continue;
       if (p.launched && !p.started) steps.push({ kind: 'process', sessionId, action: 'start' });
       if (p.started && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', sessionId, action: 'write' });
-      if (p.started && !p.exited && p.written === script.chunks && (!script.exitsOnStdinClose || p.stdinClosed)) steps.push({ kind: 'process', sessionId, action: 'exit' });
+      if (p.started && !p.exited && p.written === script.chunks) steps.push({ kind: 'process', sessionId, action: 'exit' });
     }
     this.scenario.attaches.forEach((script, attach) => {
       const progress = w.attaches[attach]!;

@@ -103,6 +103,21 @@ export const properties: Property[] = [
     },
   },
   {
+    name: 'stdin',
+    description: 'stdin reaches the process at most once per chunk the user typed, and nothing after the half-close',
+    kind: 'safety',
+    check: (w, scenario) => {
+      const seen = w.violations.stdin;
+      if (seen) return seen;
+      for (const sessionId of Object.keys(scenario.sessions)) {
+        const got = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`)?.stdin ?? 0;
+        const typed = w.attaches.filter((_, i) => scenario.attaches[i]!.containerId === sessionId).reduce((n, a) => n + a.stdinSent, 0);
+        if (got > typed) return `session ${sessionId} got ${got} stdin chunks; the user typed ${typed}`;
+      }
+      return undefined;
+    },
+  },
+  {
     name: 'run-block',
     description: 'the guest never launches a run-block session before the appliance unblocks it',
     kind: 'safety',

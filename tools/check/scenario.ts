@@ -11,8 +11,6 @@ export interface ProcessScript {
   exitCode: number;
   runBlock?: boolean;
   tty?: boolean;
-  /** Like `cat`: it exits only after its stdin was closed. */
-  exitsOnStdinClose?: boolean;
 }
 
 export interface AttachScript {
@@ -83,8 +81,17 @@ export const scenarios: Record<string, Scenario> = {
   },
   faults: {
     name: 'faults',
-    description: 'the attach path through line noise: garbage, a duplicated SYN and a late message',
-    sessions: { c1: { chunks: 2, exitCode: 3, runBlock: true } },
+    description: 'the attach path through line noise: a run of garbage and a duplicated SYN, one output chunk',
+    sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } },
+    attaches: [{ containerId: 'c1', logs: true }],
+    faults: { drops: 0, garbage: 1, duplicateSyns: 1, lateMessages: 0 },
+    ...common,
+    maxStates: 2_000_000,
+  },
+  late: {
+    name: 'late',
+    description: 'the faults scenario plus one message slower than a timeout (about 250,000 states: minutes)',
+    sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } },
     attaches: [{ containerId: 'c1', logs: true }],
     faults: { drops: 0, garbage: 1, duplicateSyns: 1, lateMessages: 1 },
     ...common,

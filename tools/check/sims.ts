@@ -83,6 +83,7 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
           io.toParent({ type: 'PROCESS_EXITED', exitCode: scenario.sessions[s.sessionId]!.exitCode });
           return { ...s, exited: true };
         case 'STDIN':
+          if (s.stdinClosed) io.post({ kind: 'violation', property: 'stdin', message: `session ${s.sessionId} got stdin after its stdin was closed` });
           return { ...s, stdin: s.stdin + 1 };
         case 'CLOSE_STDIN':
           return { ...s, stdinClosed: true };
