@@ -15,7 +15,7 @@ import type { Post, SshMessage, Wire } from './world.ts';
  * filled with simulations that follow the real actors' contracts (what they
  * report, in which order) over an abstract line and abstract SSH.
  *
- * `sim.*` events come from the environment (tools/check/steps.ts): a port
+ * `sim.*` events come from the environment (tools/check/model.ts): a port
  * opening, bytes or SSH messages arriving, a process writing or exiting.
  */
 
@@ -24,8 +24,8 @@ type IO = SimIO<Post>;
 const text = new TextEncoder();
 const untext = new TextDecoder();
 /** Output chunk `n` of a session: its label is what the properties check. */
-export const chunk = (sessionId: string, n: number) => text.encode(`${sessionId}:${n}`);
-export const labelOf = (data: Uint8Array) => untext.decode(data);
+const chunk = (sessionId: string, n: number) => text.encode(`${sessionId}:${n}`);
+const labelOf = (data: Uint8Array) => untext.decode(data);
 /** What an SSH message looks like to a handshake scanning for its frames: noise. */
 export const noiseOf = (msg: SshMessage) => text.encode(`SSH ${msg.t}`);
 /** Timestamps would make every state unique: the model's clock shows in no event. */
