@@ -27,16 +27,19 @@ export function stateKey(w: WorldState): string {
  * and its children's digests, never their whole text, so a step costs in
  * proportion to what it changed.
  */
-const known = new WeakMap<object, string>();
+// Kept on the object itself, under a symbol no serializer sees: a WeakMap of
+// millions of entries makes V8's full collections crawl (each entry is an
+// ephemeron the collector must revisit).
+const DIGEST = Symbol('canonical digest');
+type Digested = { [DIGEST]?: string };
 
 /** A canonical digest: equal for equal data (object keys sorted, undefined fields left out, bytes by value). */
 export function canonical(value: unknown): string {
   if (typeof value !== 'object' || value === null) return scalar(value);
-  let digest = known.get(value);
-  if (digest === undefined) {
-    digest = hash(serialize(value));
-    known.set(value, digest);
-  }
+  const known = (value as Digested)[DIGEST];
+  if (known !== undefined) return known;
+  const digest = hash(serialize(value));
+  if (Object.isExtensible(value)) Object.defineProperty(value, DIGEST, { value: digest });
   return digest;
 }
 

@@ -28,9 +28,9 @@ export async function checkCommand(args: string[]): Promise<void> {
     return;
   }
   const base = scenarios[values.scenario!];
-  if (!base) throw new Error(`check: no scenario named "${values.scenario}" (there are: ${Object.keys(scenarios).join(', ')})`);
+  if (!base) throw new Error(`no scenario named "${values.scenario}" (there are: ${Object.keys(scenarios).join(', ')})`);
   const maxStates = values['max-states'] === undefined ? base.maxStates : Number(values['max-states']);
-  if (!Number.isSafeInteger(maxStates) || maxStates <= 0) throw new Error(`check: --max-states must be a positive integer, got "${values['max-states']}"`);
+  if (!Number.isSafeInteger(maxStates) || maxStates <= 0) throw new Error(`--max-states must be a positive integer, got "${values['max-states']}"`);
   const scenario = { ...base, maxStates };
 
   process.stdout.write(`scenario ${scenario.name}: ${scenario.description}\n`);

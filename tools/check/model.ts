@@ -1,4 +1,4 @@
-import type { AnyActorLogic, AnyActorRef } from 'xstate';
+import type { AnyActorLogic, AnyActorRef, InspectionEvent } from 'xstate';
 import { composeAppliance, composeAttach } from '../../appliance/composition.ts';
 import { composeGuest } from '../../guest/composition.ts';
 import type { GuestConfig } from '../../shared/config.ts';
@@ -45,6 +45,7 @@ export interface Overrides {
   attach?: (logic: ReturnType<typeof composeAttach>) => AnyActorLogic;
 }
 
+const MAX_EVENTS_PER_STEP = 10_000;
 const GARBAGE = Uint8Array.of(0x00, 0x7f, SYN, 0x41, 0x06);
 const STDIN = new TextEncoder().encode('in');
 
@@ -371,9 +372,31 @@ export class Model {
 
   #live(system: string, state: SystemState | undefined, input?: unknown): LiveSystem {
     const { logic, systemId } = this.#logic(system);
-    const live = new LiveSystem(logic, state, this.#draft!.now, { systemId, input });
+    const live = new LiveSystem(logic, state, this.#draft!.now, { systemId, input, inspect: this.#watchdog(system) });
     if (system === 'appliance') this.#listenToMap(live);
     return live;
+  }
+
+  /**
+   * Counts the events and microsteps of one step inside a system. Machines
+   * that keep sending each other events, or an eventless transition that
+   * keeps firing, would hang the search: past the limit the step is stopped
+   * by an error (the system fails) and recorded.
+   */
+  #watchdog(system: string): (event: InspectionEvent) => void {
+    let events = 0;
+    const recent: string[] = [];
+    return (inspection) => {
+      // Events between actors, and microsteps (an eventless transition that keeps firing takes no event).
+      if (inspection.type !== '@xstate.event' && inspection.type !== '@xstate.microstep') return;
+      const what = inspection.type === '@xstate.event' ? inspection.event.type : `microstep to ${JSON.stringify((inspection.snapshot as { value?: unknown }).value)}`;
+      recent.push(`${what} at ${pathOf(inspection.actorRef as AnyActorRef) || system}`);
+      if (recent.length > 6) recent.shift();
+      if (++events <= MAX_EVENTS_PER_STEP) return;
+      const message = `the ${system} actor system ran away: more than ${MAX_EVENTS_PER_STEP} events and microsteps in one step, ending with ${recent.join(', ')}`;
+      this.#draft!.violations['no-crash'] ??= message;
+      throw new Error(message);
+    };
   }
 
   /** The connection map answers lookups by emitting: the answers go to the attach that asked. */
