@@ -18,7 +18,7 @@ import type { WorldState } from './world.ts';
 
 export interface ExploreOptions {
   overrides?: Overrides;
-  /** Called every `every` states with progress, for the command line. */
+  /** Called with progress every 10,000 states expanded, for the command line. */
   progress?: (states: number, depth: number) => void;
 }
 

@@ -60,6 +60,16 @@ export function handshakeBound(s: Scenario): number {
   return s.handshakeAttempts ?? 3 + 2 * (drops + garbage + duplicateSyns + lateMessages);
 }
 
+const faults: Scenario = {
+  name: 'faults',
+  description: 'the attach path through line noise: a run of garbage and a duplicated SYN, one output chunk',
+  sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } },
+  attaches: [{ containerId: 'c1', logs: true }],
+  faults: { drops: 0, garbage: 1, duplicateSyns: 1, lateMessages: 0 },
+  ...common,
+  maxStates: 2_000_000,
+};
+
 export const scenarios: Record<string, Scenario> = {
   default: {
     name: 'default',
@@ -79,23 +89,12 @@ export const scenarios: Record<string, Scenario> = {
     ...common,
     maxStates: 2_000_000,
   },
-  faults: {
-    name: 'faults',
-    description: 'the attach path through line noise: a run of garbage and a duplicated SYN, one output chunk',
-    sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } },
-    attaches: [{ containerId: 'c1', logs: true }],
-    faults: { drops: 0, garbage: 1, duplicateSyns: 1, lateMessages: 0 },
-    ...common,
-    maxStates: 2_000_000,
-  },
+  faults,
   late: {
+    ...faults,
     name: 'late',
     description: 'the faults scenario plus one message slower than a timeout (about 250,000 states: minutes)',
-    sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } },
-    attaches: [{ containerId: 'c1', logs: true }],
-    faults: { drops: 0, garbage: 1, duplicateSyns: 1, lateMessages: 1 },
-    ...common,
-    maxStates: 2_000_000,
+    faults: { ...faults.faults, lateMessages: 1 },
   },
   reconnect: {
     name: 'reconnect',
