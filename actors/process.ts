@@ -12,12 +12,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
-import koffi from 'koffi';
 import type { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn as spawnPty, type IPty } from '@lydell/node-pty';
 import { fromCallback } from 'xstate';
+import { duplicate } from './libc.ts';
 import type { ProcessCommand, ProcessInput, ProcessReport } from '../machines/processSession.ts';
 import { parseGroup, parsePasswd, resolveUser } from '../shared/passwd.ts';
 import { signalName, signalNumber } from '../shared/signals.ts';
@@ -461,16 +461,17 @@ function killQuietly(target: number, signo: number): void {
   }
 }
 
-let dupCall: ((fd: number) => number) | undefined;
-
 /**
- * Holds a second descriptor (dup(2), which Node does not offer) on `fd`'s
- * open file; returns the release, which closes it once, never a reused number.
+ * Holds a second descriptor on `fd`'s open file; returns the release, which
+ * closes it once, never a reused number.
  */
 function holdOpen(fd: number): () => void {
-  dupCall ??= koffi.load('libc.so.6').func('int dup(int)') as (fd: number) => number;
-  let held: number | undefined = dupCall(fd);
-  if (held < 0) held = undefined;
+  let held: number | undefined;
+  try {
+    held = duplicate(fd);
+  } catch {
+    held = undefined;
+  }
   return () => {
     if (held === undefined) return;
     closeSync(held);

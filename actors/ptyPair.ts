@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { Duplex } from 'node:stream';
 import koffi from 'koffi';
+import { errnoError } from './libc.ts';
 
 /**
  * A raw pseudo-terminal pair standing in for a VM's serial port: the guest
@@ -69,11 +69,6 @@ function bindLibc() {
   };
 }
 
-function errnoError(call: string): Error {
-  const errno = koffi.errno();
-  const name = Object.entries(osConstants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`;
-  return Object.assign(new Error(`${call} failed: ${name}`), { code: name, errno });
-}
 
 function makeRaw(fd: number): void {
   const c = (libc ??= bindLibc());

@@ -1,0 +1,143 @@
+/**
+ * The system calls Node does not offer, reached through koffi: the PID 1
+ * work (reaping, mounts, hostname, pivot_root, power-off) and a few file
+ * descriptor calls. Each wrapper throws an Error naming the call, its
+ * arguments and the errno name (`mount("proc", "/proc", "proc") failed:
+ * EPERM`), so a failure says what was asked. Bound on first use: a process
+ * that never calls them never loads libc through koffi.
+ */
+import koffi from 'koffi';
+import { constants } from 'node:os';
+
+/** wait options and flags (linux/wait.h). */
+export const WNOHANG = 1;
+/** mount flags (linux/mount.h). */
+export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+export const MS_REMOUNT = 32;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_PRIVATE = 1 << 18;
+export const MNT_DETACH = 2;
+/** prctl option (linux/prctl.h). */
+const PR_SET_CHILD_SUBREAPER = 36;
+/** reboot(2) command (linux/reboot.h). */
+const RB_POWER_OFF = 0x4321fedc;
+/** x86-64 system call number; glibc has no pivot_root wrapper. */
+const SYS_pivot_root = 155;
+
+function bind() {
+  const lib = koffi.load('libc.so.6');
+  return {
+    waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
+    prctl: lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
+    mount: lib.func('int mount(const char *source, const char *target, const char *type, unsigned long flags, const char *data)'),
+    umount2: lib.func('int umount2(const char *target, int flags)'),
+    syscall2s: lib.func('long syscall(long number, const char *a, const char *b)'),
+    chroot: lib.func('int chroot(const char *path)'),
+    sethostname: lib.func('int sethostname(const char *name, size_t len)'),
+    mknod: lib.func('int mknod(const char *path, unsigned int mode, unsigned long dev)'),
+    sync: lib.func('void sync(void)'),
+    reboot: lib.func('int reboot(int cmd)'),
+    dup: lib.func('int dup(int fd)'),
+  };
+}
+
+let bound: ReturnType<typeof bind> | undefined;
+const libc = () => (bound ??= bind());
+
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/** The error for a failed call: `call` is how it was asked, for the message. */
+export function errnoError(call: string): NodeJS.ErrnoException {
+  const errno = koffi.errno();
+  const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+  return Object.assign(new Error(`${call} failed: ${code}`), { code, errno });
+}
+
+function check(result: number, call: () => string): number {
+  if (result < 0) throw errnoError(call());
+  return result;
+}
+
+const show = (x: string | null) => (x === null ? 'NULL' : JSON.stringify(x));
+
+/** The state of one child reaped by `reapChild`: its exit code, or the signal that killed it. */
+export interface WaitStatus {
+  pid: number;
+  exitCode?: number;
+  signal?: number;
+}
+
+/**
+ * waitpid(pid, WNOHANG): the status of `pid` (or of any child, for -1) if it
+ * has ended, reaping it; undefined if it still runs; null if there is no
+ * such child (ECHILD).
+ */
+export function reapChild(pid: number): WaitStatus | undefined | null {
+  const status = [0];
+  const result = libc().waitpid(pid, status, WNOHANG) as number;
+  if (result === 0) return undefined;
+  if (result < 0) {
+    if (koffi.errno() === constants.errno.ECHILD) return null;
+    throw errnoError(`waitpid(${pid}, WNOHANG)`);
+  }
+  const raw = status[0]!;
+  const termsig = raw & 0x7f;
+  return termsig === 0 ? { pid: result, exitCode: (raw >> 8) & 0xff } : { pid: result, signal: termsig };
+}
+
+/** Orphans of descendants come to this process instead of PID 1 (PR_SET_CHILD_SUBREAPER). */
+export function becomeSubreaper(): void {
+  check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) as number, () => 'prctl(PR_SET_CHILD_SUBREAPER, 1)');
+}
+
+export function mount(source: string | null, target: string, type: string | null, flags: number, data: string | null = null): void {
+  check(libc().mount(source, target, type, flags, data) as number,
+    () => `mount(${show(source)}, ${show(target)}, ${show(type)}, 0x${flags.toString(16)}, ${show(data)})`);
+}
+
+export function umount(target: string, flags = 0): void {
+  check(libc().umount2(target, flags) as number, () => `umount2(${show(target)}, ${flags})`);
+}
+
+/** pivot_root(2): `newRoot` becomes /, the old root is put at `putOld` (both may be "."). */
+export function pivotRoot(newRoot: string, putOld: string): void {
+  check(Number(libc().syscall2s(SYS_pivot_root, newRoot, putOld)), () => `pivot_root(${show(newRoot)}, ${show(putOld)})`);
+}
+
+export function chroot(path: string): void {
+  check(libc().chroot(path) as number, () => `chroot(${show(path)})`);
+}
+
+export function setHostname(name: string): void {
+  check(libc().sethostname(name, Buffer.byteLength(name)) as number, () => `sethostname(${show(name)})`);
+}
+
+/** mknod(2) of a character device `major:minor` with permission bits `mode`. */
+export function makeCharDevice(path: string, mode: number, major: number, minor: number): void {
+  const S_IFCHR = 0o020000;
+  // glibc's makedev for numbers below 4096 / 256: the classic 8:8 layout widened.
+  const dev = ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & ~0xff) << 12);
+  check(libc().mknod(path, S_IFCHR | mode, dev) as number, () => `mknod(${show(path)}, 0${mode.toString(8)}, ${major}:${minor})`);
+}
+
+/** Flushes every file system's dirty data to its device. */
+export function syncFileSystems(): void {
+  libc().sync();
+}
+
+/**
+ * Powers the machine off. From PID 1 of a child PID namespace the kernel
+ * instead ends that namespace's init, as if killed by SIGINT.
+ */
+export function powerOff(): void {
+  check(libc().reboot(RB_POWER_OFF) as number, () => 'reboot(RB_POWER_OFF)');
+}
+
+/** A second descriptor on `fd`'s open file (dup(2)). */
+export function duplicate(fd: number): number {
+  return check(libc().dup(fd) as number, () => `dup(${fd})`);
+}
