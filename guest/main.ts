@@ -12,7 +12,13 @@ import { assembleGuest } from './assembly.ts';
 const log = createLog('guest');
 
 function main(): void {
-  const { values } = parseArgs({ options: { config: { type: 'string', default: '/etc/tether/config.json' } } });
+  const { values } = parseArgs({
+    options: {
+      config: { type: 'string', default: '/etc/tether/config.json' },
+      // Run by `tether sandbox` in namespaces instead of booted in a VM: see guest/boot.ts.
+      sandbox: { type: 'boolean', default: false },
+    },
+  });
   const path = values.config!;
   let text: string;
   try {

@@ -63,7 +63,11 @@ export type SshServerEvent =
   | { type: 'CHANNEL_SIGNAL'; channelId: string; signal: string }
   | { type: 'CHANNEL_BLOCKED'; channelId: string }
   | { type: 'CHANNEL_READY'; channelId: string }
-  | { type: 'CHANNEL_CLOSED'; channelId: string };
+  | { type: 'CHANNEL_CLOSED'; channelId: string }
+  /** The API's kill: `signal` (any spelling parseSignal accepts) to the session's process, or to its process group. */
+  | { type: 'SESSION_KILL'; sessionId: string; signal: string; group: boolean }
+  /** The API's stop: the stop signal, then SIGKILL after `timeout` seconds (default: the session's stopTimeout). */
+  | { type: 'SESSION_STOP'; sessionId: string; timeout?: number };
 
 export type GuestEvent = SessionEvent | SshServerEvent;
 

@@ -23,7 +23,18 @@ export interface SessionConfig {
   runBlock: boolean;
   /** Canonical signal name without "SIG" (see shared/signals.ts). */
   stopSignal: string;
+  /** Seconds between the stop signal and SIGKILL. */
+  stopTimeout: number;
+  /** Whether the session is started again when its process ends (exec sessions only). */
+  restart: RestartPolicy;
 }
+
+/** Docker's restart policies, as `docker run --restart` spells them. */
+export type RestartPolicy =
+  | { name: 'no' }
+  | { name: 'always' }
+  /** Again after a non-zero exit, at most `maxRetries` times (0: no limit). */
+  | { name: 'on-failure'; maxRetries: number };
 
 export interface GuestConfig {
   id: string;
@@ -36,12 +47,18 @@ export interface GuestConfig {
   serial: { device: string };
   /** Capacity of each session's output log, in bytes. */
   outputLogBytes: number;
+  /** The container's root file system: the host's ("host") or an absolute directory path. */
+  rootfs: string;
+  /** Where the sessions' output logs are written (an absolute directory path). */
+  logDir: string;
 }
 
 export const DEFAULT_SERIAL_DEVICE = '/dev/ttyS0';
 export const DEFAULT_OUTPUT_LOG_BYTES = 8 * 1024 * 1024;
 export const MIN_OUTPUT_LOG_BYTES = 64 * 1024;
 export const MAX_OUTPUT_LOG_BYTES = 1024 * 1024 * 1024;
+export const DEFAULT_STOP_TIMEOUT = 10;
+export const DEFAULT_LOG_DIR = '/var/log/tether';
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -59,6 +76,7 @@ const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
 const USER = /^[^:\s]+(?::[^:\s]+)?$/;
 const KEY_TYPE = /^(?:ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+)$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const RESTART = /^(no|always|on-failure)(?::(\d{1,9}))?$/;
 const TCP_DEVICE = /^tcp:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
 /** Parses and validates a guest configuration; throws ConfigError listing every problem. */
@@ -82,7 +100,7 @@ class Validator {
   readonly problems: string[] = [];
 
   guest(doc: unknown): GuestConfig | undefined {
-    const o = this.object('', doc, ['id', 'name', 'hostname', 'sessions', 'ssh', 'serial', 'outputLogBytes']);
+    const o = this.object('', doc, ['id', 'name', 'hostname', 'sessions', 'ssh', 'serial', 'outputLogBytes', 'rootfs', 'logDir']);
     if (o === undefined) return undefined;
     const id = this.required('id', o.id, (p, x) => this.id(p, x, 'a container ID'));
     const name = this.required('name', o.name, (p, x) => this.matching(p, x, DOCKER_NAME, 'a Docker-style name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)'));
@@ -95,9 +113,15 @@ class Validator {
     const ssh = this.required('ssh', o.ssh, (p, x) => this.ssh(p, x));
     const serial = o.serial === undefined ? { device: DEFAULT_SERIAL_DEVICE } : this.serial('serial', o.serial);
     const outputLogBytes = o.outputLogBytes === undefined ? DEFAULT_OUTPUT_LOG_BYTES : this.outputLogBytes('outputLogBytes', o.outputLogBytes);
+    const rootfs = o.rootfs === undefined || o.rootfs === 'host' ? 'host' : this.absolutePath('rootfs', o.rootfs);
+    const logDir = o.logDir === undefined ? DEFAULT_LOG_DIR : this.absolutePath('logDir', o.logDir);
     if (id === undefined || name === undefined || hostname === undefined || sessions === undefined
-      || ssh === undefined || serial === undefined || outputLogBytes === undefined) return undefined;
-    return { id, name, hostname, sessions, ssh, serial, outputLogBytes };
+      || ssh === undefined || serial === undefined || outputLogBytes === undefined || rootfs === undefined || logDir === undefined) return undefined;
+    if (id in sessions && sessions[id]!.restart.name !== 'no') {
+      this.problems.push(`sessions.${id}.restart: the primary session cannot have a restart policy (the container ends with it); expected "no"`);
+      return undefined;
+    }
+    return { id, name, hostname, sessions, ssh, serial, outputLogBytes, rootfs, logDir };
   }
 
   private sessions(path: string, x: unknown): Record<string, SessionConfig> | undefined {
@@ -120,7 +144,7 @@ class Validator {
   }
 
   private session(path: string, x: unknown): SessionConfig | undefined {
-    const o = this.object(path, x, ['cmd', 'env', 'cwd', 'user', 'tty', 'openStdin', 'runBlock', 'stopSignal']);
+    const o = this.object(path, x, ['cmd', 'env', 'cwd', 'user', 'tty', 'openStdin', 'runBlock', 'stopSignal', 'stopTimeout', 'restart']);
     if (o === undefined) return undefined;
     const at = (k: string) => `${path}.${k}`;
     const cmd = this.required(at('cmd'), o.cmd, (p, c) => this.stringList(p, c, true, (q, s) => this.text(q, s)));
@@ -132,9 +156,27 @@ class Validator {
     const openStdin = this.boolean(at('openStdin'), o.openStdin);
     const runBlock = this.boolean(at('runBlock'), o.runBlock);
     const stopSignal = o.stopSignal === undefined ? 'TERM' : this.signal(at('stopSignal'), o.stopSignal);
+    const stopTimeout = o.stopTimeout === undefined ? DEFAULT_STOP_TIMEOUT : this.stopTimeout(at('stopTimeout'), o.stopTimeout);
+    const restart = o.restart === undefined ? { name: 'no' as const } : this.restart(at('restart'), o.restart);
     if (cmd === undefined || env === undefined || cwd === undefined || (o.user !== undefined && user === undefined)
-      || tty === undefined || openStdin === undefined || runBlock === undefined || stopSignal === undefined) return undefined;
-    return { cmd, env, cwd, ...(user === undefined ? {} : { user }), tty, openStdin, runBlock, stopSignal };
+      || tty === undefined || openStdin === undefined || runBlock === undefined || stopSignal === undefined
+      || stopTimeout === undefined || restart === undefined) return undefined;
+    return { cmd, env, cwd, ...(user === undefined ? {} : { user }), tty, openStdin, runBlock, stopSignal, stopTimeout, restart };
+  }
+
+  private stopTimeout(path: string, x: unknown): number | undefined {
+    if (typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 86_400) return x;
+    this.problems.push(`${path}: expected whole seconds from 0 to 86400, got ${show(x)}`);
+    return undefined;
+  }
+
+  private restart(path: string, x: unknown): RestartPolicy | undefined {
+    const m = typeof x === 'string' ? RESTART.exec(x) : null;
+    if (m !== null && (m[2] === undefined || m[1] === 'on-failure')) {
+      return m[1] === 'on-failure' ? { name: 'on-failure', maxRetries: Number(m[2] ?? 0) } : { name: m[1] as 'no' | 'always' };
+    }
+    this.problems.push(`${path}: expected "no", "always", "on-failure" or "on-failure:N", got ${show(x)}`);
+    return undefined;
   }
 
   private ssh(path: string, x: unknown): GuestConfig['ssh'] | undefined {

@@ -44,8 +44,12 @@ t.test('a minimal document gets every default', async (t) => {
     openStdin: false,
     runBlock: false,
     stopSignal: 'TERM',
+    stopTimeout: 10,
+    restart: { name: 'no' },
   });
   t.same(config.serial, { device: '/dev/ttyS0' });
+  t.equal(config.rootfs, 'host');
+  t.equal(config.logDir, '/var/log/tether');
   t.equal(config.outputLogBytes, DEFAULT_OUTPUT_LOG_BYTES);
   t.equal(config.outputLogBytes, 8 * 1024 * 1024);
 });
@@ -63,15 +67,23 @@ t.test('a full document keeps every field it sets', async (t) => {
         openStdin: true,
         runBlock: true,
         stopSignal: 'SIGQUIT',
+        stopTimeout: 3,
       },
-      'exec-1.a_b': { cmd: ['sh'], user: '1000:1000' },
+      'exec-1.a_b': { cmd: ['sh'], user: '1000:1000', restart: 'on-failure:5' },
+      always: { cmd: ['sh'], restart: 'always' },
     },
     serial: { device: 'tcp://127.0.0.1:2377' },
     outputLogBytes: 65536,
+    rootfs: '/srv/rootfs',
+    logDir: '/var/lib/tether/logs',
   };
   const config = parse(doc);
-  t.same(config.sessions.c0ffee, { ...doc.sessions.c0ffee, stopSignal: 'QUIT' });
+  t.same(config.sessions.c0ffee, { ...doc.sessions.c0ffee, stopSignal: 'QUIT', restart: { name: 'no' } });
   t.equal(config.sessions['exec-1.a_b']!.user, '1000:1000');
+  t.same(config.sessions['exec-1.a_b']!.restart, { name: 'on-failure', maxRetries: 5 });
+  t.same(config.sessions.always!.restart, { name: 'always' });
+  t.equal(config.rootfs, '/srv/rootfs');
+  t.equal(config.logDir, '/var/lib/tether/logs');
   t.equal(config.serial.device, 'tcp://127.0.0.1:2377');
   t.equal(config.outputLogBytes, 65536);
 });
@@ -82,6 +94,26 @@ t.test('stopSignal is normalised to the name without SIG', async (t) => {
     (doc.sessions as Record<string, Record<string, unknown>>).c0ffee!.stopSignal = given;
     t.equal(parse(doc).sessions.c0ffee!.stopSignal, expected, given);
   }
+});
+
+t.test('stop timeouts, restart policies and paths are checked', async (t) => {
+  const doc = minimal();
+  doc.sessions = {
+    c0ffee: { cmd: ['sh'], restart: 'always' },
+    e1: { cmd: ['sh'], stopTimeout: -1, restart: 'always:3' },
+    e2: { cmd: ['sh'], stopTimeout: 1.5, restart: 'sometimes' },
+  };
+  (doc as Record<string, unknown>).rootfs = 'rootfs';
+  t.same(problemsOf(doc), [
+    'sessions.e1.stopTimeout: expected whole seconds from 0 to 86400, got -1',
+    'sessions.e1.restart: expected "no", "always", "on-failure" or "on-failure:N", got "always:3"',
+    'sessions.e2.stopTimeout: expected whole seconds from 0 to 86400, got 1.5',
+    'sessions.e2.restart: expected "no", "always", "on-failure" or "on-failure:N", got "sometimes"',
+    'rootfs: expected an absolute path, got "rootfs"',
+  ]);
+  doc.sessions = { c0ffee: { cmd: ['sh'], restart: 'always' } };
+  delete (doc as Record<string, unknown>).rootfs;
+  t.same(problemsOf(doc), ['sessions.c0ffee.restart: the primary session cannot have a restart policy (the container ends with it); expected "no"']);
 });
 
 t.test('an error names the field and the offending value', async (t) => {

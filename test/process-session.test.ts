@@ -27,7 +27,7 @@ type Snapshot = SnapshotFrom<typeof processSessionMachine>;
 type SessionOutput = Extract<ProcessSessionEmitted, { type: 'SESSION_OUTPUT' }>;
 
 function spec(cmd: string[], extra: Partial<SessionConfig> = {}): SessionConfig {
-  return { cmd, env: [], cwd: '/', tty: false, openStdin: false, runBlock: false, stopSignal: 'TERM', ...extra };
+  return { cmd, env: [], cwd: '/', tty: false, openStdin: false, runBlock: false, stopSignal: 'TERM', stopTimeout: 10, restart: { name: 'no' }, ...extra };
 }
 
 /** Starts a session on the real process actor and collects what it emits. */

@@ -58,12 +58,14 @@ export function guestConfig(scenario: Scenario): GuestConfig {
     sessions: Object.fromEntries(
       Object.entries(scenario.sessions).map(([id, script]) => [
         id,
-        { cmd: ['/bin/sim', id], env: [], cwd: '/', tty: script.tty ?? false, openStdin: true, runBlock: script.runBlock ?? false, stopSignal: 'TERM' },
+        { cmd: ['/bin/sim', id], env: [], cwd: '/', tty: script.tty ?? false, openStdin: true, runBlock: script.runBlock ?? false, stopSignal: 'TERM', stopTimeout: 10, restart: { name: 'no' } },
       ]),
     ),
     ssh: { hostKey: 'simulated', authorizedKeys: [] },
     serial: { device: '/dev/ttyS0' },
     outputLogBytes: 1 << 20,
+    rootfs: 'host',
+    logDir: '/var/log/tether',
   };
 }
 
