@@ -42,6 +42,7 @@ function bind() {
     sync: lib.func('void sync(void)'),
     reboot: lib.func('int reboot(int cmd)'),
     dup: lib.func('int dup(int fd)'),
+    waitid: lib.func('int waitid(int idtype, unsigned int id, void *infop, int options)'),
   };
 }
 
@@ -140,4 +141,106 @@ export function powerOff(): void {
 /** A second descriptor on `fd`'s open file (dup(2)). */
 export function duplicate(fd: number): number {
   return check(libc().dup(fd) as number, () => `dup(${fd})`);
+}
+
+/** waitid(2): which children, and what to wait for (linux/wait.h). */
+const P_ALL = 0;
+const WEXITED = 4;
+const WNOWAIT = 0x01000000;
+/** Offset of si_pid in the siginfo_t waitid fills (x86-64 and arm64). */
+const SI_PID = 16;
+const siginfo = Buffer.alloc(128);
+
+/**
+ * waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT): the PID of a child that has
+ * ended, left unreaped (its status stays for whoever reaps it); 0 if there
+ * are children but none has ended; null if there are no children (ECHILD).
+ * Which ended child it names, when several have, is the kernel's choice.
+ */
+export function peekEndedChild(): number | null {
+  // Zeroed first: POSIX leaves siginfo unspecified when nothing has ended.
+  siginfo.writeInt32LE(0, SI_PID);
+  if ((libc().waitid(P_ALL, 0, siginfo, WEXITED | WNOHANG | WNOWAIT) as number) < 0) {
+    if (koffi.errno() === constants.errno.ECHILD) return null;
+    throw errnoError('waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)');
+  }
+  return siginfo.readInt32LE(SI_PID);
+}
+
+/** mount flag (linux/mount.h): move a mount elsewhere. */
+export const MS_MOVE = 8192;
+
+/** Network interface flags through ioctl on any socket (linux/sockios.h, linux/if.h). */
+const SIOCGIFFLAGS = 0x8913;
+const SIOCSIFFLAGS = 0x8914;
+const IFF_UP = 1;
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+/** struct ifreq: the name (IFNAMSIZ bytes, NUL-terminated), then a union whose first member is the short flags. */
+const IFNAMSIZ = 16;
+const IFREQ_BYTES = 40;
+
+/** System calls without a glibc wrapper; numbers shared by every architecture from 424 on. */
+const SYS_open_tree = 428;
+const SYS_move_mount = 429;
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
+const AT_FDCWD = -100;
+const MOVE_MOUNT_F_EMPTY_PATH = 4;
+
+/** The calls the boot added; bound apart from the others, on first use too. */
+function bindBootCalls() {
+  const lib = koffi.load('libc.so.6');
+  return {
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
+    close: lib.func('int close(int fd)'),
+    syscall: lib.func('long syscall(long number, ...)'),
+  };
+}
+
+let bootBound: ReturnType<typeof bindBootCalls> | undefined;
+const bootCalls = () => (bootBound ??= bindBootCalls());
+
+/** Sets IFF_UP on the interface `name` of this network namespace (SIOCGIFFLAGS, then SIOCSIFFLAGS). */
+export function setInterfaceUp(name: string): void {
+  if (Buffer.byteLength(name) >= IFNAMSIZ) throw new Error(`interface name ${JSON.stringify(name)} is longer than ${IFNAMSIZ - 1} bytes`);
+  const c = bootCalls();
+  const fd = check(c.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0) as number, () => 'socket(AF_INET, SOCK_DGRAM)');
+  try {
+    const ifreq = Buffer.alloc(IFREQ_BYTES);
+    ifreq.write(name, 0, 'utf8');
+    check(c.ioctl(fd, SIOCGIFFLAGS, 'void *', ifreq) as number, () => `ioctl(SIOCGIFFLAGS, ${JSON.stringify(name)})`);
+    ifreq.writeInt16LE(ifreq.readInt16LE(IFNAMSIZ) | IFF_UP, IFNAMSIZ);
+    check(c.ioctl(fd, SIOCSIFFLAGS, 'void *', ifreq) as number, () => `ioctl(SIOCSIFFLAGS, ${JSON.stringify(name)}, IFF_UP)`);
+  } finally {
+    c.close(fd);
+  }
+}
+
+/**
+ * Loads libc and binds every wrapper here now, instead of on first use: a
+ * process about to leave its root (pivot_root into a directory without
+ * libc.so.6) must not need to find the library on disk afterwards.
+ */
+export function bindLibcNow(): void {
+  libc();
+  bootCalls();
+}
+
+/**
+ * open_tree(path, OPEN_TREE_CLONE): a descriptor holding a detached bind
+ * mount of `path`. Unlike an open file, it can be attached (attachMount)
+ * after the mount it came from has left this namespace (a pivot_root).
+ */
+export function cloneMount(path: string): number {
+  return check(Number(bootCalls().syscall(SYS_open_tree, 'int', AT_FDCWD, 'const char *', path, 'unsigned int', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)),
+    () => `open_tree(${show(path)}, OPEN_TREE_CLONE)`);
+}
+
+/** move_mount(2) of the detached mount `fd` (from cloneMount) onto `target`. */
+export function attachMount(fd: number, target: string): void {
+  check(Number(bootCalls().syscall(SYS_move_mount, 'int', fd, 'const char *', '', 'int', AT_FDCWD, 'const char *', target, 'unsigned int', MOVE_MOUNT_F_EMPTY_PATH)),
+    () => `move_mount(${fd}, ${show(target)})`);
 }

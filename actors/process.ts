@@ -18,7 +18,8 @@ import { join, resolve } from 'node:path';
 import { spawn as spawnPty, type IPty } from '@lydell/node-pty';
 import { fromCallback } from 'xstate';
 import { duplicate } from './libc.ts';
-import type { ProcessCommand, ProcessInput, ProcessReport } from '../machines/processSession.ts';
+import { killQuietly, killTree } from './processTree.ts';
+import type { ProcessCommand, ProcessInput, ProcessReport, SignalTarget } from '../machines/processSession.ts';
 import { parseGroup, parsePasswd, resolveUser } from '../shared/passwd.ts';
 import { signalName, signalNumber } from '../shared/signals.ts';
 
@@ -34,11 +35,13 @@ interface Running {
   write(data: Uint8Array): void;
   closeStdin(): void;
   resize(cols: number, rows: number): void;
-  signal(signo: number): void;
+  signal(signo: number, target: SignalTarget): void;
   /** Stop or restart reading the process's output: a full reader holds the writer. */
   pauseOutput(paused: boolean): void;
-  /** SIGKILL the process group(s) if not yet exited, and release the streams. */
+  /** SIGKILL the process group(s) and every descendant; the session ends when the process is reaped. */
   kill(): void;
+  /** kill(), and release the streams: the actor is going away. */
+  release(): void;
 }
 
 /** Everything needed to exec, after lookup and user resolution succeeded. */
@@ -97,15 +100,17 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
           return running?.pauseOutput(outputPaused);
         case 'SIGNAL': {
           const signo = signalNumber(command.signal);
-          if (signo !== undefined) running?.signal(signo);
+          if (signo !== undefined) running?.signal(signo, command.target);
           return;
         }
+        case 'KILL':
+          return running?.kill();
       }
     });
 
     return () => {
       stopped = true;
-      running?.kill();
+      running?.release();
     };
   });
 }
@@ -247,7 +252,7 @@ function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | u
     write: (data) => void child.stdin?.write(data),
     closeStdin: () => void child.stdin?.end(),
     resize: () => {},
-    signal: (signo) => killQuietly(-pid, signo),
+    signal: (signo, target) => killQuietly(target === 'process' ? pid : -pid, signo),
     pauseOutput: (paused) => {
       for (const stream of [child.stdout!, child.stderr!]) {
         if (paused) stream.pause();
@@ -255,7 +260,10 @@ function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | u
       }
     },
     kill: () => {
-      if (!exited) killQuietly(-pid, SIGKILL);
+      if (!exited) killTree(pid, [-pid]);
+    },
+    release() {
+      this.kill();
       // Descendants that left the group may still hold the pipes; let go of them.
       for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
     },
@@ -324,10 +332,13 @@ function startPty(plan: Plan, size: { cols: number; rows: number }, report: Repo
         // Invalid sizes and a pty already closed are both nothing to apply.
       }
     },
-    signal: (signo) => killQuietly(ptySignalTarget(pid), signo),
+    signal: (signo, target) => killQuietly(target === 'process' ? pid : target === 'group' ? -pid : ptySignalTarget(pid), signo),
     pauseOutput: (paused) => (paused ? term.pause() : term.resume()),
     kill: () => {
-      if (!exited) for (const target of new Set([ptySignalTarget(pid), -pid])) killQuietly(target, SIGKILL);
+      if (!exited) killTree(pid, [...new Set([ptySignalTarget(pid), -pid])]);
+    },
+    release() {
+      this.kill();
       releaseMaster();
       close();
     },
@@ -439,8 +450,6 @@ function withoutSupplementaryGroups<T>(apply: boolean, fork: () => T): T {
 
 // ---- shared ----
 
-const SIGKILL = 9;
-
 /**
  * The exit report for a wait status: the signal's name when one killed the
  * process, else the exit code. A signal without a name (32, 33) is reported
@@ -452,14 +461,6 @@ function exitReport(code: number | null, signo: number): ProcessReport {
   return signal === undefined ? { type: 'PROCESS_EXITED', exitCode: 128 + signo } : { type: 'PROCESS_EXITED', signal };
 }
 
-/** ESRCH (already gone) and EPERM leave nothing to do for a signal. */
-function killQuietly(target: number, signo: number): void {
-  try {
-    process.kill(target, signo);
-  } catch {
-    // See above.
-  }
-}
 
 /**
  * Holds a second descriptor on `fd`'s open file; returns the release, which

@@ -5,14 +5,20 @@ import { createProcessActor } from '../actors/process.ts';
 import { ResourceTable } from '../actors/resources.ts';
 import { createSerialPortActor } from '../actors/serialPort.ts';
 import { createSshServerActor } from '../actors/sshServer.ts';
+import { createSweeperActor } from '../actors/sweeper.ts';
 import type { GuestConfig } from '../shared/config.ts';
 import { createBus, logDomainEvents, type Bus } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
 import { composeGuest } from './composition.ts';
 import { reportActorStates } from './stateReports.ts';
 
+export interface GuestHost {
+  /** The reaper's wait for the last child (actors/reaper.ts), for the sweeper. */
+  whenNoChildren(timeoutMs: number): Promise<boolean>;
+}
+
 /** The guest init: the guest machine with real processes, serial port and SSH server. */
-export function assembleGuest(config: GuestConfig, log: Log) {
+export function assembleGuest(config: GuestConfig, log: Log, host: GuestHost) {
   const resources = new ResourceTable();
   const bus = createBus();
   logDomainEvents(bus, log);
@@ -28,7 +34,8 @@ export function assembleGuest(config: GuestConfig, log: Log) {
         actorStates: { watch: (push): (() => void) => reportActorStates(guest, push) },
         log: log.child('ssh'),
       }),
-      outputLog: createOutputLogActor(config.outputLogBytes),
+      sweeper: createSweeperActor({ whenNoChildren: host.whenNoChildren }),
+      outputLog: createOutputLogActor({ dir: config.logDir, capacity: config.outputLogBytes, log: log.child('outputLog') }),
     }),
     { systemId: 'guest', input: { config, seed: randomInt(0, 2 ** 31) } },
   );

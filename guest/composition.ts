@@ -18,6 +18,8 @@ export interface GuestEffects {
   server: AnyActorLogic;
   /** The sessions' output bytes (actors/outputLog.ts). */
   outputLog: AnyActorLogic;
+  /** Kills and reaps what is left once every session has ended (guest/sweeper.ts). */
+  sweeper: AnyActorLogic;
 }
 
 export function composeGuest(effects: GuestEffects) {
@@ -25,6 +27,7 @@ export function composeGuest(effects: GuestEffects) {
     actors: {
       session: processSessionMachine.provide({ actors: { process: effects.process } }),
       outputLog: effects.outputLog,
+      sweeper: effects.sweeper,
       link: serialLinkMachine.provide({
         actors: {
           port: effects.port,

@@ -1,64 +1,103 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseKey } from '../actors/ssh/keys.ts';
-import { parseGuestConfig } from '../shared/config.ts';
+import { powerOff, syncFileSystems } from '../actors/libc.ts';
+import { parseGuestConfig, type GuestConfig } from '../shared/config.ts';
 import { createLog } from '../shared/log.ts';
 import { assembleGuest } from './assembly.ts';
+import { bootGuest, type BootResult } from './boot.ts';
 
 /**
- * The guest init bundle's entry. Its stderr is the VM's console, never the
- * serial line (which carries the handshake and SSH).
+ * The guest init bundle's entry: PID 1 of a containerVM (or of a sandbox's
+ * namespaces). Its stderr is the VM's console, never the serial line (which
+ * carries the handshake and SSH).
+ *
+ * TERM or INT: every session gets its stop signal, then SIGKILL after its
+ * stop timeout; what is left is killed and reaped; file systems are synced;
+ * then a VM powers off and a sandbox's init exits with the primary session's
+ * status. HUP: the config file is read again (new sessions start, removed
+ * ones stop).
  */
 const log = createLog('guest');
 
-function main(): void {
-  const { values } = parseArgs({
-    options: {
-      config: { type: 'string', default: '/etc/tether/config.json' },
-      // Run by `tether sandbox` in namespaces instead of booted in a VM: see guest/boot.ts.
-      sandbox: { type: 'boolean', default: false },
-    },
-  });
-  const path = values.config!;
+function readConfig(path: string): GuestConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    log('error', `cannot read the guest config ${path}: ${(err as Error).message}`);
-    process.exit(2);
+    throw new Error(`cannot read the guest config ${path}: ${(err as Error).message}`);
   }
-  const config = parseGuestConfig(text, path);
+  return parseGuestConfig(text, path);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      config: { type: 'string', default: '/etc/tether/config.json' },
+      // Run by `tether sandbox` in namespaces instead of booted in a VM: it exits instead of powering off.
+      sandbox: { type: 'boolean', default: false },
+    },
+  });
+  const path = values.config!;
+  const config = readConfig(path);
   // The config checks the key's shape; ssh2 must also be able to use it, and
   // a guest that learns otherwise at its first SSH session is unreachable.
   parseKey(config.ssh.hostKey, `ssh.hostKey in ${path}`);
-  const guest = assembleGuest(config, log);
+  let boot: BootResult;
+  try {
+    boot = await bootGuest(config, { sandbox: values.sandbox! });
+  } catch (err) {
+    log('error', (err as Error).message);
+    return end(2, values.sandbox!);
+  }
+  for (const warning of boot.warnings) log('warn', warning);
+  const guest = assembleGuest({ ...config, serial: { device: boot.serialDevice }, logDir: boot.logDir }, log, { whenNoChildren: async () => true });
   // An error that escapes an actor stops the whole actor system: every process
   // is gone and the line is closed. Carrying on as an empty shell would hide
   // that, so the guest exits and the VM (here: the sandbox) sees it.
   guest.subscribe({
+    complete: () => end(guest.getSnapshot().output?.exitCode ?? 0, values.sandbox!),
     error: (err) => {
       log('error', 'the guest machine failed; exiting', { error: err as Error, stack: (err as Error).stack });
-      process.exit(1);
+      end(1, values.sandbox!);
     },
   });
   guest.start();
   log('info', 'guest started', { id: config.id, serial: config.serial.device, sessions: Object.keys(config.sessions).length });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
-      log('info', `${signal}: stopping`);
-      guest.stop();
-      process.exit(0);
+      log('info', `${signal}: stopping every session`);
+      guest.send({ type: 'SHUTDOWN' });
     });
   }
+  process.on('SIGHUP', () => {
+    try {
+      guest.send({ type: 'RELOAD', config: readConfig(path) });
+      log('info', `SIGHUP: reloaded ${path}`);
+    } catch (err) {
+      log('error', `SIGHUP: kept the running config: ${(err as Error).message}`);
+    }
+  });
+}
+
+/** The last steps of an init: data on disk, then the VM off (or, in a sandbox, the init's exit with the status). */
+function end(exitCode: number, sandbox: boolean): never {
+  syncFileSystems();
+  if (!sandbox && process.pid === 1) {
+    try {
+      powerOff();
+    } catch (err) {
+      log('error', (err as Error).message);
+    }
+  }
+  process.exit(exitCode);
 }
 
 // The init must outlive any single bad event: report it and go on.
 process.on('uncaughtException', (err) => log('error', 'uncaught exception', { error: err, stack: err.stack }));
 process.on('unhandledRejection', (reason) => log('error', 'unhandled rejection', { error: reason as Error }));
 
-try {
-  main();
-} catch (err) {
-  log('error', (err as Error).message);
+main().catch((err: Error) => {
+  log('error', err.message);
   process.exit(2);
-}
+});

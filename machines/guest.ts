@@ -38,6 +38,10 @@ export interface LogExtent {
 
 export interface GuestContext {
   config: GuestConfig;
+  /** How many times each session has been started again by its restart policy. */
+  restarts: Record<string, number>;
+  /** TERM or INT reached PID 1: once the container has stopped, the guest ends. */
+  shutdown: boolean;
   sessions: Record<string, SessionView>;
   logs: Record<string, LogExtent>;
   channels: Record<string, AttachedChannel>;
@@ -69,7 +73,21 @@ export type SshServerEvent =
   /** The API's stop: the stop signal, then SIGKILL after `timeout` seconds (default: the session's stopTimeout). */
   | { type: 'SESSION_STOP'; sessionId: string; timeout?: number };
 
-export type GuestEvent = SessionEvent | SshServerEvent;
+/** From the PID 1 entry (guest/main.ts). */
+export type InitEvent =
+  /** TERM or INT: stop every session, sweep, and end. */
+  | { type: 'SHUTDOWN' }
+  /** HUP: the config file read again. Sessions it adds start; sessions it removes stop. */
+  | { type: 'RELOAD'; config: GuestConfig }
+  /** From the sweeper: every process left after the sessions ended is gone (or the wait for it ran out). */
+  | { type: 'SWEPT' };
+
+export type GuestEvent = SessionEvent | SshServerEvent | InitEvent | { type: 'RESTART_SESSION'; sessionId: string };
+
+/** What the guest ends with: the primary session's exit status. */
+export interface GuestOutput {
+  exitCode: number;
+}
 
 /** To the SSH server actor. */
 export type SshServerCommand =
@@ -103,6 +121,20 @@ export interface GuestInput {
 }
 
 const sessionRef = (sessionId: string) => `session:${sessionId}`;
+
+/** Docker's restart back-off: 100 ms, doubled at each restart, at most a minute. */
+export function restartDelay(restarts: number): number {
+  return Math.min(100 * 2 ** restarts, 60_000);
+}
+
+/** Whether a session that just finished is started again, by its policy and how often it already was. */
+export function shouldRestart(config: GuestConfig, sessionId: string, view: SessionView, restarts: number): boolean {
+  if (sessionId === config.id) return false;
+  const policy = config.sessions[sessionId]?.restart;
+  if (!policy || policy.name === 'no') return false;
+  if (policy.name === 'always') return true;
+  return (view.exitCode ?? 0) !== 0 && (policy.maxRetries === 0 || restarts < policy.maxRetries);
+}
 
 /** A log of `capacity` bytes after `bytes` more were appended: the oldest go first. */
 export function grow(log: LogExtent, bytes: number, capacity: number): LogExtent {
@@ -166,6 +198,12 @@ export const guestMachine = setup({
     context: {} as GuestContext,
     events: {} as GuestEvent,
     input: {} as GuestInput,
+    output: {} as GuestOutput,
+  },
+  guards: {
+    primaryEnded: ({ context }) => finished(context.sessions[context.config.id]!.state),
+    allEnded: ({ context }) => Object.values(context.sessions).every((view) => finished(view.state)),
+    shutdownRequested: ({ context }) => context.shutdown,
   },
   actors: {
     /** One process session; it tells us SESSION_CHANGED and SESSION_OUTPUT. */
@@ -174,16 +212,83 @@ export const guestMachine = setup({
     outputLog: fromCallback<OutputLogCommand>(() => {}),
     /** The serial link (machines/serialLink.ts with the real port and SSH server). */
     link: serialLinkMachine,
+    /**
+     * Once every session has ended: SIGKILL whatever processes are left (a
+     * double-forked daemon, an orphan), wait (bounded) until they are
+     * reaped, then tell SWEPT.
+     */
+    sweeper: fromCallback(() => {}),
   },
   actions: {
     startSessions: enqueueActions(({ context, enqueue }) => {
       for (const [sessionId, spec] of Object.entries(context.config.sessions)) {
-        enqueue.spawnChild('session', {
-          id: sessionRef(sessionId),
-          systemId: sessionRef(sessionId),
-          input: { sessionId, spec },
-        });
+        enqueue.spawnChild('session', { id: sessionRef(sessionId), systemId: sessionRef(sessionId), input: { sessionId, spec } });
       }
+    }),
+    /** Every session still live gets STOP: its stop signal, then SIGKILL after its stop timeout. */
+    stopSessions: enqueueActions(({ context, enqueue, system }) => {
+      for (const [sessionId, view] of Object.entries(context.sessions)) {
+        const session = system.get(sessionRef(sessionId));
+        if (session && !finished(view.state)) enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'STOP' }));
+      }
+    }),
+    requestShutdown: assign({ shutdown: true }),
+    /** A restart policy says again: after the back-off, RESTART_SESSION. */
+    scheduleRestart: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'SESSION_CHANGED' || !finished(event.view.state)) return;
+      const restarts = context.restarts[event.sessionId] ?? 0;
+      if (!shouldRestart(context.config, event.sessionId, event.view, restarts)) return;
+      enqueue.raise({ type: 'RESTART_SESSION', sessionId: event.sessionId }, { id: `restart:${event.sessionId}`, delay: restartDelay(restarts) });
+    }),
+    restartSession: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'RESTART_SESSION') return;
+      const { sessionId } = event;
+      const spec = context.config.sessions[sessionId]!;
+      // The ended session's actor still holds the name; its log goes on from where it was.
+      enqueue.stopChild(sessionRef(sessionId));
+      enqueue.assign({
+        restarts: { ...context.restarts, [sessionId]: (context.restarts[sessionId] ?? 0) + 1 },
+        sessions: { ...context.sessions, [sessionId]: { state: 'created' } },
+      });
+      enqueue.spawnChild('session', { id: sessionRef(sessionId), systemId: sessionRef(sessionId), input: { sessionId, spec } });
+    }),
+    /**
+     * A new config: sessions it adds start, sessions it no longer has stop.
+     * Sessions in both keep running as they are (a changed command takes a
+     * stop and a start under a new ID, as Docker's exec would); the rest of
+     * the config (ID, name, hostname, keys, device) is fixed at boot.
+     */
+    reload: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type !== 'RELOAD') return;
+      const next = event.config.sessions;
+      const added = Object.keys(next).filter((id) => !(id in context.config.sessions));
+      for (const [sessionId, view] of Object.entries(context.sessions)) {
+        const session = system.get(sessionRef(sessionId));
+        if (!(sessionId in next) && sessionId !== context.config.id && session && !finished(view.state)) {
+          enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'STOP' }));
+        }
+      }
+      if (added.length === 0) return;
+      const sessions = { ...context.sessions };
+      const logs = { ...context.logs };
+      for (const sessionId of added) {
+        sessions[sessionId] = { state: 'created' };
+        logs[sessionId] = { start: 0, end: 0 };
+        enqueue.spawnChild('session', { id: sessionRef(sessionId), systemId: sessionRef(sessionId), input: { sessionId, spec: next[sessionId]! } });
+      }
+      const config = { ...context.config, sessions: { ...context.config.sessions, ...Object.fromEntries(added.map((id) => [id, next[id]!])) } };
+      enqueue.assign({ config, sessions, logs });
+    }),
+    /** The API's kill and stop, for a session that exists. */
+    killSession: enqueueActions(({ event, enqueue, system }) => {
+      if (event.type !== 'SESSION_KILL') return;
+      const session = system.get(sessionRef(event.sessionId));
+      if (session) enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'SIGNAL', signal: event.signal, target: event.group ? 'group' : 'process' }));
+    }),
+    stopSession: enqueueActions(({ event, enqueue, system }) => {
+      if (event.type !== 'SESSION_STOP') return;
+      const session = system.get(sessionRef(event.sessionId));
+      if (session) enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'STOP', ...(event.timeout === undefined ? {} : { timeout: event.timeout }) }));
     }),
     /** Tells the SSH server what changed, so it answers and pushes from fresh data. */
     announce: enqueueActions(({ context, event, enqueue, system }) => {
@@ -289,12 +394,51 @@ export const guestMachine = setup({
     channels: {},
     announced: '',
     seed: input.seed,
+    restarts: {},
+    shutdown: false,
   }),
   entry: 'startSessions',
   invoke: [
     { id: 'outputLog', src: 'outputLog' },
     { id: 'link', src: 'link', input: ({ context }) => ({ device: context.config.serial.device, seed: context.seed }) },
   ],
+  /**
+   * The container's life. It runs until its primary session ends or PID 1
+   * is told to shut down; then every other session is stopped (execs end
+   * with their container, as in Docker), and once all have ended the sweeper
+   * kills and reaps whatever is left. A stopped container's guest goes on
+   * serving its link (status, logs) until it is shut down.
+   */
+  initial: 'running',
+  states: {
+    running: {
+      always: { guard: 'primaryEnded', target: 'stopping' },
+      on: {
+        SHUTDOWN: { target: 'stopping', actions: 'requestShutdown' },
+        SESSION_CHANGED: { actions: ['sessionChanged', 'announce', 'scheduleRestart'] },
+        RESTART_SESSION: { actions: 'restartSession' },
+        RELOAD: { actions: 'reload' },
+      },
+    },
+    stopping: {
+      entry: 'stopSessions',
+      always: { guard: 'allEnded', target: 'sweeping' },
+      on: { SHUTDOWN: { actions: 'requestShutdown' } },
+    },
+    sweeping: {
+      invoke: { id: 'sweeper', src: 'sweeper' },
+      on: {
+        SWEPT: 'stopped',
+        SHUTDOWN: { actions: 'requestShutdown' },
+      },
+    },
+    stopped: {
+      always: { guard: 'shutdownRequested', target: 'done' },
+      on: { SHUTDOWN: 'done' },
+    },
+    done: { type: 'final' },
+  },
+  output: ({ context }) => ({ exitCode: context.sessions[context.config.id]!.exitCode ?? 0 }),
   on: {
     SESSION_CHANGED: { actions: ['sessionChanged', 'announce'] },
     SESSION_OUTPUT: { actions: 'sessionOutput' },
@@ -309,6 +453,8 @@ export const guestMachine = setup({
     CHANNEL_BLOCKED: { actions: 'flowControl' },
     CHANNEL_READY: { actions: 'flowControl' },
     CHANNEL_CLOSED: { actions: 'flowControl' },
+    SESSION_KILL: { actions: 'killSession' },
+    SESSION_STOP: { actions: 'stopSession' },
   },
 });
 
@@ -323,7 +469,7 @@ function sessionCommandOf(event: SshServerEvent): SessionCommand | undefined {
     case 'CHANNEL_RESIZE':
       return { type: 'RESIZE', cols: event.cols, rows: event.rows };
     case 'CHANNEL_SIGNAL':
-      return { type: 'SIGNAL', signal: event.signal };
+      return { type: 'SIGNAL', signal: event.signal, target: 'foreground' };
     default:
       return undefined;
   }

@@ -1,11 +1,13 @@
 import type { AnyStateMachine } from 'xstate';
 import { applianceMachine } from './appliance.ts';
 import { applianceLinkMachine } from './applianceLink.ts';
+import { bootMachine } from './boot.ts';
 import { connectionMapMachine } from './connectionMap.ts';
 import { containerChannelMachine } from './containerChannel.ts';
 import { guestMachine } from './guest.ts';
 import { handshakeMachine } from './handshake.ts';
 import { processSessionMachine } from './processSession.ts';
+import { reaperMachine } from './reaper.ts';
 import { serialBridgeMachine } from './serialBridge.ts';
 import { serialLinkMachine } from './serialLink.ts';
 import { applianceSessionMachine, guestSessionMachine } from './sshSession.ts';
@@ -16,10 +18,12 @@ import { applianceSessionMachine, guestSessionMachine } from './sshSession.ts';
  */
 export const machines: Record<string, AnyStateMachine> = {
   guest: guestMachine,
+  boot: bootMachine,
   serialLink: serialLinkMachine,
   handshake: handshakeMachine,
   guestSession: guestSessionMachine,
   processSession: processSessionMachine,
+  reaper: reaperMachine,
   appliance: applianceMachine,
   applianceLink: applianceLinkMachine,
   applianceSession: applianceSessionMachine,

@@ -7,6 +7,9 @@
  *   launching ──PROCESS_STARTED──→ running ──PROCESS_EXITED──→ exited (final)
  *   launching ──PROCESS_FAILED───→ failed (final; exit code 126 or 127)
  *   blocked ────STOP─────────────→ exited (final; never started)
+ *   launching, running ──STOP──→ stopping ──PROCESS_EXITED──→ exited
+ *   stopping.signalled ──stop timeout──→ stopping.killed (SIGKILL to the
+ *                                        group and every descendant)
  *
  * The `process` actor (actors/process.ts in the guest; a simulation in the
  * checker) is invoked for the machine's whole life but starts nothing until
@@ -32,9 +35,15 @@
  * TERM), no `signal` and no `pid`. That is the status the process would have
  * had had it started and honoured the stop, and it is non-zero on purpose: a
  * command that never ran must not read as a success to `docker wait` or a
- * script's `&&`. STOP once launched is not handled here yet: that is the
- * stopping state (stop signal, grace period, group SIGKILL) still to come;
- * until then a caller stops a running session with SIGNAL.
+ * script's `&&`.
+ *
+ * STOP once launched: the stop signal goes to the process (as `docker stop`
+ * sends it to the container's main process); if it has not exited when the
+ * stop timeout (the STOP's own, else the spec's) runs out, the actor is told
+ * KILL: SIGKILL to the process group and to every remaining descendant,
+ * including those that left the group (tini and dumb-init leave those
+ * behind). The session still ends on PROCESS_EXITED, whose status says how
+ * it ended (143 if it honoured TERM, 137 if it had to be killed).
  */
 import { assign, enqueueActions, fromCallback, sendTo, setup } from 'xstate';
 import type { SessionConfig } from '../shared/config.ts';
@@ -53,14 +62,25 @@ export type ProcessInput = Pick<SessionConfig, 'cmd' | 'env' | 'cwd' | 'user' | 
   rows?: number;
 };
 
+/**
+ * Who a signal is for: the process itself (`docker kill`, the stop signal);
+ * its whole process group; or the terminal's foreground process group, as
+ * the terminal itself would send Ctrl-C (a tty session's attach: a
+ * job-control shell's job, not the shell). Without a terminal, "foreground"
+ * means the group.
+ */
+export type SignalTarget = 'process' | 'group' | 'foreground';
+
 /** Commands from the machine to the process actor. */
 export type ProcessCommand =
   | { type: 'LAUNCH' }
   | { type: 'STDIN'; data: Uint8Array }
   | { type: 'CLOSE_STDIN' }
   | { type: 'RESIZE'; cols: number; rows: number }
-  /** A canonical signal name without "SIG" (shared/signals.ts). */
-  | { type: 'SIGNAL'; signal: string }
+  /** A canonical signal name without "SIG" (shared/signals.ts), to `target` (see SignalTarget). */
+  | { type: 'SIGNAL'; signal: string; target: SignalTarget }
+  /** SIGKILL to the process group and to every descendant of the process, in the group or not. */
+  | { type: 'KILL' }
   /** Stop / restart reading the output: what the process writes then waits in its pipe or pty. */
   | { type: 'PAUSE_OUTPUT' }
   | { type: 'RESUME_OUTPUT' };
@@ -86,12 +106,13 @@ export type SessionView = Pick<ContainerInfo, 'state' | 'pid' | 'exitCode' | 'si
 export type ProcessSessionEvent =
   /** Release a run-block session (the SSH `unblock` channel request). */
   | { type: 'UNBLOCK' }
-  | { type: 'STOP' }
+  /** Stop the session: the stop signal, then after `timeout` seconds (default: the spec's stopTimeout) KILL. */
+  | { type: 'STOP'; timeout?: number }
   | { type: 'STDIN'; data: Uint8Array }
   | { type: 'CLOSE_STDIN' }
   | { type: 'RESIZE'; cols: number; rows: number }
-  /** Any spelling parseSignal accepts; unknown names are ignored. */
-  | { type: 'SIGNAL'; signal: string }
+  /** Any spelling parseSignal accepts; unknown names are ignored. Default target: the foreground group. */
+  | { type: 'SIGNAL'; signal: string; target?: SignalTarget }
   /** An attached reader is full: hold the process's output until it has room. */
   | { type: 'PAUSE_OUTPUT' }
   | { type: 'RESUME_OUTPUT' }
@@ -117,6 +138,8 @@ export interface ProcessSessionContext extends Omit<SessionView, 'state'> {
   size?: { cols: number; rows: number };
   /** Output bytes reported so far: the offset the next output chunk starts at. */
   outputEnd: number;
+  /** Seconds from the stop signal to SIGKILL for the stop under way. */
+  stopTimeout: number;
 }
 
 export interface ProcessSessionOutput {
@@ -146,10 +169,33 @@ export const processSessionMachine = setup({
       announce(enqueue, self, { type: 'SESSION_CHANGED', sessionId: context.sessionId, view: viewOf(context, params.state) });
     }),
     forwardStdin: sendTo('process', ({ event }) => event as Extract<ProcessSessionEvent, { type: 'STDIN' | 'CLOSE_STDIN' }>),
-    forwardSignal: sendTo('process', ({ event }) => ({
-      type: 'SIGNAL' as const,
-      signal: parseSignal((event as Extract<ProcessSessionEvent, { type: 'SIGNAL' }>).signal)!,
-    })),
+    forwardSignal: sendTo('process', ({ event }) => {
+      const { signal, target = 'foreground' } = event as Extract<ProcessSessionEvent, { type: 'SIGNAL' }>;
+      return { type: 'SIGNAL' as const, signal: parseSignal(signal)!, target };
+    }),
+    sendStopSignal: sendTo('process', ({ context }) => ({ type: 'SIGNAL' as const, signal: context.spec.stopSignal, target: 'process' as const })),
+    kill: sendTo('process', { type: 'KILL' as const }),
+    recordExit: assign(({ event }) => {
+      const exit = event as Extract<ProcessSessionEvent, { type: 'PROCESS_EXITED' }>;
+      return {
+        finishedAt: exit.at,
+        ...(exit.signal === undefined ? { exitCode: exit.exitCode ?? 0 } : { exitCode: signalExitCode(exit.signal), signal: exit.signal }),
+      };
+    }),
+    recordFailure: assign(({ event }) => {
+      const failure = event as Extract<ProcessSessionEvent, { type: 'PROCESS_FAILED' }>;
+      return { error: failure.error, exitCode: failure.exitCode, finishedAt: failure.at };
+    }),
+    recordStart: assign(({ event }) => {
+      const start = event as Extract<ProcessSessionEvent, { type: 'PROCESS_STARTED' }>;
+      return { pid: start.pid, startedAt: start.at };
+    }),
+    setStopTimeout: assign({
+      stopTimeout: ({ context, event }) => (event.type === 'STOP' && event.timeout !== undefined ? event.timeout : context.spec.stopTimeout),
+    }),
+  },
+  delays: {
+    stopTimeout: ({ context }) => context.stopTimeout * 1000,
   },
   guards: {
     runBlock: ({ context }) => context.spec.runBlock,
@@ -164,6 +210,7 @@ export const processSessionMachine = setup({
     spec: input.spec,
     ...(input.cols !== undefined && input.rows !== undefined ? { size: { cols: input.cols, rows: input.rows } } : {}),
     outputEnd: 0,
+    stopTimeout: input.spec.stopTimeout,
   }),
   invoke: {
     id: 'process',
@@ -218,11 +265,10 @@ export const processSessionMachine = setup({
       // Not yet running: to the outside it is still a created container.
       entry: [{ type: 'changed', params: { state: 'created' } }, sendTo('process', { type: 'LAUNCH' })],
       on: {
-        PROCESS_STARTED: { target: 'running', actions: assign({ pid: ({ event }) => event.pid, startedAt: ({ event }) => event.at }) },
-        PROCESS_FAILED: {
-          target: 'failed',
-          actions: assign({ error: ({ event }) => event.error, exitCode: ({ event }) => event.exitCode, finishedAt: ({ event }) => event.at }),
-        },
+        PROCESS_STARTED: { target: 'running', actions: 'recordStart' },
+        PROCESS_FAILED: { target: 'failed', actions: 'recordFailure' },
+        // LAUNCH is ahead of the stop signal in the actor's queue.
+        STOP: { target: 'stopping', actions: 'setStopTimeout' },
         // The actor has LAUNCH ahead of these in its queue, so they reach the
         // process even though PROCESS_STARTED has not come back yet.
         STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
@@ -233,16 +279,26 @@ export const processSessionMachine = setup({
     running: {
       entry: { type: 'changed', params: { state: 'running' } },
       on: {
-        PROCESS_EXITED: {
-          target: 'exited',
-          actions: assign(({ event }) => ({
-            finishedAt: event.at,
-            ...(event.signal === undefined ? { exitCode: event.exitCode ?? 0 } : { exitCode: signalExitCode(event.signal), signal: event.signal }),
-          })),
-        },
+        PROCESS_EXITED: { target: 'exited', actions: 'recordExit' },
+        STOP: { target: 'stopping', actions: 'setStopTimeout' },
         STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
         CLOSE_STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
         SIGNAL: { guard: 'knownSignal', actions: 'forwardSignal' },
+      },
+    },
+    // Still running to the outside, as in Docker, until the process is gone.
+    stopping: {
+      entry: 'sendStopSignal',
+      initial: 'signalled',
+      on: {
+        PROCESS_STARTED: { actions: 'recordStart' },
+        PROCESS_FAILED: { target: 'failed', actions: 'recordFailure' },
+        PROCESS_EXITED: { target: 'exited', actions: 'recordExit' },
+        SIGNAL: { guard: 'knownSignal', actions: 'forwardSignal' },
+      },
+      states: {
+        signalled: { after: { stopTimeout: 'killed' } },
+        killed: { entry: 'kill' },
       },
     },
     exited: { type: 'final', entry: { type: 'changed', params: { state: 'exited' } } },

@@ -1,11 +1,12 @@
 /**
- * A session's output log: every byte the session wrote (stdout and stderr,
- * interleaved in the order they were read), addressed by absolute offset, so
- * output is kept while nobody is attached and a reader (an attach replaying
- * logs, a channel resuming after a reconnect) can continue from any offset it
- * has seen. Bounded: when over capacity the oldest bytes go (end - start never
- * exceeds capacity), and a reader that asks for them is told how many it
- * missed.
+ * A session's output log in memory: every byte the session wrote (stdout and
+ * stderr, interleaved in the order they were read), addressed by absolute
+ * offset, so a reader (an attach replaying logs, a channel resuming after a
+ * reconnect) can continue from any offset it has seen. Bounded: when over
+ * capacity the oldest bytes go (end - start never exceeds capacity), and a
+ * reader that asks for them is told how many it missed. The guest's outputLog
+ * actor keeps the recent tail of each session's files in one, and all of the
+ * log when the files cannot be written (actors/outputLog.ts).
  *
  * Appended chunks are kept by reference and reads return subarray views, so
  * a byte is copied at most once on its way from the process to a channel;
@@ -28,7 +29,7 @@ export interface OutputRead {
 }
 
 export class OutputLog {
-  readonly capacity: number;
+  #capacity: number;
   /** Retained records, oldest first; records before `#head` are dropped and await compaction. */
   #records: OutputRecord[] = [];
   #head = 0;
@@ -36,8 +37,17 @@ export class OutputLog {
   #end = 0;
 
   constructor(capacity: number) {
-    if (!Number.isSafeInteger(capacity) || capacity <= 0) throw new RangeError(`output log capacity must be a positive integer, got ${capacity}`);
-    this.capacity = capacity;
+    this.#capacity = checkedCapacity(capacity);
+  }
+
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** Keeps up to `capacity` bytes from now on; a smaller one drops the oldest bytes at once. */
+  setCapacity(capacity: number): void {
+    this.#capacity = checkedCapacity(capacity);
+    if (this.#end - this.#start > capacity) this.#trim(this.#end - capacity);
   }
 
   /** Oldest retained offset. */
@@ -54,7 +64,7 @@ export class OutputLog {
     if (data.length === 0) return;
     this.#records.push({ stream, data, offset: this.#end });
     this.#end += data.length;
-    if (this.#end - this.#start > this.capacity) this.#trim(this.#end - this.capacity);
+    if (this.#end - this.#start > this.#capacity) this.#trim(this.#end - this.#capacity);
   }
 
   /**
@@ -109,4 +119,9 @@ export class OutputLog {
     }
     return lo;
   }
+}
+
+function checkedCapacity(capacity: number): number {
+  if (!Number.isSafeInteger(capacity) || capacity <= 0) throw new RangeError(`output log capacity must be a positive integer, got ${capacity}`);
+  return capacity;
 }

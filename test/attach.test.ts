@@ -53,7 +53,8 @@ t.test('a run-block session delivers its output and exit code on every one of 20
   const runs = 200;
   const sessions: Record<string, unknown> = {};
   for (let i = 0; i < runs; i++) sessions[`rb${i}`] = session(['sh', '-c', 'echo hi; exit 3'], { runBlock: true });
-  await world.sandbox(vm('rb0', sessions));
+  // The held sessions are execs of a container that stays up: execs end with their container's primary.
+  await world.sandbox(vm('rbhost', { rbhost: session(['sleep', '1000']), ...sessions }));
   await world.container(`rb${runs - 1}`);
   const results = new Map<string, string>();
   // Four attaches at a time: each releases its own held session.

@@ -2,7 +2,7 @@ import t from 'tap';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assign, createActor, fromCallback, setup, waitFor, type SnapshotFrom } from 'xstate';
+import { assign, createActor, fromCallback, setup, SimulatedClock, waitFor, type SnapshotFrom } from 'xstate';
 import { createProcessActor } from '../actors/process.ts';
 import {
   processSessionMachine,
@@ -543,7 +543,66 @@ t.test('machine with a simulated process', async (t) => {
     actor.send({ type: 'SIGNAL', signal: 'SIGINT' });
     actor.send({ type: 'SIGNAL', signal: '9' });
     actor.send({ type: 'SIGNAL', signal: 'BOGUS' });
-    t.same(sim.received.slice(1), [{ type: 'SIGNAL', signal: 'INT' }, { type: 'SIGNAL', signal: 'KILL' }]);
+    actor.send({ type: 'SIGNAL', signal: 'HUP', target: 'group' });
+    t.same(sim.received.slice(1), [
+      { type: 'SIGNAL', signal: 'INT', target: 'foreground' },
+      { type: 'SIGNAL', signal: 'KILL', target: 'foreground' },
+      { type: 'SIGNAL', signal: 'HUP', target: 'group' },
+    ]);
+  });
+
+  t.test('STOP sends the stop signal to the process and, past the stop timeout, KILL; the exit ends the session', async (t) => {
+    const sim = simulated();
+    const clock = new SimulatedClock();
+    const actor = createActor(processSessionMachine.provide({ actors: { process: sim.logic } }), {
+      input: { sessionId: 's1', spec: spec(['x'], { stopSignal: 'QUIT', stopTimeout: 3 }) },
+      clock,
+    }).start();
+    sim.report({ type: 'PROCESS_STARTED', pid: 7 });
+    actor.send({ type: 'STOP' });
+    t.same(sim.received.slice(1), [{ type: 'SIGNAL', signal: 'QUIT', target: 'process' }]);
+    clock.increment(2999);
+    t.same(actor.getSnapshot().value, { stopping: 'signalled' }, 'not killed before the stop timeout');
+    clock.increment(1);
+    t.same(sim.received.slice(2), [{ type: 'KILL' }]);
+    sim.report({ type: 'PROCESS_EXITED', signal: 'KILL' });
+    t.equal(actor.getSnapshot().value, 'exited');
+    t.equal(actor.getSnapshot().output?.exitCode, 137);
+  });
+
+  t.test("a STOP's own timeout overrides the spec's, and a process that honours the signal is never killed", async (t) => {
+    const sim = simulated();
+    const clock = new SimulatedClock();
+    const actor = createActor(processSessionMachine.provide({ actors: { process: sim.logic } }), {
+      input: { sessionId: 's1', spec: spec(['x'], { stopTimeout: 30 }) },
+      clock,
+    }).start();
+    sim.report({ type: 'PROCESS_STARTED', pid: 7 });
+    actor.send({ type: 'STOP', timeout: 1 });
+    sim.report({ type: 'PROCESS_EXITED', signal: 'TERM' });
+    clock.increment(60_000);
+    t.notOk(sim.received.some((c) => c.type === 'KILL'), 'no KILL after an exit');
+    t.equal(actor.getSnapshot().output?.exitCode, 143);
+    const again = simulated();
+    const second = createActor(processSessionMachine.provide({ actors: { process: again.logic } }), {
+      input: { sessionId: 's2', spec: spec(['x'], { stopTimeout: 30 }) },
+      clock,
+    }).start();
+    again.report({ type: 'PROCESS_STARTED', pid: 8 });
+    second.send({ type: 'STOP', timeout: 1 });
+    clock.increment(1000);
+    t.same(again.received.at(-1), { type: 'KILL' }, 'killed after the STOP\'s 1 s, not the spec\'s 30 s');
+  });
+
+  t.test('STOP before the process has started still stops it once it has', async (t) => {
+    const sim = simulated();
+    const { actor } = sim.actor(spec(['x']));
+    actor.send({ type: 'STOP' });
+    t.same(sim.received, [{ type: 'LAUNCH' }, { type: 'SIGNAL', signal: 'TERM', target: 'process' }]);
+    sim.report({ type: 'PROCESS_STARTED', pid: 9 });
+    sim.report({ type: 'PROCESS_EXITED', signal: 'TERM' });
+    t.equal(actor.getSnapshot().value, 'exited');
+    t.equal(actor.getSnapshot().context.pid, 9);
   });
 
   t.test('resizes are kept and forwarded for a tty, in any live state, and ignored otherwise', async (t) => {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -32,7 +32,12 @@ export interface SandboxOptions {
 
 export interface Sandbox {
   config: GuestConfig;
+  /** The launcher (unshare) whose child is the containerVM's PID 1; it exits with PID 1's status. */
   guest: ChildProcess;
+  /** The host's PID of the guest init (PID 1 inside), once it has been forked. */
+  initPid(): Promise<number>;
+  /** A signal to the guest init, as a hypervisor's ACPI button or `docker stop` would send it. */
+  signal(signal: NodeJS.Signals): Promise<void>;
   /** What the guest uses as its serial port: the pty, or tcp://HOST:PORT. */
   serialDevice: string;
   /** The hypervisor's side of the serial port (pty line only). */
@@ -55,15 +60,37 @@ export function readConfigFile(path: string): Record<string, unknown> {
   }
 }
 
+/** The namespaces a containerVM gets: what a VM would not share with its host. */
+const NAMESPACES = ['pid', 'mnt', 'uts', 'ipc', 'net'] as const;
+
+/** Why this process cannot make a containerVM's namespaces, or undefined when it can. */
+export function sandboxUnsupported(): string | undefined {
+  const uid = process.getuid?.();
+  if (uid !== 0) return `tether sandbox needs root to make a containerVM's pid, mount, uts, ipc and network namespaces (running as uid ${uid})`;
+  const missing = NAMESPACES.filter((ns) => !existsSync(`/proc/self/ns/${ns}`));
+  if (missing.length > 0) return `tether sandbox needs ${missing.join(', ')} namespace support, which this kernel lacks (/proc/self/ns/${missing[0]} is missing)`;
+  if (!onPath('unshare')) return 'tether sandbox needs unshare(1) from util-linux, which is not on PATH (apt-get install util-linux)';
+  return undefined;
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, command)));
+}
+
 /**
- * One containerVM, sandboxed: the guest bundle runs with a pty as its serial
- * port, and the pty's other side is bridged as a TCP client to the appliance,
- * reconnecting when the connection drops — what a hypervisor's network serial
- * port in client mode does. The containerVM's host key is made fresh and
- * registered with the appliance's trust store; the guest authorizes the
- * appliance's key.
+ * One containerVM, sandboxed: the guest bundle runs as PID 1 in fresh pid,
+ * mount, uts, ipc and network namespaces (made by unshare(1); the guest
+ * itself mounts what a VM's init would), with a pty as its serial port, and
+ * the pty's other side is bridged as a TCP client to the appliance,
+ * reconnecting when the connection drops — what a hypervisor's network
+ * serial port in client mode does. The containerVM's host key is made fresh
+ * and registered with the appliance's trust store; the guest authorizes the
+ * appliance's key. Its output logs go to the appliance's state directory
+ * unless the config names a `logDir`, so they outlive the containerVM.
  */
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const unsupported = sandboxUnsupported();
+  if (unsupported) throw new Error(unsupported);
   const pty = options.line === 'tcp' ? undefined : openPtyPair();
   const device = pty?.slavePath ?? `tcp://${options.appliance.host}:${options.appliance.port}`;
   const user = options.config;
@@ -77,6 +104,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       authorizedKeys: [...(ssh.authorizedKeys ?? []), applianceKey(options.stateDir).publicKey],
     },
     serial: { device },
+    logDir: user.logDir ?? join(options.stateDir, 'containers', String(user.id), 'logs'),
   };
   let config: GuestConfig;
   try {
@@ -89,25 +117,43 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
 
   const dir = mkdtempSync(join(tmpdir(), 'tether-sandbox-'));
   const configPath = join(dir, 'config.json');
-  writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
+  // The document as written (with what the sandbox fills in), for the guest to parse as it would any other.
+  writeFileSync(configPath, JSON.stringify(filled, null, 2), { mode: 0o600 });
   const line = pty && bridge({ master: pty.master, host: options.appliance.host, port: options.appliance.port });
   const guestConsole = typeof options.console === 'object' ? openSync(options.console.file, 'a') : (options.console ?? 'inherit');
-  const guest = spawn(process.execPath, ['--enable-source-maps', bundlePath('guest.cjs'), '--config', configPath], {
+  mkdirSync(config.logDir, { recursive: true, mode: 0o700 });
+  // --kill-child: if the launcher dies, so does the containerVM. A direct TCP
+  // line keeps the host's network: the appliance is on its loopback.
+  const namespaces = ['--pid', '--fork', '--kill-child', '--mount', '--uts', '--ipc', ...(options.line === 'tcp' ? [] : ['--net'])];
+  const guest = spawn('unshare', [...namespaces, '--propagation', 'private', '--',
+    process.execPath, '--enable-source-maps', bundlePath('guest.cjs'), '--sandbox', '--config', configPath], {
     stdio: ['ignore', guestConsole, guestConsole],
   });
   if (typeof guestConsole === 'number') closeSync(guestConsole);
+  const exited = once(guest, 'exit');
   // The guest init is the VM: when it is gone, so is the VM's serial
   // connection, as the hypervisor would close it.
   guest.once('exit', () => void line?.close());
+  const running = () => guest.exitCode === null && guest.signalCode === null;
+  const initPid = () => childOf(guest.pid!);
+  const signal = async (name: NodeJS.Signals) => {
+    const pid = await initPid();
+    if (running()) process.kill(pid, name);
+  };
   return {
     config,
     guest,
+    initPid,
+    signal,
     serialDevice: device,
     line: pty && line ? { master: pty.master, bridge: line } : undefined,
     close: async () => {
-      if (guest.exitCode === null && guest.signalCode === null) {
-        guest.kill('SIGTERM');
-        await once(guest, 'exit');
+      if (running()) {
+        // unshare(1) ignores TERM; the init inside stops its sessions and exits.
+        await signal('SIGTERM').catch(() => guest.kill('SIGKILL'));
+        const timer = setTimeout(() => guest.kill('SIGKILL'), CLOSE_GRACE_MS);
+        await exited;
+        clearTimeout(timer);
       }
       await line?.close();
       await pty?.close();
@@ -116,6 +162,23 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       if (made) unregisterGuest(options.stateDir, config.id);
     },
   };
+}
+
+/** Longer than any stop timeout a test gives its sessions; then the launcher is killed, and with it the VM. */
+const CLOSE_GRACE_MS = 15_000;
+
+/** The PID of `parent`'s only child, polled until unshare(1) has forked it. */
+async function childOf(parent: number): Promise<number> {
+  for (let tries = 0; tries < 500; tries++) {
+    try {
+      const child = Number.parseInt(readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8'), 10);
+      if (child > 0) return child;
+    } catch (err) {
+      throw new Error(`cannot find the containerVM's init: ${(err as Error).message}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  throw new Error(`the containerVM's launcher (PID ${parent}) has not forked its init after 1 s`);
 }
 
 /** The OpenSSH public key line of a private key. */

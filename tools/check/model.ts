@@ -136,7 +136,7 @@ export class Model {
       const p = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`);
       if (!p) continue;
       if (p.launched && !p.started) steps.push({ kind: 'process', sessionId, action: 'start' });
-      if (p.started && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', sessionId, action: 'write' });
+      if (p.started && !p.exited && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', sessionId, action: 'write' });
       if (p.started && !p.exited && p.written === script.chunks) steps.push({ kind: 'process', sessionId, action: 'exit' });
     }
     this.scenario.attaches.forEach((script, attach) => {

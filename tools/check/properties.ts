@@ -82,11 +82,11 @@ export const properties: Property[] = [
       for (const [i, a] of w.attaches.entries()) {
         const outcome = outcomeOf(w, i);
         if (outcome?.outcome !== 'exited') continue;
-        const script = scenario.sessions[scenario.attaches[i]!.containerId]!;
-        if (outcome.exitCode !== script.exitCode) return `attach${i} ended with exit code ${outcome.exitCode}; the process exited ${script.exitCode}`;
+        const process = simState<ProcessSim>(w.systems.guest!, `session:${scenario.attaches[i]!.containerId}/process`)!;
+        if (outcome.exitCode !== process.exitCode) return `attach${i} ended with exit code ${outcome.exitCode}; the process exited ${process.exitCode}`;
         const last = a.received.length > 0 ? parse(a.received[a.received.length - 1]!).n : -1;
-        const expected = scenario.attaches[i]!.logs || a.received.length > 0 ? script.chunks - 1 : -1;
-        if (last !== expected) return `attach${i} got the exit status after ${a.received.length} chunk(s) [${a.received.join(' ')}]; the process wrote ${script.chunks}`;
+        const expected = scenario.attaches[i]!.logs || a.received.length > 0 ? process.written - 1 : -1;
+        if (last !== expected) return `attach${i} got the exit status after ${a.received.length} chunk(s) [${a.received.join(' ')}]; the process wrote ${process.written}`;
       }
       return undefined;
     },
@@ -162,11 +162,12 @@ export const properties: Property[] = [
     kind: 'eventually',
     check: (w, scenario) => {
       const containers = (nodeAt(w.systems.appliance!, '')?.context as ApplianceContext).containers;
-      for (const [sessionId, script] of Object.entries(scenario.sessions)) {
-        if (!simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`)?.exited) continue;
+      for (const sessionId of Object.keys(scenario.sessions)) {
+        const process = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`);
+        if (!process?.exited) continue;
         const info = containers[sessionId]?.info;
-        if (info?.state !== 'exited' || info.exitCode !== script.exitCode) {
-          return `${sessionId} exited ${script.exitCode} but the appliance shows ${info ? `${info.state}${info.exitCode === undefined ? '' : ` ${info.exitCode}`}` : 'nothing'}`;
+        if (info?.state !== 'exited' || info.exitCode !== process.exitCode) {
+          return `${sessionId} exited ${process.exitCode} but the appliance shows ${info ? `${info.state}${info.exitCode === undefined ? '' : ` ${info.exitCode}`}` : 'nothing'}`;
         }
       }
       return undefined;

@@ -44,6 +44,8 @@ export interface ProcessSim {
   stdin: number;
   stdinClosed: boolean;
   exited: boolean;
+  /** The status it exited with: its script's, or 137 when it was killed. */
+  exitCode?: number;
 }
 
 export type PortPhase = 'opening' | 'open' | 'handedOff' | 'closing' | 'closed';
@@ -79,9 +81,11 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
         case 'sim.write':
           io.toParent({ type: 'PROCESS_OUTPUT', stream: 'stdout', data: chunk(s.sessionId, s.written) });
           return { ...s, written: s.written + 1 };
-        case 'sim.exit':
-          io.toParent({ type: 'PROCESS_EXITED', exitCode: scenario.sessions[s.sessionId]!.exitCode });
-          return { ...s, exited: true };
+        case 'sim.exit': {
+          const { exitCode } = scenario.sessions[s.sessionId]!;
+          io.toParent({ type: 'PROCESS_EXITED', exitCode });
+          return { ...s, exited: true, exitCode };
+        }
         case 'STDIN':
           if (s.stdinClosed) io.post({ kind: 'violation', property: 'stdin', message: `session ${s.sessionId} got stdin after its stdin was closed` });
           return { ...s, stdin: s.stdin + 1 };
@@ -91,6 +95,11 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
           return { ...s, paused: true };
         case 'RESUME_OUTPUT':
           return { ...s, paused: false };
+        // A simulated process ignores its stop signal; only SIGKILL ends it.
+        case 'KILL':
+          if (!s.started || s.exited) return s;
+          io.toParent({ type: 'PROCESS_EXITED', signal: 'KILL' });
+          return { ...s, exited: true, exitCode: 128 + 9 };
         default:
           return s;
       }
@@ -232,7 +241,17 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
     },
   });
 
-  return { process, port, server, outputLog };
+  // Nothing outlives a simulated process: the sweep is over as soon as it starts.
+  const sweeper = simulated<null, unknown, Post>(box, {
+    init: () => null,
+    start: (s, io) => {
+      io.toParent({ type: 'SWEPT' });
+      return s;
+    },
+    receive: (s) => s,
+  });
+
+  return { process, port, server, outputLog, sweeper };
 }
 
 // ---- appliance ---------------------------------------------------------------
