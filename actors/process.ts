@@ -13,10 +13,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn as spawnPty, type IPty } from '@lydell/node-pty';
 import { fromCallback } from 'xstate';
+import { claimChild, releaseChild } from './childOwners.ts';
 import { duplicate } from './libc.ts';
 import { killQuietly, killTree } from './processTree.ts';
 import type { ProcessCommand, ProcessInput, ProcessReport, SignalTarget } from '../machines/processSession.ts';
@@ -243,9 +245,24 @@ function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | u
   // A process that stops reading stdin makes writes fail with EPIPE: that is
   // the process's business, not a failure of the session.
   child.stdin?.on('error', () => {});
-  child.on('close', (code, signal) => {
+  const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+    if (exited) return;
     exited = true;
     report(exitReport(code, signal === null ? 0 : constants.signals[signal]));
+  };
+  child.on('close', finish);
+  // 'close' waits for the pipes to end, and a descendant that outlives the
+  // process (a daemon it started) may hold them open for good. Once the
+  // process has exited, what it wrote is already in the pipes: after a short
+  // grace for 'close', that is read out and the exit reported.
+  child.on('exit', (code, signal) => {
+    setTimeout(() => {
+      if (exited) return;
+      for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
+        for (const data of drain(stream)) report({ type: 'PROCESS_OUTPUT', stream: name, data });
+      }
+      finish(code, signal);
+    }, PIPE_CLOSE_GRACE_MS).unref();
   });
 
   return {
@@ -268,6 +285,32 @@ function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | u
       for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
     },
   };
+}
+
+/** How long an exited process's pipes get to close before the exit is reported without them. */
+const PIPE_CLOSE_GRACE_MS = 100;
+
+/**
+ * Everything a pipe holds now: what its stream has buffered goes out as
+ * 'data' events (read() emits them), and what the kernel still has is
+ * returned (libuv's descriptors are non-blocking: EAGAIN means empty).
+ */
+function drain(stream: Readable): Buffer[] {
+  while (stream.read() !== null);
+  const chunks: Buffer[] = [];
+  const fd = (stream as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (fd === undefined || fd < 0) return chunks;
+  const scratch = Buffer.allocUnsafe(64 * 1024);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, scratch);
+    } catch {
+      return chunks; // EAGAIN: drained.
+    }
+    if (n === 0) return chunks;
+    chunks.push(Buffer.from(scratch.subarray(0, n)));
+  }
 }
 
 function spawnFailure(plan: Plan, err: unknown): ProcessReport {
@@ -302,6 +345,8 @@ function startPty(plan: Plan, size: { cols: number; rows: number }, report: Repo
     return undefined;
   }
   const pid = term.pid;
+  // node-pty waits for this child itself: the guest's reaper must leave it alone.
+  claimChild(pid);
   report({ type: 'PROCESS_STARTED', pid });
 
   let exited = false;
@@ -317,6 +362,7 @@ function startPty(plan: Plan, size: { cols: number; rows: number }, report: Repo
   const releaseMaster = holdOpen((term as unknown as { fd: number }).fd);
   term.onExit(({ exitCode, signal }) => {
     exited = true;
+    releaseChild(pid);
     releaseMaster();
     report(exitReport(exitCode, signal ?? 0));
   });

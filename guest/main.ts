@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { claimNodeChildren } from '../actors/childOwners.ts';
+import { startReaper } from '../actors/reaper.ts';
 import { parseKey } from '../actors/ssh/keys.ts';
 import { powerOff, syncFileSystems } from '../actors/libc.ts';
 import { parseGuestConfig, type GuestConfig } from '../shared/config.ts';
@@ -36,8 +38,13 @@ async function main(): Promise<void> {
       config: { type: 'string', default: '/etc/tether/config.json' },
       // Run by `tether sandbox` in namespaces instead of booted in a VM: it exits instead of powering off.
       sandbox: { type: 'boolean', default: false },
+      // Leaves zombies in place: the negative control of the reaper's tests, never for use.
+      'no-reap': { type: 'boolean', default: false },
     },
   });
+  // Before any child exists: child_process children stay their waiters' own.
+  claimNodeChildren();
+  const reaper = startReaper({ enabled: !values['no-reap'], log: log.child('reaper') });
   const path = values.config!;
   const config = readConfig(path);
   // The config checks the key's shape; ssh2 must also be able to use it, and
@@ -51,7 +58,7 @@ async function main(): Promise<void> {
     return end(2, values.sandbox!);
   }
   for (const warning of boot.warnings) log('warn', warning);
-  const guest = assembleGuest({ ...config, serial: { device: boot.serialDevice }, logDir: boot.logDir }, log, { whenNoChildren: async () => true });
+  const guest = assembleGuest({ ...config, serial: { device: boot.serialDevice }, logDir: boot.logDir }, log, { whenNoChildren: reaper.whenNoChildren });
   // An error that escapes an actor stops the whole actor system: every process
   // is gone and the line is closed. Carrying on as an empty shell would hide
   // that, so the guest exits and the VM (here: the sandbox) sees it.
@@ -63,7 +70,7 @@ async function main(): Promise<void> {
     },
   });
   guest.start();
-  log('info', 'guest started', { id: config.id, serial: config.serial.device, sessions: Object.keys(config.sessions).length });
+  log('info', 'guest started', { id: config.id, serial: boot.serialDevice, sessions: Object.keys(config.sessions).length });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       log('info', `${signal}: stopping every session`);

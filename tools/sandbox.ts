@@ -38,6 +38,8 @@ export interface Sandbox {
   initPid(): Promise<number>;
   /** A signal to the guest init, as a hypervisor's ACPI button or `docker stop` would send it. */
   signal(signal: NodeJS.Signals): Promise<void>;
+  /** The config document the guest reads (again on SIGHUP). */
+  configPath: string;
   /** What the guest uses as its serial port: the pty, or tcp://HOST:PORT. */
   serialDevice: string;
   /** The hypervisor's side of the serial port (pty line only). */
@@ -145,6 +147,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     guest,
     initPid,
     signal,
+    configPath,
     serialDevice: device,
     line: pty && line ? { master: pty.master, bridge: line } : undefined,
     close: async () => {

@@ -1,0 +1,88 @@
+import t from 'tap';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { descendantsOf } from '../actors/processTree.ts';
+import { sandboxUnsupported } from '../tools/sandbox.ts';
+import { eventually, startWorld } from './support/world.ts';
+
+// The sandbox as a containerVM: the guest is PID 1 of its own namespaces and
+// behaves as an init there (stops, sweeps, reloads, exits with the status).
+
+const unsupported = sandboxUnsupported();
+if (unsupported) t.comment(`skipping the sandbox tests: ${unsupported}`);
+
+const session = (cmd: string[], extra: Record<string, unknown> = {}) => ({ cmd, ...extra });
+const vm = (id: string, sessions: Record<string, unknown>) => ({ id, name: `vm-${id}`, hostname: id, sessions });
+
+/** The namespace's view of a host PID: the last NSpid field (1 for its init). */
+function pidInside(hostPid: number): number {
+  const line = readFileSync(`/proc/${hostPid}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'))!;
+  return Number(line.trim().split(/\s+/).at(-1));
+}
+
+t.test('the guest is PID 1 of its own pid namespace, with its own hostname', { skip: unsupported }, async (t) => {
+  const world = await startWorld(t);
+  const sandbox = await world.sandbox(vm('ns1', { ns1: session(['sh', '-c', 'hostname; echo $PPID; sleep 1000']) }));
+  const init = await sandbox.initPid();
+  t.equal(pidInside(init), 1);
+  await world.container('ns1', (c) => c.state === 'running');
+  const a = await world.appliance.directory.attach('ns1', { stdin: false, stdout: true, stderr: true, stream: true, logs: true });
+  let seen = '';
+  a.stdout!.on('data', (d: Buffer) => (seen += d));
+  await eventually(() => (seen.split('\n').length >= 3 ? true : undefined), 'the hostname and PID lines');
+  t.same(seen.split('\n').slice(0, 2), ['ns1', '1'], 'hostname set; the primary is a child of the init');
+});
+
+t.test("TERM to the init stops every session and the init exits with the primary's status", { skip: unsupported }, async (t) => {
+  const world = await startWorld(t);
+  const sandbox = await world.sandbox(vm('term1', {
+    term1: session(['sh', '-c', 'trap "exit 7" TERM; while :; do sleep 0.05; done']),
+    exec1: session(['sh', '-c', 'trap "" TERM; while :; do sleep 0.05; done'], { stopTimeout: 1 }),
+  }));
+  await world.container('exec1', (c) => c.state === 'running');
+  const exited = once(sandbox.guest, 'exit');
+  await sandbox.signal('SIGTERM');
+  const [code] = await exited;
+  t.equal(code, 7);
+});
+
+t.test('when the primary ends, a double-forked daemon that ignores TERM is killed and reaped', { skip: unsupported }, async (t) => {
+  const world = await startWorld(t);
+  const sandbox = await world.sandbox(vm('daemon1', {
+    daemon1: session(['sh', '-c', '(setsid sh -c "trap \\"\\" TERM; exec sleep 1000" &); sleep 0.3; exit 4']),
+  }));
+  const init = await sandbox.initPid();
+  await world.container('daemon1', (c) => c.state === 'exited');
+  t.equal(world.appliance.directory.find('daemon1')!.exitCode, 4);
+  const left = await eventually(() => {
+    const below = descendantsOf(init).filter((pid) => pid !== init);
+    return below.length === 0 ? below : undefined;
+  }, 'every process below the init to be gone');
+  t.same(left, []);
+  t.equal(sandbox.guest.exitCode, null, 'the stopped containerVM still serves its link');
+});
+
+t.test('HUP reloads the config: a session it adds starts, one it removes stops', { skip: unsupported }, async (t) => {
+  const world = await startWorld(t);
+  const sandbox = await world.sandbox(vm('hup1', { hup1: session(['sleep', '1000']), old: session(['sleep', '1000']) }));
+  await world.container('old', (c) => c.state === 'running');
+  const doc = JSON.parse(readFileSync(sandbox.configPath, 'utf8'));
+  delete doc.sessions.old;
+  doc.sessions.fresh = session(['sleep', '1000']);
+  writeFileSync(sandbox.configPath, JSON.stringify(doc));
+  await sandbox.signal('SIGHUP');
+  await world.container('fresh', (c) => c.state === 'running');
+  const old = await world.container('old', (c) => c.state === 'exited');
+  t.equal(old.exitCode, 143);
+});
+
+t.test('a config the guest cannot read on HUP keeps the running one', { skip: unsupported }, async (t) => {
+  const world = await startWorld(t);
+  const sandbox = await world.sandbox(vm('hup2', { hup2: session(['sleep', '1000']) }));
+  await world.container('hup2', (c) => c.state === 'running');
+  writeFileSync(sandbox.configPath, '{ not json');
+  await sandbox.signal('SIGHUP');
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(sandbox.guest.exitCode, null, 'the init is still running');
+  t.equal(world.appliance.directory.find('hup2')!.state, 'running');
+});
