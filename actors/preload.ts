@@ -4,15 +4,14 @@
  * would otherwise read from disk later must already be in memory: once the
  * root changes, a path names a file of the container's root.
  *
- * In dist/guest.cjs, the native addons (koffi, @lydell/node-pty,
- * @serialport/bindings-cpp, under dist/node_modules) and ssh2's optional
- * sshcrypto.node are required while the bundle starts, before main() runs.
- * What stays lazy is koffi's work: dlopen("libc.so.6") and every function
- * binding happen on first use (actors/libc.ts), which may be after the
- * pivot. This step binds them now, and requires the addons again (a no-op
- * from the module cache) so that the guarantee does not rest on which
- * module happens to import them first; a missing addon fails the boot here,
- * naming it, rather than a session later.
+ * The guest loads some code only when it first needs it, so that starting
+ * the container's process does not wait for it: serialport and its binding
+ * (the first open of the line), the SSH server with ssh2 and its optional
+ * sshcrypto.node (the first SSH session), and koffi's dlopen("libc.so.6")
+ * and function bindings (first use, actors/libc.ts). Before a pivot this
+ * step loads them all, and requires the native addons (a no-op from the
+ * module cache when loaded already), so that a missing one fails the boot
+ * here, naming it, rather than a session later.
  *
  * Node's own modules are in its binary, and its shared libraries are mapped
  * at start; child processes and name lookups are meant to use the new root.
@@ -26,5 +25,6 @@ const NATIVE_ADDONS = ['koffi', '@lydell/node-pty', '@serialport/bindings-cpp'];
 export const preloadActor = fromPromise<void, void>(async () => {
   const require = createRequire(import.meta.url);
   for (const name of NATIVE_ADDONS) require(name);
+  await Promise.all([import('serialport'), import('./sshServer.ts')]);
   bindLibcNow();
 });

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 import type { AutoDetectTypes, LinuxBindingInterface, LinuxPortBinding } from '@serialport/bindings-cpp';
-import { SerialPort, type SerialPortOpenOptions } from 'serialport';
+import type { SerialPortOpenOptions } from 'serialport';
 import { fromCallback } from 'xstate';
 import type { PortCommand, PortEvent, PortInput } from '../machines/serialLink.ts';
 import type { ResourceTable } from './resources.ts';
@@ -138,16 +138,17 @@ export function lineActor<I>(table: ResourceTable, open: (input: I) => Promise<O
  *   the reader waits for "readable" is forgotten, and the guest's output
  *   stalls for good once the line is full.
  */
-const linux = SerialPort.binding as LinuxBindingInterface;
-const hangUpBinding: LinuxBindingInterface = {
-  ...linux,
-  async open(options) {
-    const port = await linux.open(options);
-    port.read = (buffer, offset, length) => readUntilHangUp(port, buffer, offset, length);
-    pollForEveryWaiter(port.poller);
-    return port;
-  },
-};
+function hangUpBinding(linux: LinuxBindingInterface): LinuxBindingInterface {
+  return {
+    ...linux,
+    async open(options) {
+      const port = await linux.open(options);
+      port.read = (buffer, offset, length) => readUntilHangUp(port, buffer, offset, length);
+      pollForEveryWaiter(port.poller);
+      return port;
+    },
+  };
+}
 
 const UV_READABLE = 1;
 const UV_WRITABLE = 2;
@@ -184,9 +185,18 @@ async function readUntilHangUp(port: LinuxPortBinding, buffer: Buffer, offset: n
   }
 }
 
-function openTty(path: string): Promise<OpenLine> {
+/**
+ * serialport and its native binding are loaded on the first open, not when
+ * the guest starts: the init's first job is to start the container's
+ * process, and they cost it some 15 ms (measured by bench/pid1.ts's author).
+ */
+let binding: Promise<{ SerialPort: typeof import('serialport').SerialPort; binding: LinuxBindingInterface }> | undefined;
+
+async function openTty(path: string): Promise<OpenLine> {
+  binding ??= import('serialport').then(({ SerialPort }) => ({ SerialPort, binding: hangUpBinding(SerialPort.binding as LinuxBindingInterface) }));
+  const { SerialPort, binding: hangUp } = await binding;
   // SerialPort takes a binding at run time though its option type leaves it out.
-  const options = { path, baudRate: 115200, lock: false, hupcl: false, autoOpen: false, binding: hangUpBinding };
+  const options = { path, baudRate: 115200, lock: false, hupcl: false, autoOpen: false, binding: hangUp };
   const port = new SerialPort(options as SerialPortOpenOptions<AutoDetectTypes>);
   return new Promise((resolve, reject) => {
     port.open((err) => {

@@ -1,23 +1,29 @@
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { fromCallback } from 'xstate';
-import type { ApplianceClientEvent, ApplianceSessionInput, SshClientCommand } from '../machines/sshSession.ts';
+import type { ApplianceClientEvent, ApplianceSessionInput, GuestCommand, GuestCommandResult, SshClientCommand } from '../machines/sshSession.ts';
 import type { Log } from '../shared/log.ts';
 import {
   decodeActorStates,
   decodeContainerIds,
   decodeContainerInfo,
+  decodeRequestFailure,
   encodeInspect,
+  encodeKill,
   encodeNoPayload,
+  encodeStop,
   REQ_ACTOR_STATES,
   REQ_CONTAINER_IDS,
   REQ_CONTAINER_INFO,
   REQ_INSPECT,
+  REQ_KILL,
+  REQ_STOP,
+  WireError,
   type ActorState,
 } from '../shared/wire.ts';
 import type { LinkRegistry } from './links.ts';
 import type { ResourceTable } from './resources.ts';
-import { extendClient, requestGlobal } from './ssh/extension.ts';
+import { askGlobal, extendClient, requestGlobal } from './ssh/extension.ts';
 
 /** Where the guests' actor states go (appliance/api/liveFeed.ts), which decides when to ask for them. */
 export interface GuestStates {
@@ -91,6 +97,22 @@ export function createSshClientActor(options: SshClientOptions) {
       close(`ssh: ${err.message}`);
     });
     client.on('close', () => close('ssh connection closed'));
+    /** A kill or stop on this link, and the guest's answer: never rejects. */
+    async function carry(request: GuestCommand): Promise<GuestCommandResult> {
+      const [name, payload] = request.kind === 'kill'
+        ? [REQ_KILL, () => encodeKill(request)]
+        : [REQ_STOP, () => encodeStop(request)];
+      try {
+        const answer = await askGlobal(client, name, payload());
+        if (answer.ok) return { ok: true };
+        return { ok: false, failure: decodeRequestFailure(name, answer.detail) };
+      } catch (err) {
+        // A value the wire cannot carry never left; anything else is the connection failing under the request.
+        const kind = err instanceof WireError ? 'malformed' : 'link';
+        return { ok: false, failure: { kind, message: `${name} ${request.containerId} on ${input.linkId}: ${(err as Error).message}` } };
+      }
+    }
+
     client.connect({
       sock: stream as never,
       username: 'daemon',
@@ -115,6 +137,9 @@ export function createSshClientActor(options: SshClientOptions) {
           requestGlobal(client, REQ_CONTAINER_INFO, encodeNoPayload())
             .then((reply) => reply && report({ type: 'SSH_INFO', containers: decodeContainerInfo(reply) }))
             .catch(failed('container-info'));
+          return;
+        case 'COMMAND':
+          carry(command.command).then((result) => report({ type: 'SSH_COMMAND_DONE', requestId: command.requestId, result }));
           return;
         case 'KEEPALIVE': {
           // OpenSSH's own keepalive request: a refusal is an answer too. On a

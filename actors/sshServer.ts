@@ -13,25 +13,36 @@ import {
   CHANNEL_REQ_UNBLOCK,
   CHANNEL_REQ_WINDOW_CHANGE,
   decodeInspect,
+  decodeKill,
   decodeNoPayload,
   decodeSignal,
+  decodeStop,
   decodeWindowChange,
   encodeActorStates,
   encodeContainerIds,
   encodeContainerInfo,
+  encodeRequestFailure,
   encodeVersion,
   PROTOCOL_VERSION,
   REQ_ACTOR_STATES,
   REQ_CONTAINER_IDS,
   REQ_CONTAINER_INFO,
   REQ_INSPECT,
+  REQ_KILL,
+  REQ_STOP,
   REQ_VERSION,
+  WireError,
   type ActorState,
   type AttachFailure,
   type ContainerInfo,
+  type KillRequest,
+  type RequestFailure,
+  type StopRequest,
 } from '../shared/wire.ts';
+import { parseSignal } from '../shared/signals.ts';
 import type { ResourceTable } from './resources.ts';
-import { pushGlobal, serveTether, type ServerAttachChannel } from './ssh/extension.ts';
+import type { CallbackFunction } from './lazy.ts';
+import { pushGlobal, serveTether, type Refusal, type ServerAttachChannel } from './ssh/extension.ts';
 import { publicKeyBlob } from './ssh/keys.ts';
 
 const { Server } = ssh2;
@@ -58,8 +69,13 @@ export interface SshServerOptions {
  * carries questions there and answers back.
  */
 export function createSshServerActor(options: SshServerOptions) {
+  return fromCallback(sshServer(options));
+}
+
+/** The server's callback function, for createSshServerActor or a lazily loaded actor (actors/lazy.ts). */
+export function sshServer(options: SshServerOptions): CallbackFunction<EventObject, SshInput> {
   const allowed = options.authorizedKeys.map(publicKeyBlob);
-  return fromCallback<EventObject, SshInput>(({ input, receive, sendBack, system }) => {
+  return ({ input, receive, sendBack, system }) => {
     const guest = system.get('guest') as AnyActorRef;
     const tell = (event: SshServerEvent) => guest.send(event);
     const stream = options.resources.get<Duplex>(input.portHandle);
@@ -108,14 +124,50 @@ export function createSshServerActor(options: SshServerOptions) {
       return Buffer.alloc(0);
     };
 
+    // kill@tether and stop@tether are refused from the info the guest machine
+    // last sent (CONTAINERS); what an accepted one does is the machine's decision.
+    const control = <R>(
+      name: string,
+      payload: Buffer,
+      decode: (payload: Buffer) => R,
+      refusal: (info: ContainerInfo[], request: R) => RequestFailure | undefined,
+      event: (request: R) => SshServerEvent,
+    ): Buffer | Refusal => {
+      let failure: RequestFailure | undefined;
+      try {
+        const request = decode(payload);
+        failure = refusal(info, request);
+        if (!failure) {
+          tell(event(request));
+          return Buffer.alloc(0);
+        }
+      } catch (err) {
+        if (!(err instanceof WireError)) throw err;
+        failure = { kind: 'malformed', message: err.message };
+      }
+      options.log('debug', `${name} refused`, { failure: `${failure.kind}: ${failure.message}` });
+      return { detail: encodeRequestFailure(failure) };
+    };
+
     const server = new Server({ hostKeys: [options.hostKey], ident: 'tether' }, (conn) => {
       connection = conn;
       serveTether(conn, {
         globalRequest(name, payload) {
           if (name === REQ_CONTAINER_IDS) return encodeContainerIds(ids);
-          if (name === REQ_CONTAINER_INFO) return encodeContainerInfo(info);
+          if (name === REQ_CONTAINER_INFO) {
+            // The appliance merges every piece into its inventory, so the ones after the first may come as pushes.
+            const [reply, ...more] = infoPieces(info);
+            for (const piece of more) pushGlobal(conn, REQ_CONTAINER_INFO, piece);
+            return reply!;
+          }
           if (name === REQ_VERSION) return encodeVersion(PROTOCOL_VERSION);
           if (name === REQ_INSPECT) return inspect(payload);
+          if (name === REQ_KILL) {
+            return control(name, payload, decodeKill, killRefusal, (r) => ({ type: 'SESSION_KILL', sessionId: r.containerId, signal: r.signal, group: r.group }));
+          }
+          if (name === REQ_STOP) {
+            return control(name, payload, decodeStop, stopRefusal, (r) => ({ type: 'SESSION_STOP', sessionId: r.containerId, ...(r.timeout === undefined ? {} : { timeout: r.timeout }) }));
+          }
           return null;
         },
         openAttach(request, accept, reject) {
@@ -197,7 +249,7 @@ export function createSshServerActor(options: SshServerOptions) {
           info = command.info;
           if (!ready || !connection) return;
           if (command.pushIds) pushGlobal(connection, REQ_CONTAINER_IDS, encodeContainerIds(ids));
-          if (command.pushInfo.length > 0) pushGlobal(connection, REQ_CONTAINER_INFO, encodeContainerInfo(command.pushInfo));
+          if (command.pushInfo.length > 0) for (const piece of infoPieces(command.pushInfo)) pushGlobal(connection, REQ_CONTAINER_INFO, piece);
           return;
         }
         case 'ATTACH_ACCEPT': {
@@ -240,7 +292,71 @@ export function createSshServerActor(options: SshServerOptions) {
       connection?.end();
       server.close();
     };
-  });
+  };
+}
+
+/**
+ * ssh2 refuses a packet longer than 35000 bytes and ends the connection: the
+ * info of a few hundred sessions is longer, and a guest that sends it in one
+ * piece never gets its link up. So it goes in pieces of at most this many
+ * bytes of JSON (one session's info alone is far shorter).
+ */
+const INFO_PIECE_BYTES = 32 * 1024;
+
+/** Container info encoded in pieces that each fit in a packet; at least one, maybe empty. */
+function infoPieces(info: ContainerInfo[]): Buffer[] {
+  const pieces: Buffer[] = [];
+  let piece: ContainerInfo[] = [];
+  let bytes = 2;
+  for (const entry of info) {
+    const size = Buffer.byteLength(JSON.stringify(entry)) + 1;
+    if (piece.length > 0 && bytes + size > INFO_PIECE_BYTES) {
+      pieces.push(encodeContainerInfo(piece));
+      piece = [];
+      bytes = 2;
+    }
+    piece.push(entry);
+    bytes += size;
+  }
+  pieces.push(encodeContainerInfo(piece));
+  return pieces;
+}
+
+/** The state a session is in, in the words of a refusal. */
+function notRunning(view: ContainerInfo): string {
+  switch (view.state) {
+    case 'created':
+      return `session ${view.id} has not started yet`;
+    case 'blocked':
+      return `session ${view.id} has not started: it waits for an attach to release it (run-block)`;
+    case 'exited':
+      return `session ${view.id} has exited${view.exitCode === undefined ? '' : ` with code ${view.exitCode}`}`;
+    case 'failed':
+      return `session ${view.id} failed to launch${view.error ? `: ${view.error}` : ''}`;
+    case 'running':
+      return `session ${view.id} is running`;
+  }
+}
+
+function unknownId(id: string, info: ContainerInfo[]): RequestFailure {
+  return { kind: 'unknown-id', message: `no session ${id} in this guest (it has ${info.length})` };
+}
+
+/** A kill needs a process to signal: only a running session has one. */
+export function killRefusal(info: ContainerInfo[], request: KillRequest): RequestFailure | undefined {
+  const view = info.find((i) => i.id === request.containerId);
+  if (!view) return unknownId(request.containerId, info);
+  if (parseSignal(request.signal) === undefined) return { kind: 'unknown-signal', message: `no signal named ${request.signal}` };
+  if (view.state !== 'running') return { kind: 'not-running', message: notRunning(view) };
+  return undefined;
+}
+
+/** A session that has not ended can be stopped, also one that never started (it ends without running). */
+export function stopRefusal(info: ContainerInfo[], request: StopRequest): RequestFailure | undefined {
+  const view = info.find((i) => i.id === request.containerId);
+  if (!view) return unknownId(request.containerId, info);
+  if (view.state === 'exited' || view.state === 'failed') return { kind: 'not-running', message: notRunning(view) };
+  return undefined;
 }
 
 /** The wire's uint64 offset as the guest machine's number; beyond 2^53 is past any log's end anyway. */

@@ -10,7 +10,7 @@ import { createTcpConnectionActor, createTcpListenerActor } from '../actors/tcp.
 import { createBus, logDomainEvents, publishTo } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
 import { formatAddress, isLoopback, type Address } from './address.ts';
-import type { ContainerDirectory } from './api/directory.ts';
+import type { ContainerControl, ContainerDirectory } from './api/directory.ts';
 import { LiveFeed } from './api/liveFeed.ts';
 import { createApiServer } from './api/server.ts';
 import { composeAppliance } from './composition.ts';
@@ -23,14 +23,14 @@ export interface ApplianceOptions {
   /** Where to serve the Docker API: one address or several (TCP and a unix socket, say). */
   api: Address | Address[];
   stateDir: string;
-  /** How long an attach waits for the link of its container. */
+  /** How long an attach, a kill or a stop waits for the link of its container. */
   attachTimeoutMs: number;
   log: Log;
 }
 
 export interface RunningAppliance {
   actor: ReturnType<typeof createAppliance>;
-  directory: ContainerDirectory;
+  directory: ContainerDirectory & ContainerControl;
   /** The live states `GET /tether/v1/inspect` streams. */
   feed: LiveFeed;
   /** Where it actually listens (port 0 resolved). */
@@ -86,7 +86,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
   const directory = createDirectory(actor, { registry: actor.registry, feed, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs });
   const apiLog = options.log.child('api');
   const servers = addresses.map(() =>
-    createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message), inspect: feed }),
+    createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message), inspect: feed, control: directory }),
   );
   const close = async () => {
     await Promise.all(

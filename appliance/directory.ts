@@ -6,9 +6,12 @@ import type { LinkRegistry } from '../actors/links.ts';
 import type { applianceMachine, InventoryEntry } from '../machines/appliance.ts';
 import { describe, type ConnectionMapContext } from '../machines/connectionMap.ts';
 import type { AttachOutcome, ContainerChannelEvent, UserCommand } from '../machines/containerChannel.ts';
+import type { CommandFailure, GuestCommand, GuestCommandResult } from '../machines/sshSession.ts';
+import { DEFAULT_STOP_TIMEOUT } from '../shared/config.ts';
 import type { Log } from '../shared/log.ts';
+import { isRunning } from './api/containerState.ts';
 import { ApiError, noSuchContainer } from './api/errors.ts';
-import type { Attachment, AttachOptions, ContainerDirectory, ContainerRecord, WaitCondition } from './api/directory.ts';
+import type { Attachment, AttachOptions, ContainerControl, ContainerDirectory, ContainerRecord, WaitCondition } from './api/directory.ts';
 import type { LiveFeed } from './api/liveFeed.ts';
 import { composeAttach } from './composition.ts';
 
@@ -17,15 +20,16 @@ export interface DirectoryOptions {
   /** Each attach's container channel is shown there while it lives, as `appliance/attach/<n>`. */
   feed: Pick<LiveFeed, 'addSystem'>;
   log: Log;
-  /** How long an attach waits for a link carrying its container. */
+  /** How long an attach, a kill or a stop waits for a link carrying its container. */
   attachTimeoutMs: number;
 }
 
 /**
  * The Docker API's view of the appliance: the inventory the guests report,
- * and attaches run by the container channel machine over the connection map.
+ * attaches run by the container channel machine over the connection map, and
+ * kill and stop sent by the appliance machine to the link the map names.
  */
-export function createDirectory(appliance: Actor<typeof applianceMachine>, options: DirectoryOptions): ContainerDirectory {
+export function createDirectory(appliance: Actor<typeof applianceMachine>, options: DirectoryOptions): ContainerDirectory & ContainerControl {
   const firstSeen = new Map<string, string>();
   const attached = new Map<string, Set<AnyActorRef>>();
   let attaches = 0;
@@ -129,7 +133,6 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
 
   async function wait(id: string, condition: WaitCondition): Promise<{ exitCode: number; error?: string }> {
     const container = await mustFind(id);
-    const isOver = (entry: InventoryEntry | undefined) => entry?.info.state === 'exited' || entry?.info.state === 'failed';
     // next-exit ignores an exit that already happened; the others answer at once.
     if (condition !== 'next-exit' && isOver(entries()[container.id])) return result(entries()[container.id]!);
     let sawRunning = !isOver(entries()[container.id]);
@@ -147,6 +150,97 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     });
   }
 
+  let commands = 0;
+  /** Carries a command to the guest on the link the connection map names for the container; never rejects. */
+  async function command(container: ContainerRecord, request: GuestCommand): Promise<GuestCommandResult> {
+    let linkId: string;
+    try {
+      ({ linkId } = await toPromise(createActor(lookup, { input: { containerId: container.id, timeoutMs: options.attachTimeoutMs } }).start()));
+    } catch (err) {
+      return { ok: false, failure: { kind: 'link', message: (err as Error).message } };
+    }
+    const requestId = `command${++commands}`;
+    return new Promise((resolve) => {
+      // The appliance answers every command exactly once, possibly while it takes it in.
+      const subscription = appliance.on('COMMAND_DONE', (done) => {
+        if (done.requestId !== requestId) return;
+        subscription.unsubscribe();
+        resolve(done.result);
+      });
+      appliance.send({ type: 'GUEST_COMMAND', requestId, linkId, command: request });
+    });
+  }
+
+  async function kill(id: string, signal: string, { group = false }: { group?: boolean } = {}): Promise<void> {
+    const container = await mustFind(id);
+    if (!isRunning(container)) throw new ApiError(409, `Container ${container.id} is not running`);
+    const result = await command(container, { kind: 'kill', containerId: container.id, signal, group });
+    if (!result.ok) throw commandError('kill', container, result.failure, signal);
+  }
+
+  /**
+   * Resolves when the container's guest reports it over; fails when its link
+   * goes down first, since the exit can then not be known. Watch before
+   * asking: the exit may be reported before the answer.
+   */
+  function watchExit(container: ContainerRecord) {
+    let unsubscribe = () => {};
+    const over = new Promise<void>((resolve, reject) => {
+      const check = (entry: InventoryEntry | undefined): boolean => {
+        if (isOver(entry)) resolve();
+        else if (entry && !entry.linkUp) reject(new ApiError(504, `Cannot stop container ${container.id}: it did not report its exit before its link went down (${entry.linkDetail})`));
+        else return false;
+        return true;
+      };
+      if (check(entries()[container.id])) return;
+      const subscription = appliance.subscribe((snapshot) => {
+        if (check(snapshot.context.containers[container.id])) subscription.unsubscribe();
+      });
+      unsubscribe = () => subscription.unsubscribe();
+    });
+    // Whoever stops waiting early has had their answer; a later failure is nobody's news.
+    over.catch(() => {});
+    /** Whether it was over within `ms`. */
+    const within = (ms: number): Promise<boolean> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+      return Promise.race([over.then(() => true), late]).finally(() => clearTimeout(timer));
+    };
+    return { over, within, cancel: () => unsubscribe() };
+  }
+
+  async function stop(id: string, { timeout, signal }: { timeout?: number; signal?: string } = {}): Promise<'stopped' | 'not-running'> {
+    const container = await mustFind(id);
+    if (isOver(entries()[container.id])) return 'not-running';
+    const exit = watchExit(container);
+    try {
+      let signalled = false;
+      let killTimeout = timeout;
+      if (signal !== undefined) {
+        // stop@tether sends the container's own stop signal; another one goes
+        // first, and the stop (at once SIGKILL) follows if it was not enough.
+        const sent = await command(container, { kind: 'kill', containerId: container.id, signal, group: false });
+        if (sent.ok) {
+          signalled = true;
+          if (await exit.within((timeout ?? DEFAULT_STOP_TIMEOUT) * 1000)) return 'stopped';
+          killTimeout = 0;
+        } else if (sent.failure.kind !== 'not-running') {
+          throw commandError('stop', container, sent.failure, signal);
+        }
+      }
+      const result = await command(container, { kind: 'stop', containerId: container.id, ...(killTimeout === undefined ? {} : { timeout: killTimeout }) });
+      if (!result.ok) {
+        // It ended between the inventory's word and the guest's.
+        if (result.failure.kind === 'not-running') return signalled ? 'stopped' : 'not-running';
+        throw commandError('stop', container, result.failure);
+      }
+      await exit.over;
+      return 'stopped';
+    } finally {
+      exit.cancel();
+    }
+  }
+
   return {
     list: () => Object.values(entries()).map(record),
     find,
@@ -154,7 +248,28 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     attach,
     resize,
     wait,
+    kill,
+    stop,
   };
+}
+
+const isOver = (entry: InventoryEntry | undefined) => entry?.info.state === 'exited' || entry?.info.state === 'failed';
+
+/** A command the guest did not carry out, as the HTTP error Docker would give. */
+function commandError(what: 'kill' | 'stop', container: ContainerRecord, failure: CommandFailure, signal?: string): ApiError {
+  switch (failure.kind) {
+    case 'unknown-id':
+      return noSuchContainer(container.id, failure.message);
+    case 'not-running':
+      return new ApiError(409, `Container ${container.id} is not running (${failure.message})`);
+    case 'unknown-signal':
+      return new ApiError(400, `Invalid signal: ${signal} (${failure.message})`);
+    case 'link':
+      return new ApiError(504, `Cannot ${what} container ${container.id}: ${failure.message}`);
+    case 'malformed':
+    case 'refused':
+      return new ApiError(500, `Cannot ${what} container ${container.id}: ${failure.message}`);
+  }
 }
 
 function result(entry: InventoryEntry): { exitCode: number; error?: string } {

@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { INIT_ENV } from '../tools/sandbox.ts';
 
 /**
  * What each init gets. --pid --fork: the init is PID 1 (unshare's child), the
@@ -29,7 +30,6 @@ export const UNSHARE_FLAGS = [
  * no init sees in a VM (NODE_EXTRA_CA_CERTS makes every node start parse a
  * CA bundle before anything else: tens of milliseconds).
  */
-export const PID1_ENV = { HOME: '/', TERM: 'linux', PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 
 /** Why a run gave no figure: it timed out, gave up, or ended without reporting. */
 export class NoReport extends Error {}
@@ -65,7 +65,7 @@ export function deadline(ms: number, why: string): () => string | undefined {
   return () => (performance.now() > end ? why : undefined);
 }
 
-export function startAsPid1(argv: string[], reportPath: string, env: NodeJS.ProcessEnv = PID1_ENV): Pid1Run {
+export function startAsPid1(argv: string[], reportPath: string, env: NodeJS.ProcessEnv = INIT_ENV): Pid1Run {
   const spawnedAt = monotonicNs();
   const unshare = spawn('unshare', [...UNSHARE_FLAGS, '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';

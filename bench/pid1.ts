@@ -20,8 +20,8 @@
  *     as such.
  * (d) peak RSS of PID 1 (VmHWM) right after the storm.
  *
- * tether runs as tools/sandbox.ts starts it (`node --enable-source-maps`),
- * and also without source maps, to show what they cost. Each round runs
+ * tether runs as tools/sandbox.ts starts it (`node dist/guest.cjs
+ * --sandbox`, no source maps, a VM's environment). Each round runs
  * every contender once per figure, in an order rotated round by round (the
  * machine is shared and noisy: no init should always get the quiet moment);
  * medians are reported, with tether's ratio to each peer.
@@ -44,15 +44,15 @@ import { bundlePath } from '../tools/paths.ts';
 // @ts-expect-error tools/build.mjs is plain JavaScript without declarations.
 import { buildAll, isStale } from '../tools/build.mjs';
 import {
-  childrenOf, deadline, monotonicNs, NoReport, peakRssMiB, PID1_ENV, processState, startAsPid1, UNSHARE_FLAGS, type Pid1Run,
+  childrenOf, deadline, monotonicNs, NoReport, peakRssMiB, processState, startAsPid1, UNSHARE_FLAGS, type Pid1Run,
 } from './asPid1.ts';
 import { formatMs, median, ratio } from './stats.ts';
+import { INIT_ENV } from '../tools/sandbox.ts';
 
 export const description = 'tether as PID 1 beside tini, dumb-init and catatonit: orphan storm, startup, signal latency, peak RSS';
 
 export const PEERS = { tini: '/usr/bin/tini', 'dumb-init': '/usr/bin/dumb-init', catatonit: '/usr/bin/catatonit' };
 export const TETHER = 'tether';
-export const TETHER_NO_SOURCE_MAPS = 'tether, no source maps';
 const NODE = 'node -e 0';
 const NO_INIT = 'no init';
 const SH = 'sh';
@@ -75,7 +75,7 @@ export interface Pid1Options {
   rounds: number;
   stallMs: number;
   signalTimeoutMs: number;
-  /** Give PID 1 this process's environment instead of a VM's (PID1_ENV). */
+  /** Give PID 1 this process's environment instead of a VM's (INIT_ENV). */
   hostEnv?: boolean;
   /** Progress, one line per figure per round. */
   log?: (line: string) => void;
@@ -344,15 +344,14 @@ async function signalRound(inits: Contender[], round: number, setting: Setting, 
 /** Measures every figure for every init, `rounds` times, interleaved. */
 export async function measurePid1(options: Pid1Options): Promise<Pid1Results> {
   const log = options.log ?? (() => {});
-  const setting = { root: mkdtempSync(join(tmpdir(), 'tether-bench-pid1-')), env: options.hostEnv ? process.env : PID1_ENV };
+  const setting = { root: mkdtempSync(join(tmpdir(), 'tether-bench-pid1-')), env: options.hostEnv ? process.env : INIT_ENV };
   try {
     // A copy of dist/ taken now: every round runs the same guest, and a
     // rebuild of dist/ by someone else mid-run can neither change nor break it.
     const guest = join(setting.root, 'dist', 'guest.cjs');
     cpSync(dirname(bundlePath('guest.cjs')), dirname(guest), { recursive: true });
     const inits: Contender[] = [
-      tether(TETHER, ['--enable-source-maps'], guest),
-      tether(TETHER_NO_SOURCE_MAPS, [], guest),
+      tether(TETHER, [], guest),
       ...Object.entries(PEERS).map(([name, path]) => peer(name, path)),
     ];
     const results: Pid1Results = {
@@ -491,9 +490,9 @@ export default async function (args: string[]): Promise<void> {
     console.log('dist/ is older than the sources: building it (npm run build)');
     await buildAll();
   }
-  const env = options.hostEnv ? "this shell's" : `${Object.entries(PID1_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} (a VM's)`;
+  const env = options.hostEnv ? "this shell's" : `${Object.entries(INIT_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} (a VM's)`;
   console.log(`PID 1 in \`unshare ${UNSHARE_FLAGS.join(' ')} -- INIT ...\`, environment ${env}:`);
-  console.log(`  ${TETHER}: node --enable-source-maps dist/guest.cjs --sandbox, as tools/sandbox.ts starts it (node ${process.version})`);
+  console.log(`  ${TETHER}: node dist/guest.cjs --sandbox, as tools/sandbox.ts starts it (node ${process.version})`);
   for (const [name, path] of Object.entries(PEERS)) console.log(`  ${name}: ${path} (${version(path)})`);
   await measurePid1(options).then((results) => printResults(results, options));
 }

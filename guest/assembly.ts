@@ -4,7 +4,7 @@ import { createOutputLogActor } from '../actors/outputLog.ts';
 import { createProcessActor } from '../actors/process.ts';
 import { ResourceTable } from '../actors/resources.ts';
 import { createSerialPortActor } from '../actors/serialPort.ts';
-import { createSshServerActor } from '../actors/sshServer.ts';
+import { lazyCallback } from '../actors/lazy.ts';
 import { createSweeperActor } from '../actors/sweeper.ts';
 import type { GuestConfig } from '../shared/config.ts';
 import { createBus, logDomainEvents, type Bus } from '../shared/bus.ts';
@@ -26,14 +26,15 @@ export function assembleGuest(config: GuestConfig, log: Log, host: GuestHost) {
     composeGuest({
       process: createProcessActor(),
       port: createSerialPortActor(resources),
-      server: createSshServerActor({
+      // ssh2 loads when the link first reaches SSH, after the container's process has started.
+      server: lazyCallback(async () => (await import('../actors/sshServer.ts')).sshServer({
         resources,
         hostKey: config.ssh.hostKey,
         authorizedKeys: config.ssh.authorizedKeys,
         // Asked for only once the guest serves SSH, so `guest` exists by then.
         actorStates: { watch: (push): (() => void) => reportActorStates(guest, push) },
         log: log.child('ssh'),
-      }),
+      })),
       sweeper: createSweeperActor({ whenNoChildren: host.whenNoChildren }),
       outputLog: createOutputLogActor({ dir: config.logDir, capacity: config.outputLogBytes, log: log.child('outputLog') }),
     }),

@@ -1,8 +1,9 @@
+// First: it holds TERM, INT and HUP from the moment the bundle starts running.
+import { takeOverSignals } from './heldSignals.ts';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { claimNodeChildren } from '../actors/childOwners.ts';
 import { startReaper } from '../actors/reaper.ts';
-import { parseKey } from '../actors/ssh/keys.ts';
 import { powerOff, syncFileSystems } from '../actors/libc.ts';
 import { parseGuestConfig, type GuestConfig } from '../shared/config.ts';
 import { createLog } from '../shared/log.ts';
@@ -47,9 +48,6 @@ async function main(): Promise<void> {
   const reaper = startReaper({ enabled: !values['no-reap'], log: log.child('reaper') });
   const path = values.config!;
   const config = readConfig(path);
-  // The config checks the key's shape; ssh2 must also be able to use it, and
-  // a guest that learns otherwise at its first SSH session is unreachable.
-  parseKey(config.ssh.hostKey, `ssh.hostKey in ${path}`);
   let boot: BootResult;
   try {
     boot = await bootGuest(config, { sandbox: values.sandbox! });
@@ -70,14 +68,12 @@ async function main(): Promise<void> {
     },
   });
   guest.start();
-  log('info', 'guest started', { id: config.id, serial: boot.serialDevice, sessions: Object.keys(config.sessions).length });
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => {
+  takeOverSignals((signal) => {
+    if (signal !== 'SIGHUP') {
       log('info', `${signal}: stopping every session`);
       guest.send({ type: 'SHUTDOWN' });
-    });
-  }
-  process.on('SIGHUP', () => {
+      return;
+    }
     try {
       guest.send({ type: 'RELOAD', config: readConfig(path) });
       log('info', `SIGHUP: reloaded ${path}`);
@@ -85,6 +81,17 @@ async function main(): Promise<void> {
       log('error', `SIGHUP: kept the running config: ${(err as Error).message}`);
     }
   });
+  // The config checks the key's shape; ssh2 must also be able to use it, and
+  // a guest that learns otherwise at its first SSH session is unreachable.
+  // Checked once the container's process has started: ssh2 takes a while to load.
+  try {
+    (await import('../actors/ssh/keys.ts')).parseKey(config.ssh.hostKey, `ssh.hostKey in ${path}`);
+  } catch (err) {
+    log('error', `${(err as Error).message}: the guest cannot serve SSH; stopping`);
+    guest.send({ type: 'SHUTDOWN' });
+    return;
+  }
+  log('info', 'guest started', { id: config.id, serial: boot.serialDevice, sessions: Object.keys(config.sessions).length });
 }
 
 /** The last steps of an init: data on disk, then the VM off (or, in a sandbox, the init's exit with the status). */

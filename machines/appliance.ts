@@ -2,12 +2,17 @@ import { assign, enqueueActions, fromCallback, sendTo, setup, stopChild } from '
 import type { ContainerInfo } from '../shared/wire.ts';
 import { applianceLinkMachine } from './applianceLink.ts';
 import { connectionMapMachine } from './connectionMap.ts';
-import type { LinkReport } from './sshSession.ts';
+import type { GuestCommand, GuestCommandResult, LinkReport } from './sshSession.ts';
 
 /**
  * The appliance's root: it accepts serial-over-TCP connections, runs one link
- * per connection, feeds the connection map, and keeps the inventory of
- * containers as their guests report them (what `docker ps` shows).
+ * per connection, feeds the connection map, keeps the inventory of
+ * containers as their guests report them (what `docker ps` shows), and
+ * carries commands (kill, stop) to the link the connection map named.
+ *
+ * Every command gets exactly one COMMAND_DONE: the guest's answer, or a
+ * failure when the link is not up or goes down before the answer came (a
+ * link that ended drops what it was carrying without a word).
  */
 
 export interface InventoryEntry {
@@ -28,6 +33,10 @@ export interface ApplianceContext {
   links: number;
   seed: number;
   containers: Record<string, InventoryEntry>;
+  /** Links whose SSH session is up (between their LINK_UP and LINK_DOWN). */
+  linksUp: Record<string, true>;
+  /** Commands sent and not yet answered: requestId → the link carrying it. */
+  commands: Record<string, string>;
   listening?: string;
   listenError?: string;
 }
@@ -36,12 +45,20 @@ export type ApplianceEvent =
   | { type: 'LISTENING'; address: string }
   | { type: 'LISTEN_FAILED'; error: string }
   | { type: 'CONNECTION_ACCEPTED'; handle: string; remote: string }
+  /** From the API: send `command` to the guest on `linkId` (the link the connection map resolved). */
+  | { type: 'GUEST_COMMAND'; requestId: string; linkId: string; command: GuestCommand }
   | LinkReport;
+
+/** Emitted once per GUEST_COMMAND (see `actor.on`). */
+export type ApplianceEmitted = { type: 'COMMAND_DONE'; requestId: string; result: GuestCommandResult };
+
+const linkFailure = (message: string): GuestCommandResult => ({ ok: false, failure: { kind: 'link', message } });
 
 export const applianceMachine = setup({
   types: {
     context: {} as ApplianceContext,
     events: {} as ApplianceEvent,
+    emitted: {} as ApplianceEmitted,
     input: {} as ApplianceInput,
   },
   actors: {
@@ -79,10 +96,43 @@ export const applianceMachine = setup({
       },
     }),
     toMap: sendTo('connectionMap', ({ event }) => event as LinkReport),
+    linkUp: assign({
+      linksUp: ({ context, event }): Record<string, true> => (event.type === 'LINK_UP' ? { ...context.linksUp, [event.linkId]: true } : context.linksUp),
+    }),
+    /** The link's session ended: what it carried will not be answered. */
+    failCommandsOfLink: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'LINK_DOWN') return;
+      const { [event.linkId]: _, ...linksUp } = context.linksUp;
+      const commands = { ...context.commands };
+      for (const [requestId, linkId] of Object.entries(context.commands)) {
+        if (linkId !== event.linkId) continue;
+        delete commands[requestId];
+        enqueue.emit({ type: 'COMMAND_DONE', requestId, result: linkFailure(`link ${linkId} went down before the guest answered: ${event.reason}`) });
+      }
+      enqueue.assign({ linksUp, commands });
+    }),
+    sendCommand: enqueueActions(({ context, event, enqueue, self }) => {
+      if (event.type !== 'GUEST_COMMAND') return;
+      const { requestId, linkId, command } = event;
+      // A link reports LINK_DOWN before it ends, so an up link has its actor; sending to one that is gone would fail the appliance.
+      const link = self.getSnapshot().children[linkId];
+      if (!context.linksUp[linkId] || !link) {
+        enqueue.emit({ type: 'COMMAND_DONE', requestId, result: linkFailure(`link ${linkId} is not up`) });
+        return;
+      }
+      enqueue.assign({ commands: { ...context.commands, [requestId]: linkId } });
+      enqueue.sendTo(link, { type: 'GUEST_COMMAND', requestId, command });
+    }),
+    commandDone: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'LINK_COMMAND_DONE' || context.commands[event.requestId] !== event.linkId) return;
+      const { [event.requestId]: _, ...commands } = context.commands;
+      enqueue.assign({ commands });
+      enqueue.emit({ type: 'COMMAND_DONE', requestId: event.requestId, result: event.result });
+    }),
   },
 }).createMachine({
   id: 'appliance',
-  context: ({ input }) => ({ links: 0, containers: {}, seed: input.seed }),
+  context: ({ input }) => ({ links: 0, containers: {}, linksUp: {}, commands: {}, seed: input.seed }),
   invoke: [
     { id: 'listener', src: 'listener' },
     { id: 'connectionMap', src: 'connectionMap', systemId: 'connectionMap', input: {} },
@@ -91,10 +141,12 @@ export const applianceMachine = setup({
     LISTENING: { actions: assign({ listening: ({ event }) => event.address }) },
     LISTEN_FAILED: { actions: assign({ listenError: ({ event }) => event.error }) },
     CONNECTION_ACCEPTED: { actions: 'startLink' },
-    LINK_UP: { actions: 'toMap' },
+    LINK_UP: { actions: ['linkUp', 'toMap'] },
     LINK_IDS: { actions: 'toMap' },
     LINK_INFO: { actions: 'recordInfo' },
-    LINK_DOWN: { actions: ['recordLinkDown', 'toMap'] },
+    LINK_DOWN: { actions: ['recordLinkDown', 'failCommandsOfLink', 'toMap'] },
+    GUEST_COMMAND: { actions: 'sendCommand' },
+    LINK_COMMAND_DONE: { actions: 'commandDone' },
     // A link whose connection ended is finished; drop the actor so the appliance does not grow with every reconnect.
     '*': {
       guard: ({ event }) => event.type.startsWith('xstate.done.actor.link'),

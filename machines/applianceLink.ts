@@ -1,14 +1,15 @@
 import { assign, fromCallback, sendTo, setup } from 'xstate';
 import { handshakeMachine, type HandshakeOutput } from './handshake.ts';
 import type { PortCommand, PortEvent } from './serialLink.ts';
-import { applianceSessionMachine } from './sshSession.ts';
+import { applianceSessionMachine, type GuestCommandEvent } from './sshSession.ts';
 
 /**
  * One serial-over-TCP connection accepted by the appliance: resync the line
  * (the appliance is the handshake initiator), then run the SSH session over
  * it (machines/sshSession.ts), which tells the connection map and the
- * inventory what the guest reports. When the session ends the link is over;
- * the guest reconnects as a new one.
+ * inventory what the guest reports, and carries the appliance's commands
+ * to the guest. When the session ends the link is over; the guest
+ * reconnects as a new one.
  */
 
 export interface ApplianceLinkInput {
@@ -27,7 +28,11 @@ export interface ApplianceLinkContext {
   closeReason?: string;
 }
 
-export type ApplianceLinkEvent = PortEvent | { type: 'LINE_WRITE'; data: Uint8Array };
+/**
+ * GUEST_COMMAND comes from the appliance, which sends one only to a link
+ * whose session it knows is up and fails it itself when the link goes down.
+ */
+export type ApplianceLinkEvent = PortEvent | { type: 'LINE_WRITE'; data: Uint8Array } | GuestCommandEvent;
 
 export const applianceLinkMachine = setup({
   types: {
@@ -74,6 +79,9 @@ export const applianceLinkMachine = setup({
         input: ({ context }) => ({ linkId: context.linkId, handle: context.handle, leftover: context.leftover ?? new Uint8Array() }),
         // The socket now belongs to ssh2, which reports its end as the session's end.
         onDone: { target: 'closed', actions: assign({ closeReason: ({ event }) => event.output.reason }) },
+      },
+      on: {
+        GUEST_COMMAND: { actions: sendTo('ssh', ({ event }) => event) },
       },
     },
     closed: { type: 'final' },

@@ -1,4 +1,4 @@
-import { assign, fromPromise, setup } from 'xstate';
+import { and, assign, fromPromise, setup } from 'xstate';
 
 /**
  * The guest's boot: what a VM's init does before anything else, done by the
@@ -8,7 +8,7 @@ import { assign, fromPromise, setup } from 'xstate';
  * hostname.ts, loopback.ts); this machine decides which steps run, with
  * what, and what a failure means:
  *
- *   preload → privatize → [holdSerial] → [overlay → logDir → pivot (→ moveRoot)]
+ *   [directory root: preload] → privatize → [holdSerial] → [overlay → logDir → pivot (→ moveRoot)]
  *   → proc → sys → dev → devNodes → devPts → shm → run → [serial]
  *   → etcFiles → hostname → loopback → booted
  *
@@ -274,7 +274,8 @@ export const bootMachine = setup({
   initial: 'start',
   states: {
     start: {
-      always: [{ guard: 'pid1', target: 'preload' }, { target: 'skipped' }],
+      // Only a root about to change needs the lazily loaded code in memory first.
+      always: [{ guard: and(['pid1', 'directoryRoot']), target: 'preload' }, { guard: 'pid1', target: 'privatize' }, { target: 'skipped' }],
     },
     preload: { invoke: { src: 'preload', ...essential('preload', 'privatize') } },
     privatize: { invoke: { src: 'privatize', ...essential('privatize', 'checkSerial') } },

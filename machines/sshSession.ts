@@ -1,5 +1,5 @@
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup, type EventObject } from 'xstate';
-import type { ContainerInfo } from '../shared/wire.ts';
+import type { ContainerInfo, RequestFailureKind } from '../shared/wire.ts';
 import type { SshInput } from './serialLink.ts';
 
 /**
@@ -103,6 +103,19 @@ export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 3000;
 /** The same silence can strike before SSH is up: the line handshake proved a live peer, so SSH's own takes well under this. */
 export const DEFAULT_READY_TIMEOUT_MS = 10_000;
 
+/** What the Docker API asks of a guest: `kill@tether` and `stop@tether` (docs/PROTOCOL.md). */
+export type GuestCommand =
+  | { kind: 'kill'; containerId: string; signal: string; group: boolean }
+  | { kind: 'stop'; containerId: string; timeout?: number };
+
+/** Why a command was not done: the guest's refusal, or `link` when no answer could come. */
+export interface CommandFailure {
+  kind: RequestFailureKind | 'link';
+  message: string;
+}
+
+export type GuestCommandResult = { ok: true } | { ok: false; failure: CommandFailure };
+
 /** What the appliance's SSH client actor reports. */
 export type ApplianceClientEvent =
   /** The guest's host key named containerVM `vm`, and authentication succeeded. */
@@ -111,10 +124,19 @@ export type ApplianceClientEvent =
   | { type: 'SSH_ALIVE' }
   | { type: 'SSH_IDS'; ids: string[] }
   | { type: 'SSH_INFO'; containers: ContainerInfo[] }
+  /** How the guest answered a COMMAND. */
+  | { type: 'SSH_COMMAND_DONE'; requestId: string; result: GuestCommandResult }
   | { type: 'SSH_CLOSED'; reason: string; at: string };
+
+/** A command for the guest on this session's link, from the appliance (through the link machine). */
+export type GuestCommandEvent = { type: 'GUEST_COMMAND'; requestId: string; command: GuestCommand };
+
+export type ApplianceSessionEvent = ApplianceClientEvent | GuestCommandEvent;
 
 export type SshClientCommand =
   | { type: 'QUERY' }
+  /** Send the command to the guest; the answer comes back as SSH_COMMAND_DONE. */
+  | { type: 'COMMAND'; requestId: string; command: GuestCommand }
   /** Ask the guest anything that needs an answer; any answer is SSH_ALIVE. */
   | { type: 'KEEPALIVE' }
   /** End the connection; it is reported as SSH_CLOSED with this reason. */
@@ -125,6 +147,7 @@ export type LinkReport =
   | { type: 'LINK_UP'; linkId: string; vm: string; at: string }
   | { type: 'LINK_IDS'; linkId: string; ids: string[] }
   | { type: 'LINK_INFO'; linkId: string; vm: string; containers: ContainerInfo[] }
+  | { type: 'LINK_COMMAND_DONE'; linkId: string; requestId: string; result: GuestCommandResult }
   | { type: 'LINK_DOWN'; linkId: string; reason: string; at: string };
 
 export interface ApplianceSessionContext {
@@ -146,6 +169,8 @@ function reportOf(linkId: string, vm: string | undefined, event: ApplianceClient
       return { type: 'LINK_IDS', linkId, ids: event.ids };
     case 'SSH_INFO':
       return { type: 'LINK_INFO', linkId, vm: vm!, containers: event.containers };
+    case 'SSH_COMMAND_DONE':
+      return { type: 'LINK_COMMAND_DONE', linkId, requestId: event.requestId, result: event.result };
     case 'SSH_CLOSED':
       // A link that never came up was never reported, so there is nothing to take back.
       return vm ? { type: 'LINK_DOWN', linkId, reason: event.reason, at: event.at } : undefined;
@@ -157,14 +182,16 @@ function reportOf(linkId: string, vm: string | undefined, event: ApplianceClient
 /**
  * The appliance's session: once the guest is authenticated (its host key
  * names the containerVM), ask for the full picture once, then relay what the
- * guest pushes to the appliance; while it is ready, ask the guest for a
+ * guest pushes to the appliance; while it is ready, carry the appliance's
+ * commands to the guest and their answers back, ask the guest for a
  * keepalive answer when the session is quiet and end the session when none
- * comes; on the end, take the link back.
+ * comes; on the end, take the link back (the appliance fails the commands
+ * still unanswered then).
  */
 export const applianceSessionMachine = setup({
   types: {
     context: {} as ApplianceSessionContext,
-    events: {} as ApplianceClientEvent,
+    events: {} as ApplianceSessionEvent,
     input: {} as ApplianceSessionInput,
     output: {} as { reason: string },
   },
@@ -179,6 +206,7 @@ export const applianceSessionMachine = setup({
   },
   actions: {
     report: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type === 'GUEST_COMMAND') return;
       if (event.type === 'SSH_READY') enqueue.assign({ vm: event.vm });
       const report = reportOf(context.linkId, event.type === 'SSH_READY' ? event.vm : context.vm, event);
       if (report) enqueue.sendTo(system.get('appliance'), report);
@@ -214,6 +242,10 @@ export const applianceSessionMachine = setup({
       on: {
         SSH_IDS: { actions: 'report' },
         SSH_INFO: { actions: 'report' },
+        GUEST_COMMAND: {
+          actions: sendTo('client', ({ event }): SshClientCommand => ({ type: 'COMMAND', requestId: event.requestId, command: event.command })),
+        },
+        SSH_COMMAND_DONE: { actions: 'report' },
       },
       initial: 'quiet',
       states: {

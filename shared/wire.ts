@@ -22,7 +22,11 @@ export const REQ_CONTAINER_INFO = 'container-info@tether';
 export const REQ_INSPECT = 'inspect@tether';
 /** Guest → appliance only, while inspected: the actor states that changed. */
 export const REQ_ACTOR_STATES = 'actor-states@tether';
-export const GLOBAL_REQUESTS: readonly string[] = [REQ_CONTAINER_IDS, REQ_VERSION, REQ_CONTAINER_INFO, REQ_INSPECT, REQ_ACTOR_STATES];
+/** Appliance → guest: a signal to a session's process or process group (the API's kill). */
+export const REQ_KILL = 'kill@tether';
+/** Appliance → guest: stop a session, with SIGKILL after a timeout (the API's stop). */
+export const REQ_STOP = 'stop@tether';
+export const GLOBAL_REQUESTS: readonly string[] = [REQ_CONTAINER_IDS, REQ_VERSION, REQ_CONTAINER_INFO, REQ_INSPECT, REQ_ACTOR_STATES, REQ_KILL, REQ_STOP];
 
 /** The channel type that carries one container process's console. */
 export const CHANNEL_ATTACH = 'attach';
@@ -457,6 +461,110 @@ export function encodeActorStates(states: readonly ActorState[]): Buffer {
 
 export function decodeActorStates(payload: Uint8Array): ActorState[] {
   return checkActorStates(parseJsonString(new Reader(payload, STATES)));
+}
+
+// --- kill and stop ---------------------------------------------------------------
+
+export interface KillRequest {
+  containerId: string;
+  /** A canonical signal name without "SIG" (shared/signals.ts). */
+  signal: string;
+  /** To the session's whole process group rather than its process alone. */
+  group: boolean;
+}
+
+/** `kill@tether`: string container ID, string signal name, boolean group. */
+export function encodeKill(request: KillRequest): Buffer {
+  const w = new Writer(REQ_KILL);
+  checkContainerId(request.containerId, 'container ID', (p) => w.fail(p));
+  checkSignalName(request.signal, 'signal name', (p) => w.fail(p));
+  return w.string(request.containerId, 'container ID').string(request.signal, 'signal name').bool(request.group, 'group').finish();
+}
+
+export function decodeKill(payload: Uint8Array): KillRequest {
+  const r = new Reader(payload, REQ_KILL);
+  const containerId = r.string('container ID');
+  const signal = r.string('signal name');
+  const group = r.bool('group');
+  r.end();
+  checkContainerId(containerId, 'container ID', (p) => r.fail(p));
+  checkSignalName(signal, 'signal name', (p) => r.fail(p));
+  return { containerId, signal, group };
+}
+
+/**
+ * The longest stop timeout, in seconds: the guest waits it out with a timer,
+ * and a timer longer than 2^31-1 ms fires at once.
+ */
+export const MAX_STOP_TIMEOUT = 2_147_483;
+
+export interface StopRequest {
+  containerId: string;
+  /** Seconds from the stop signal to SIGKILL; absent: the session's own stopTimeout. */
+  timeout?: number;
+}
+
+/** `stop@tether`: string container ID, boolean timeout given, uint32 timeout in seconds (0 when not given). */
+export function encodeStop(request: StopRequest): Buffer {
+  const w = new Writer(REQ_STOP);
+  checkContainerId(request.containerId, 'container ID', (p) => w.fail(p));
+  const { timeout } = request;
+  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 0 || timeout > MAX_STOP_TIMEOUT)) {
+    w.fail(`timeout: expected an integer 0..${MAX_STOP_TIMEOUT} (seconds), got ${show(timeout)}`);
+  }
+  return w.string(request.containerId, 'container ID').bool(timeout !== undefined, 'timeout given').uint32(timeout ?? 0, 'timeout').finish();
+}
+
+export function decodeStop(payload: Uint8Array): StopRequest {
+  const r = new Reader(payload, REQ_STOP);
+  const containerId = r.string('container ID');
+  const given = r.bool('timeout given');
+  const timeout = r.uint32('timeout');
+  r.end();
+  checkContainerId(containerId, 'container ID', (p) => r.fail(p));
+  if (!given && timeout !== 0) r.fail(`timeout: ${timeout} sent with "timeout given" FALSE`);
+  if (timeout > MAX_STOP_TIMEOUT) r.fail(`timeout: ${timeout} s is longer than the ${MAX_STOP_TIMEOUT} s a guest can wait`);
+  return given ? { containerId, timeout } : { containerId };
+}
+
+/**
+ * Why the guest refused a kill or a stop. `refused` stands for a failure
+ * that came without a reason tether knows (a guest older than the request
+ * answers a plain SSH_MSG_REQUEST_FAILURE).
+ */
+export type RequestFailureKind = 'unknown-id' | 'not-running' | 'unknown-signal' | 'malformed' | 'refused';
+const REQUEST_FAILURE_KINDS: readonly RequestFailureKind[] = ['unknown-id', 'not-running', 'unknown-signal', 'malformed', 'refused'];
+
+export interface RequestFailure {
+  kind: RequestFailureKind;
+  message: string;
+}
+
+/**
+ * What follows SSH_MSG_REQUEST_FAILURE in a refusal of kill@tether or
+ * stop@tether: one string, "<kind>: <message>".
+ */
+export function encodeRequestFailure(failure: RequestFailure): Buffer {
+  const w = new Writer('request failure');
+  if (!REQUEST_FAILURE_KINDS.includes(failure.kind)) w.fail(`kind: expected one of ${REQUEST_FAILURE_KINDS.join('|')}, got ${show(failure.kind)}`);
+  return w.string(`${failure.kind}: ${failure.message}`, 'reason').finish();
+}
+
+/** Tolerant: whatever followed the failure (nothing, from a standard peer) becomes some RequestFailure. */
+export function decodeRequestFailure(request: string, detail: Uint8Array): RequestFailure {
+  const refused = (message: string): RequestFailure => ({ kind: 'refused', message });
+  if (detail.length === 0) return refused(`the guest refused ${request} without a reason (a guest that does not know the request answers so)`);
+  let reason: string;
+  try {
+    const r = new Reader(detail, `${request} failure`);
+    reason = r.string('reason');
+    r.end();
+  } catch (error) {
+    return refused(`the guest refused ${request} with an unreadable reason (${(error as Error).message})`);
+  }
+  const known = /^([a-z-]+): ([\s\S]*)$/.exec(reason);
+  if (known && REQUEST_FAILURE_KINDS.includes(known[1] as RequestFailureKind)) return { kind: known[1] as RequestFailureKind, message: known[2]! };
+  return refused(reason);
 }
 
 // --- attach channel open -------------------------------------------------------

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { measurePid1, missingPrerequisites, PEERS, TETHER, TETHER_NO_SOURCE_MAPS } from '../bench/pid1.ts';
+import { measurePid1, missingPrerequisites, PEERS, TETHER } from '../bench/pid1.ts';
 
 // The benchmark needs namespaces and the real peers; without them say so instead of passing silently.
 const skip = missingPrerequisites() ?? false;
@@ -8,7 +8,7 @@ if (skip) console.error(`# SKIP bench-pid1: ${skip}`);
 t.test('the PID 1 benchmark gives every init a figure, or the reason for none, on a tiny storm', { skip }, async (t) => {
   const results = await measurePid1({ orphans: 200, rounds: 1, stallMs: 1000, signalTimeoutMs: 2000 });
   const peers = Object.keys(PEERS);
-  t.same(results.inits, [TETHER, TETHER_NO_SOURCE_MAPS, ...peers], 'tether, with and without source maps, then each peer');
+  t.same(results.inits, [TETHER, ...peers], 'tether, then each peer');
 
   for (const init of results.inits) {
     t.equal(results.startup.values.get(init)?.length, 1, `${init}: a startup time`);

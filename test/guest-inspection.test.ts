@@ -41,8 +41,12 @@ async function runOnce(world: World, id: string): Promise<void> {
 t.test('a guest sends no actor states while nobody reads the inspect feed, and stops again when the last reader goes', async (t) => {
   const world = await startWorld(t);
   const reports = t.capture(world.appliance.feed, 'report', world.appliance.feed.report);
-  const sessions = Object.fromEntries(['one', 'two', 'three'].map((id) => [id, { cmd: ['cat'], openStdin: true, runBlock: true }]));
-  await world.sandbox({ id: 'one', name: 'quiet', hostname: 'quiet', sessions });
+  // Execs of a container that stays up (they would end with its primary).
+  const sessions = {
+    quiet: { cmd: ['sleep', '1000'] },
+    ...Object.fromEntries(['one', 'two', 'three'].map((id) => [id, { cmd: ['cat'], openStdin: true, runBlock: true }])),
+  };
+  await world.sandbox({ id: 'quiet', name: 'quiet', hostname: 'quiet', sessions });
   await world.container('three');
 
   await runOnce(world, 'one');
@@ -50,7 +54,7 @@ t.test('a guest sends no actor states while nobody reads the inspect feed, and s
   t.equal(reports.calls.length, 0, 'a link up, sessions started, run and exited: not one report');
 
   const reader = readFeed(t, world);
-  await eventually(() => find(reader.states, 'guest:one/session:one', (s) => s.status === 'done'), "the guest's exited session in the feed");
+  await eventually(() => find(reader.states, 'guest:quiet/session:one', (s) => s.status === 'done'), "the guest's exited session in the feed");
   t.ok(reports.calls.length > 0, `reports flow while someone reads (${reports.calls.length} so far)`);
 
   reader.close();

@@ -6,6 +6,10 @@
  * - ssh2 answers every global request it does not know with failure, on both
  *   ends, so `container-ids`, `version` and `container-info@tether` need to be
  *   taken before its handler.
+ * - SSH_MSG_REQUEST_FAILURE carries nothing in SSH, and ssh2 neither sends nor
+ *   reads anything after it; tether's refusals of `kill@tether` and
+ *   `stop@tether` append their reason, so the guest writes that message
+ *   itself and the appliance reads it before ssh2's handler.
  * - ssh2's packet parser throws away the type-specific data of channel types
  *   it does not know before any per-connection handler runs, so the `attach`
  *   extra data (container ID, offset) is only visible in the raw
@@ -16,7 +20,7 @@
  *   exit-signal. So requests on attach channels are taken raw on both ends.
  *
  * How: ssh2 dispatches every inbound message through one shared table
- * (lib/protocol/handlers.js) that it indexes at dispatch time. We wrap three
+ * (lib/protocol/handlers.js) that it indexes at dispatch time. We wrap four
  * of its entries once. Each wrapper asks a WeakMap whether the connection's
  * Protocol object belongs to tether; a tether hook returns true when it took
  * the message, and every other message (and every connection tether was not
@@ -155,7 +159,7 @@ const { isWritable, onCHANNEL_CLOSE } = connectionUtils as {
 // --- interposing on ssh2's dispatch table ------------------------------------
 
 /** RFC 4250 §4.1.2 message numbers of the messages tether takes. */
-const MSG = { GLOBAL_REQUEST: 80, CHANNEL_OPEN: 90, CHANNEL_REQUEST: 98 } as const;
+const MSG = { GLOBAL_REQUEST: 80, REQUEST_FAILURE: 82, CHANNEL_OPEN: 90, CHANNEL_REQUEST: 98 } as const;
 type Interposed = (typeof MSG)[keyof typeof MSG];
 
 /** Returns true when it took the message; false leaves it to ssh2. */
@@ -288,9 +292,14 @@ export interface ServerAttachChannel extends Duplex {
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
+/** A refusal that says why: `detail` goes out after SSH_MSG_REQUEST_FAILURE (see askGlobal). */
+export interface Refusal {
+  detail: Uint8Array;
+}
+
 export interface ServerHandlers {
-  /** A tether global request from the authenticated appliance: the reply payload, or null for failure. */
-  globalRequest(name: string, payload: Buffer): Buffer | null;
+  /** A tether global request from the authenticated appliance: the reply payload, or null or a Refusal for failure. */
+  globalRequest(name: string, payload: Buffer): Buffer | Refusal | null;
   /** Answer with exactly one of accept() or reject(), now or later. */
   openAttach(request: AttachRequest, accept: () => ServerAttachChannel, reject: (failure: AttachFailure) => void): void;
 }
@@ -409,8 +418,9 @@ export function serveTether(conn: Connection, handlers: ServerHandlers): void {
     // listens for its 'request' event (the guest does not).
     const reply = handlers.globalRequest(name, r.rest());
     if (wantReply) {
-      if (reply) proto.requestSuccess(reply);
-      else proto.requestFailure();
+      if (reply === null) proto.requestFailure();
+      else if (reply instanceof Uint8Array) proto.requestSuccess(reply);
+      else send(proto, new Writer('request failure').byte(MSG.REQUEST_FAILURE, 'type').raw(reply.detail).finish());
     }
     return true;
   });
@@ -559,6 +569,12 @@ export function extendClient(client: Client, handlers: ClientHandlers): void {
     if (wantReply) proto.requestSuccess();
     return true;
   });
+  // A failure with a reason after it settles the oldest request, as ssh2's own handler would, with the reason.
+  const requestFailure: Hook = (_proto, payload) => {
+    if (payload.length <= 1) return false;
+    clientInternals(client)._callbacks.shift()?.(true, Buffer.from(payload.subarray(1)));
+    return true;
+  };
   // ssh2's client turns exit-status and exit-signal into 'exit' itself.
   const channelRequest = channelRequestHook((recipient) => {
     const channel = clientInternals(client)._chanMgr.get(recipient);
@@ -567,8 +583,25 @@ export function extendClient(client: Client, handlers: ClientHandlers): void {
   client.on('handshake', () => {
     hooksByProtocol.set(clientInternals(client)._protocol, {
       [MSG.GLOBAL_REQUEST]: globalRequest,
+      [MSG.REQUEST_FAILURE]: requestFailure,
       [MSG.CHANNEL_REQUEST]: channelRequest,
     });
+  });
+}
+
+/** How a guest answered a global request: its reply payload, or what followed its failure (empty from a standard peer). */
+export type GlobalAnswer = { ok: true; payload: Buffer } | { ok: false; detail: Buffer };
+
+/** Send a global request that wants a reply, and resolve to the answer; rejects if the connection closes first. */
+export function askGlobal(client: Client, name: string, payload: Uint8Array): Promise<GlobalAnswer> {
+  return new Promise((resolve, reject) => {
+    const c = connectedClient(client, name);
+    c._callbacks.push((failed, data) => {
+      if (failed instanceof Error) reject(new Error(`${name}: connection closed before the reply`, { cause: failed }));
+      else if (failed) resolve({ ok: false, detail: data ?? Buffer.alloc(0) });
+      else resolve({ ok: true, payload: data ?? Buffer.alloc(0) });
+    });
+    sendGlobalRequest(c._protocol, name, true, payload);
   });
 }
 
@@ -577,18 +610,13 @@ export function extendClient(client: Client, handlers: ClientHandlers): void {
  * on SSH_MSG_REQUEST_FAILURE or without want-reply; rejects if the connection
  * closes first.
  */
-export function requestGlobal(client: Client, name: string, payload: Uint8Array, wantReply = true): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const c = connectedClient(client, name);
-    if (wantReply) {
-      c._callbacks.push((failed, data) => {
-        if (failed instanceof Error) reject(new Error(`${name}: connection closed before the reply`, { cause: failed }));
-        else resolve(failed ? null : data ?? Buffer.alloc(0));
-      });
-    }
-    sendGlobalRequest(c._protocol, name, wantReply, payload);
-    if (!wantReply) resolve(null);
-  });
+export async function requestGlobal(client: Client, name: string, payload: Uint8Array, wantReply = true): Promise<Buffer | null> {
+  if (wantReply) {
+    const answer = await askGlobal(client, name, payload);
+    return answer.ok ? answer.payload : null;
+  }
+  sendGlobalRequest(connectedClient(client, name)._protocol, name, false, payload);
+  return null;
 }
 
 /** ssh2's client builds its open-failure error message from this prefix and the description. */

@@ -43,6 +43,19 @@ export interface Attachment {
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 
+/** Docker's kill and stop: what the API can make a container's process do. */
+export interface ContainerControl {
+  /** Sends `signal` (a canonical name, shared/signals.ts) to the container's process, or to its whole process group. */
+  kill(id: string, signal: string, options?: { group?: boolean }): Promise<void>;
+  /**
+   * Stops the container and resolves once its guest reports the exit, or at
+   * once with 'not-running' when there is nothing to stop. `timeout`: seconds
+   * from the stop signal to SIGKILL (default: the container's own). `signal`:
+   * sent instead of the container's stop signal.
+   */
+  stop(id: string, options?: { timeout?: number; signal?: string }): Promise<'stopped' | 'not-running'>;
+}
+
 export interface ContainerDirectory {
   list(): ContainerRecord[];
   /** Full ID, unique ID prefix, or name (with or without leading '/'). */

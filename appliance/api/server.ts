@@ -12,7 +12,8 @@ import type { Duplex } from 'node:stream';
 import { API_VERSION } from './apiVersion.ts';
 import { attachRoute } from './attach.ts';
 import { containerRoutes } from './containers.ts';
-import type { ContainerDirectory } from './directory.ts';
+import { controlRoutes } from './control.ts';
+import type { ContainerControl, ContainerDirectory } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
 import { inspectRoute } from './inspect.ts';
 import type { LiveFeed } from './liveFeed.ts';
@@ -27,6 +28,8 @@ export interface ApiServerOptions extends BuildInfo {
   readonly log?: ApiLog;
   /** The live states `GET /tether/v1/inspect` streams; without them there is no such route. */
   readonly inspect?: LiveFeed;
+  /** Kill and stop; without them there are no such routes. */
+  readonly control?: ContainerControl;
 }
 
 export function createApiServer(directory: ContainerDirectory, options: ApiServerOptions): http.Server {
@@ -36,6 +39,7 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
     ...systemRoutes(options),
     ...containerRoutes(directory, releasing),
     attachRoute(directory, releasing, log),
+    ...(options.control ? controlRoutes(options.control) : []),
     ...(options.inspect ? [inspectRoute(options.inspect)] : []),
   ]);
   // Docker's version middleware puts these on every response.

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -131,4 +132,120 @@ export function docker(world: World, args: string[], input?: string): Promise<{ 
 export function dockerMissing(): string | false {
   const paths = (process.env.PATH ?? '').split(':');
   return paths.some((p) => existsSync(join(p, 'docker'))) ? false : 'the docker CLI is not on PATH (it comes with the machine image; install docker-ce-cli)';
+}
+
+/** Why a test that needs root (namespaces, signals to any process) is skipped, or false. */
+export function notRoot(): string | false {
+  return process.getuid?.() === 0 ? false : 'needs root: the sandbox makes namespaces and the test reads every process in /proc';
+}
+
+/** One request to the world's Docker API; `body` is the parsed JSON, or the text when it is not JSON. */
+export function api(world: World, method: string, path: string): Promise<{ status: number; body: unknown }> {
+  const url = new URL(path, world.appliance.api.replace(/^tcp:/, 'http:'));
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // Not JSON: the text is the body.
+        }
+        resolve({ status: res.statusCode!, body });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A process of a sandbox, as the host's /proc shows it. */
+export interface GuestProcess {
+  /** Host PID. */
+  pid: number;
+  /** PID in the sandbox's PID namespace (the host PID when it has none). */
+  nsPid: number;
+  /** Host PIDs of its parent, its process group, and its terminal's foreground group (-1 without a terminal). */
+  ppid: number;
+  pgrp: number;
+  tpgid: number;
+  /** R, S, Z, ... */
+  state: string;
+  cmdline: string;
+  /** When it started, in clock ticks after boot: with the PID, names this process and no later one. */
+  started: number;
+}
+
+function readProcess(pid: number): (GuestProcess & { nsPids: number[]; pidNs: string }) | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const [state, ppid, pgrp, , , tpgid] = fields;
+    const nsPids = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))![1]!.trim().split(/\s+/).map(Number);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean).join(' ');
+    const pidNs = readlinkSync(`/proc/${pid}/ns/pid`);
+    // starttime is field 22 of stat; `fields` starts at field 3.
+    const started = Number(fields[19]);
+    return { pid, nsPid: nsPids[nsPids.length - 1]!, ppid: Number(ppid), pgrp: Number(pgrp), tpgid: Number(tpgid), state: state!, cmdline, started, nsPids, pidNs };
+  } catch {
+    // It exited while we looked.
+    return undefined;
+  }
+}
+
+/**
+ * The processes of a sandboxed containerVM: with its own PID namespace,
+ * every process in that namespace; without one, every descendant of the
+ * guest (orphans come back to it, a subreaper). `init` is its PID 1 (the
+ * guest), `others` everything else, zombies included.
+ */
+export function sandboxProcesses(sandbox: Sandbox): { init: GuestProcess; others: GuestProcess[] } {
+  const all = readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map((e) => readProcess(Number(e))).filter((p) => p !== undefined);
+  const children = new Map<number, number[]>();
+  for (const p of all) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
+  const tree = [sandbox.guest.pid!];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []));
+  const inTree = all.filter((p) => tree.includes(p.pid));
+  const nsInit = inTree.find((p) => p.nsPids.length > 1 && p.nsPid === 1);
+  const init = nsInit ?? inTree.find((p) => p.pid === sandbox.guest.pid);
+  if (!init) throw new Error(`the sandbox's guest (host PID ${sandbox.guest.pid}) is not running`);
+  const members = nsInit ? all.filter((p) => p.pidNs === nsInit.pidNs) : inTree;
+  const plain = ({ pid, nsPid, ppid, pgrp, tpgid, state, cmdline, started }: GuestProcess): GuestProcess => ({ pid, nsPid, ppid, pgrp, tpgid, state, cmdline, started });
+  return { init: plain(init), others: members.filter((p) => p.pid !== init.pid).map(plain) };
+}
+
+/** Whether the process is still there (a zombie is: nobody has reaped it). */
+export function stillThere(process: GuestProcess): boolean {
+  return readProcess(process.pid)?.started === process.started;
+}
+
+/**
+ * Everything a readable yields, kept from now on: `until` waits for a
+ * pattern in what came so far (calling it twice never loses what arrived
+ * between the calls, as two readUntil would), from the start or from a
+ * `mark`.
+ */
+export function transcript(stream: Readable) {
+  let text = '';
+  let ended = false;
+  stream.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  stream.on('end', () => (ended = true));
+  return {
+    text: () => text,
+    /** The length so far: pass it to `until` to look only at what comes after. */
+    mark: () => text.length,
+    async until(pattern: RegExp | string, what = String(pattern), from = 0): Promise<string> {
+      const seen = () => {
+        const tail = text.slice(from);
+        return typeof pattern === 'string' ? tail.includes(pattern) : pattern.test(tail);
+      };
+      const found = await eventually(() => (seen() ? true : ended ? false : undefined), what).catch(() => false);
+      if (!found) throw new Error(`${ended ? 'output ended before' : 'gave up waiting for'} ${what}; got ${JSON.stringify(text.slice(from).slice(-300))}`);
+      return text.slice(from);
+    },
+  };
 }
