@@ -35,7 +35,10 @@ function bind() {
     prctl: lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
     mount: lib.func('int mount(const char *source, const char *target, const char *type, unsigned long flags, const char *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
-    syscall2s: lib.func('long syscall(long number, const char *a, const char *b)'),
+    syscall: lib.func('long syscall(long number, ...)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
+    close: lib.func('int close(int fd)'),
     chroot: lib.func('int chroot(const char *path)'),
     sethostname: lib.func('int sethostname(const char *name, size_t len)'),
     mknod: lib.func('int mknod(const char *path, unsigned int mode, unsigned long dev)'),
@@ -106,7 +109,7 @@ export function umount(target: string, flags = 0): void {
 
 /** pivot_root(2): `newRoot` becomes /, the old root is put at `putOld` (both may be "."). */
 export function pivotRoot(newRoot: string, putOld: string): void {
-  check(Number(libc().syscall2s(SYS_pivot_root, newRoot, putOld)), () => `pivot_root(${show(newRoot)}, ${show(putOld)})`);
+  check(Number(libc().syscall(SYS_pivot_root, 'const char *', newRoot, 'const char *', putOld)), () => `pivot_root(${show(newRoot)}, ${show(putOld)})`);
 }
 
 export function chroot(path: string): void {
@@ -189,24 +192,10 @@ const OPEN_TREE_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
 const MOVE_MOUNT_F_EMPTY_PATH = 4;
 
-/** The calls the boot added; bound apart from the others, on first use too. */
-function bindBootCalls() {
-  const lib = koffi.load('libc.so.6');
-  return {
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
-    close: lib.func('int close(int fd)'),
-    syscall: lib.func('long syscall(long number, ...)'),
-  };
-}
-
-let bootBound: ReturnType<typeof bindBootCalls> | undefined;
-const bootCalls = () => (bootBound ??= bindBootCalls());
-
 /** Sets IFF_UP on the interface `name` of this network namespace (SIOCGIFFLAGS, then SIOCSIFFLAGS). */
 export function setInterfaceUp(name: string): void {
   if (Buffer.byteLength(name) >= IFNAMSIZ) throw new Error(`interface name ${JSON.stringify(name)} is longer than ${IFNAMSIZ - 1} bytes`);
-  const c = bootCalls();
+  const c = libc();
   const fd = check(c.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0) as number, () => 'socket(AF_INET, SOCK_DGRAM)');
   try {
     const ifreq = Buffer.alloc(IFREQ_BYTES);
@@ -226,7 +215,6 @@ export function setInterfaceUp(name: string): void {
  */
 export function bindLibcNow(): void {
   libc();
-  bootCalls();
 }
 
 /**
@@ -235,12 +223,12 @@ export function bindLibcNow(): void {
  * after the mount it came from has left this namespace (a pivot_root).
  */
 export function cloneMount(path: string): number {
-  return check(Number(bootCalls().syscall(SYS_open_tree, 'int', AT_FDCWD, 'const char *', path, 'unsigned int', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)),
+  return check(Number(libc().syscall(SYS_open_tree, 'int', AT_FDCWD, 'const char *', path, 'unsigned int', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)),
     () => `open_tree(${show(path)}, OPEN_TREE_CLONE)`);
 }
 
 /** move_mount(2) of the detached mount `fd` (from cloneMount) onto `target`. */
 export function attachMount(fd: number, target: string): void {
-  check(Number(bootCalls().syscall(SYS_move_mount, 'int', fd, 'const char *', '', 'int', AT_FDCWD, 'const char *', target, 'unsigned int', MOVE_MOUNT_F_EMPTY_PATH)),
+  check(Number(libc().syscall(SYS_move_mount, 'int', fd, 'const char *', '', 'int', AT_FDCWD, 'const char *', target, 'unsigned int', MOVE_MOUNT_F_EMPTY_PATH)),
     () => `move_mount(${fd}, ${show(target)})`);
 }

@@ -297,16 +297,23 @@ const PIPE_CLOSE_GRACE_MS = 100;
  */
 function drain(stream: Readable): Buffer[] {
   while (stream.read() !== null);
-  const chunks: Buffer[] = [];
   const fd = (stream as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (fd === undefined || fd < 0) return chunks;
+  return fd === undefined || fd < 0 ? [] : readAvailable(fd);
+}
+
+/**
+ * Reads a non-blocking descriptor until it has nothing more: end of file, or
+ * an error (EAGAIN: drained for now; EIO on a pty master: drained and closed).
+ */
+function readAvailable(fd: number): Buffer[] {
+  const chunks: Buffer[] = [];
   const scratch = Buffer.allocUnsafe(64 * 1024);
   for (;;) {
     let n: number;
     try {
       n = readSync(fd, scratch);
     } catch {
-      return chunks; // EAGAIN: drained.
+      return chunks;
     }
     if (n === 0) return chunks;
     chunks.push(Buffer.from(scratch.subarray(0, n)));
@@ -421,17 +428,7 @@ function readToTheEnd(term: IPty, output: (data: Buffer) => void): () => void {
     return error === undefined && !closing && !this.readableEnded ? this : destroy.call(this, error);
   };
   socket.on('end', () => {
-    const scratch = Buffer.allocUnsafe(64 * 1024);
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, scratch);
-      } catch {
-        return; // EIO: drained and closed (or EAGAIN: drained).
-      }
-      if (n === 0) return;
-      output(Buffer.from(scratch.subarray(0, n)));
-    }
+    for (const data of readAvailable(fd)) output(data);
   });
   // node-pty rethrows read errors other than EIO when it is the only
   // listener, which in PID 1 would end everything; the close that follows

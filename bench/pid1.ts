@@ -14,7 +14,8 @@
  *     bare `node -e 0` the same way: `sh -c 'node -e 0; exec PROBE'` minus
  *     `sh -c 'exec PROBE'`.
  * (c) signal latency: SIGTERM to PID 1 (from the host, as a runtime's stop
- *     does) until the container process's TERM handler runs. tini, dumb-init
+ *     does, a second after the container process is ready) until the
+ *     container process's TERM handler runs. tini, dumb-init
  *     and catatonit forward it; tether answers with an orderly stop that
  *     signals each session. No answer within --signal-timeout-ms is reported
  *     as such.
@@ -253,11 +254,19 @@ async function storm(contender: Contender, setting: Setting, orphans: number, st
   });
 }
 
+/**
+ * How long the init gets after its container's process is ready before the
+ * signal: a stop comes to a running container, not to one still booting
+ * (tether finishes loading its SSH side just after starting the process).
+ */
+const SETTLE_MS = 1000;
+
 /** (c) ms from SIGTERM to PID 1 until the container process's handler ran. */
 async function signalLatency(contender: Contender, setting: Setting, timeoutMs: number): Promise<number> {
   return withRun(setting, contender, (report) => workload('term', report), async (run) => {
     await run.reported('ready', deadline(START_TIMEOUT_MS, `the workload did not start within ${START_TIMEOUT_MS / 1000} s`));
     const pid = await run.hostPid();
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const sent = monotonicNs();
     process.kill(pid, 'SIGTERM');
     const times = await run.reported('term', deadline(timeoutMs, `no answer within ${timeoutMs / 1000} s`));
