@@ -54,6 +54,8 @@ interface Plan {
   cwd: string;
   /** Set only when the session names a user; otherwise tether's own. */
   ids?: { uid: number; gid: number };
+  /** The user's supplementary groups (a tty session's; see startPipes). */
+  groups: number[];
 }
 
 type Report = (event: ProcessReport) => void;
@@ -151,6 +153,7 @@ function preparePlan(input: ProcessInput, root: string): Plan | { error: string;
     env,
     cwd: input.cwd,
     ...(input.user === undefined ? {} : { ids: { uid: user.uid, gid: user.gid } }),
+    groups: input.user === undefined ? [] : user.groups,
   };
 }
 
@@ -214,6 +217,11 @@ function statOrUndefined(file: string): Stats | undefined {
  * killed; stdin is /dev/null unless the session keeps stdin open. Exit is
  * reported on 'close', which Node emits once the process has exited and
  * stdout and stderr have both ended, so it follows all output.
+ *
+ * A process started as a user gets no supplementary groups here: libuv's
+ * spawn clears them (setgroups(0)) whenever it changes uid or gid, and Node
+ * offers no way to set them. Only a native spawn helper could; the tty path
+ * (startPty) sets them.
  */
 function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | undefined {
   let child: ChildProcess;
@@ -338,7 +346,7 @@ function spawnFailure(plan: Plan, err: unknown): ProcessReport {
 function startPty(plan: Plan, size: { cols: number; rows: number }, report: Report): Running | undefined {
   let term: IPty;
   try {
-    term = withoutSupplementaryGroups(plan.ids !== undefined, () => spawnPty(plan.file, plan.argv.slice(1), {
+    term = withSupplementaryGroups(plan.ids === undefined ? undefined : plan.groups, () => spawnPty(plan.file, plan.argv.slice(1), {
       name: plan.env.TERM ?? 'xterm',
       cols: size.cols,
       rows: size.rows,
@@ -467,19 +475,19 @@ function ptySignalTarget(pid: number): number {
 }
 
 /**
- * node-pty sets uid and gid in the child but not the supplementary groups, so
- * a process started as a user would keep tether's (root's) groups. Fork with
- * none, as Node's own spawn does (libuv calls setgroups(0)). pty.spawn forks
- * synchronously, so the change is undone before anything else runs; where
- * tether may not set groups (an unprivileged user namespace), the child keeps
- * tether's groups, as a spawned one would.
+ * node-pty sets uid and gid in the child but not the supplementary groups:
+ * the child keeps its parent's. So the user's groups are made tether's for
+ * the moment of the fork (pty.spawn forks synchronously, and they are put
+ * back before anything else runs). Where tether may not set groups (an
+ * unprivileged user namespace), the child keeps tether's, as a spawned one
+ * would.
  */
-function withoutSupplementaryGroups<T>(apply: boolean, fork: () => T): T {
+function withSupplementaryGroups<T>(groups: number[] | undefined, fork: () => T): T {
   let saved: number[] | undefined;
-  if (apply) {
+  if (groups !== undefined) {
     try {
       saved = process.getgroups!();
-      process.setgroups!([]);
+      process.setgroups!(groups);
     } catch {
       saved = undefined;
     }

@@ -24,6 +24,8 @@ export interface ResolvedUser {
   gid: number;
   /** Home directory from passwd; "/" when the user has no entry, as runc does. */
   home: string;
+  /** Supplementary groups: every group that lists the user's name as a member, but the primary one. */
+  groups: number[];
 }
 
 const ID = /^\d+$/;
@@ -79,7 +81,9 @@ export function resolveUser(spec: string, passwd: readonly PasswdEntry[], groups
   for (const [what, n] of [['uid', uid], ['gid', gid]] as const) {
     if (n > MAX_ID) throw new Error(`invalid user "${spec}": ${what} ${n} is out of range`);
   }
-  return { uid, gid, home: entry?.home || '/' };
+  const name = entry?.name;
+  const supplementary = name === undefined ? [] : groups.filter((g) => g.members.includes(name) && g.gid !== gid).map((g) => g.gid);
+  return { uid, gid, home: entry?.home || '/', groups: [...new Set(supplementary)] };
 }
 
 /** Non-comment lines split on ':', keeping those with exactly `fields` fields. */

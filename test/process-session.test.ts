@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assign, createActor, fromCallback, setup, SimulatedClock, waitFor, type SnapshotFrom } from 'xstate';
@@ -363,6 +363,22 @@ t.test('with the real process actor', async (t) => {
     const s = start(spec(['id', '-u'], { user: '4321:4321', tty: true }));
     await s.done;
     t.equal(s.output().toString(), '4321\r\n', 'a numeric user needs no passwd entry');
+  });
+
+  t.test("a tty session's user gets its supplementary groups from the container's /etc/group", { skip: process.getuid!() !== 0 && 'needs root' }, async (t) => {
+    const root = mkdtempSync(join(tmpdir(), 'tether-root-'));
+    t.teardown(() => rmSync(root, { recursive: true, force: true }));
+    mkdirSync(join(root, 'etc'));
+    writeFileSync(join(root, 'etc', 'passwd'), 'app:x:4100:4100:app:/home/app:/bin/sh\n');
+    writeFileSync(join(root, 'etc', 'group'), 'app:x:4100:\naudio:x:4200:app,other\nvideo:x:4300:app\nnone:x:4400:other\n');
+    const actor = createActor(processSessionMachine.provide({ actors: { process: createProcessActor({ root }) } }), {
+      input: { sessionId: 'g', spec: spec(['id', '-G'], { user: 'app', tty: true }) },
+    });
+    let out = '';
+    actor.on('SESSION_OUTPUT', (e) => (out += Buffer.from(e.data).toString()));
+    actor.start();
+    await waitFor(actor, (s) => s.status === 'done');
+    t.equal(out.trim(), '4100 4200 4300');
   });
 });
 
