@@ -14,9 +14,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
-import { spawn as spawnPty, type IPty } from '@lydell/node-pty';
+import type { IPty } from '@lydell/node-pty';
 import { fromCallback } from 'xstate';
 import { claimChild, releaseChild } from './childOwners.ts';
 import { duplicate } from './libc.ts';
@@ -337,6 +338,17 @@ function spawnFailure(plan: Plan, err: unknown): ProcessReport {
 
 // ---- pty ----
 
+let ptyModule: typeof import('@lydell/node-pty') | undefined;
+
+/**
+ * node-pty, loaded by the first tty session rather than when the guest
+ * starts: a container without a terminal never needs it. Synchronous, so a
+ * launch stays one step (actors/preload.ts loads it before a pivot).
+ */
+function nodePty(): typeof import('@lydell/node-pty') {
+  return (ptyModule ??= createRequire(import.meta.url)('@lydell/node-pty') as typeof import('@lydell/node-pty'));
+}
+
 /**
  * node-pty makes the child a session leader with the pty as its controlling
  * terminal. Output arrives as Buffers because of `encoding: null` (its types
@@ -346,7 +358,7 @@ function spawnFailure(plan: Plan, err: unknown): ProcessReport {
 function startPty(plan: Plan, size: { cols: number; rows: number }, report: Report): Running | undefined {
   let term: IPty;
   try {
-    term = withSupplementaryGroups(plan.ids === undefined ? undefined : plan.groups, () => spawnPty(plan.file, plan.argv.slice(1), {
+    term = withSupplementaryGroups(plan.ids === undefined ? undefined : plan.groups, () => nodePty().spawn(plan.file, plan.argv.slice(1), {
       name: plan.env.TERM ?? 'xterm',
       cols: size.cols,
       rows: size.rows,
