@@ -166,7 +166,7 @@ export function sshServer(options: SshServerOptions): CallbackFunction<EventObje
             return control(name, payload, decodeKill, killRefusal, (r) => ({ type: 'SESSION_KILL', sessionId: r.containerId, signal: r.signal, group: r.group }));
           }
           if (name === REQ_STOP) {
-            return control(name, payload, decodeStop, stopRefusal, (r) => ({ type: 'SESSION_STOP', sessionId: r.containerId, ...(r.timeout === undefined ? {} : { timeout: r.timeout }) }));
+            return control(name, payload, decodeStop, stopRefusal, (r) => ({ type: 'SESSION_STOP', sessionId: r.containerId, ...(r.signal === undefined ? {} : { signal: r.signal }), ...(r.timeout === undefined ? {} : { timeout: r.timeout }) }));
           }
           return null;
         },
@@ -355,6 +355,7 @@ export function killRefusal(info: ContainerInfo[], request: KillRequest): Reques
 export function stopRefusal(info: ContainerInfo[], request: StopRequest): RequestFailure | undefined {
   const view = info.find((i) => i.id === request.containerId);
   if (!view) return unknownId(request.containerId, info);
+  if (request.signal !== undefined && parseSignal(request.signal) === undefined) return { kind: 'unknown-signal', message: `no signal named ${request.signal}` };
   if (view.state === 'exited' || view.state === 'failed') return { kind: 'not-running', message: notRunning(view) };
   return undefined;
 }

@@ -7,7 +7,6 @@ import type { applianceMachine, InventoryEntry } from '../machines/appliance.ts'
 import { describe, type ConnectionMapContext } from '../machines/connectionMap.ts';
 import type { AttachOutcome, ContainerChannelEvent, UserCommand } from '../machines/containerChannel.ts';
 import type { CommandFailure, GuestCommand, GuestCommandResult } from '../machines/sshSession.ts';
-import { DEFAULT_STOP_TIMEOUT } from '../shared/config.ts';
 import type { Log } from '../shared/log.ts';
 import { isRunning } from './api/containerState.ts';
 import { ApiError, noSuchContainer } from './api/errors.ts';
@@ -200,13 +199,7 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     });
     // Whoever stops waiting early has had their answer; a later failure is nobody's news.
     over.catch(() => {});
-    /** Whether it was over within `ms`. */
-    const within = (ms: number): Promise<boolean> => {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-      return Promise.race([over.then(() => true), late]).finally(() => clearTimeout(timer));
-    };
-    return { over, within, cancel: () => unsubscribe() };
+    return { over, cancel: () => unsubscribe() };
   }
 
   async function stop(id: string, { timeout, signal }: { timeout?: number; signal?: string } = {}): Promise<'stopped' | 'not-running'> {
@@ -214,25 +207,16 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     if (isOver(entries()[container.id])) return 'not-running';
     const exit = watchExit(container);
     try {
-      let signalled = false;
-      let killTimeout = timeout;
-      if (signal !== undefined) {
-        // stop@tether sends the container's own stop signal; another one goes
-        // first, and the stop (at once SIGKILL) follows if it was not enough.
-        const sent = await command(container, { kind: 'kill', containerId: container.id, signal, group: false });
-        if (sent.ok) {
-          signalled = true;
-          if (await exit.within((timeout ?? DEFAULT_STOP_TIMEOUT) * 1000)) return 'stopped';
-          killTimeout = 0;
-        } else if (sent.failure.kind !== 'not-running') {
-          throw commandError('stop', container, sent.failure, signal);
-        }
-      }
-      const result = await command(container, { kind: 'stop', containerId: container.id, ...(killTimeout === undefined ? {} : { timeout: killTimeout }) });
+      const result = await command(container, {
+        kind: 'stop',
+        containerId: container.id,
+        ...(signal === undefined ? {} : { signal }),
+        ...(timeout === undefined ? {} : { timeout }),
+      });
       if (!result.ok) {
         // It ended between the inventory's word and the guest's.
-        if (result.failure.kind === 'not-running') return signalled ? 'stopped' : 'not-running';
-        throw commandError('stop', container, result.failure);
+        if (result.failure.kind === 'not-running') return 'not-running';
+        throw commandError('stop', container, result.failure, signal);
       }
       await exit.over;
       return 'stopped';

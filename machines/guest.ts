@@ -70,8 +70,8 @@ export type SshServerEvent =
   | { type: 'CHANNEL_CLOSED'; channelId: string }
   /** The API's kill: `signal` (any spelling parseSignal accepts) to the session's process, or to its process group. */
   | { type: 'SESSION_KILL'; sessionId: string; signal: string; group: boolean }
-  /** The API's stop: the stop signal, then SIGKILL after `timeout` seconds (default: the session's stopTimeout). */
-  | { type: 'SESSION_STOP'; sessionId: string; timeout?: number };
+  /** The API's stop: `signal` (default: the session's stopSignal), then SIGKILL after `timeout` seconds (default: its stopTimeout). */
+  | { type: 'SESSION_STOP'; sessionId: string; signal?: string; timeout?: number };
 
 /** From the PID 1 entry (guest/main.ts). */
 export type InitEvent =
@@ -288,7 +288,8 @@ export const guestMachine = setup({
     stopSession: enqueueActions(({ event, enqueue, system }) => {
       if (event.type !== 'SESSION_STOP') return;
       const session = system.get(sessionRef(event.sessionId));
-      if (session) enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'STOP', ...(event.timeout === undefined ? {} : { timeout: event.timeout }) }));
+      const { signal, timeout } = event;
+      if (session) enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'STOP', ...(signal === undefined ? {} : { signal }), ...(timeout === undefined ? {} : { timeout }) }));
     }),
     /** Tells the SSH server what changed, so it answers and pushes from fresh data. */
     announce: enqueueActions(({ context, event, enqueue, system }) => {

@@ -106,8 +106,8 @@ export type SessionView = Pick<ContainerInfo, 'state' | 'pid' | 'exitCode' | 'si
 export type ProcessSessionEvent =
   /** Release a run-block session (the SSH `unblock` channel request). */
   | { type: 'UNBLOCK' }
-  /** Stop the session: the stop signal, then after `timeout` seconds (default: the spec's stopTimeout) KILL. */
-  | { type: 'STOP'; timeout?: number }
+  /** Stop the session: `signal` (default: the spec's stopSignal), then after `timeout` seconds (default: its stopTimeout) KILL. */
+  | { type: 'STOP'; signal?: string; timeout?: number }
   | { type: 'STDIN'; data: Uint8Array }
   | { type: 'CLOSE_STDIN' }
   | { type: 'RESIZE'; cols: number; rows: number }
@@ -138,7 +138,8 @@ export interface ProcessSessionContext extends Omit<SessionView, 'state'> {
   size?: { cols: number; rows: number };
   /** Output bytes reported so far: the offset the next output chunk starts at. */
   outputEnd: number;
-  /** Seconds from the stop signal to SIGKILL for the stop under way. */
+  /** The stop under way: its signal, and seconds from it to SIGKILL. */
+  stopSignal: string;
   stopTimeout: number;
 }
 
@@ -173,7 +174,7 @@ export const processSessionMachine = setup({
       const { signal, target = 'foreground' } = event as Extract<ProcessSessionEvent, { type: 'SIGNAL' }>;
       return { type: 'SIGNAL' as const, signal: parseSignal(signal)!, target };
     }),
-    sendStopSignal: sendTo('process', ({ context }) => ({ type: 'SIGNAL' as const, signal: context.spec.stopSignal, target: 'process' as const })),
+    sendStopSignal: sendTo('process', ({ context }) => ({ type: 'SIGNAL' as const, signal: context.stopSignal, target: 'process' as const })),
     kill: sendTo('process', { type: 'KILL' as const }),
     recordExit: assign(({ event }) => {
       const exit = event as Extract<ProcessSessionEvent, { type: 'PROCESS_EXITED' }>;
@@ -190,8 +191,13 @@ export const processSessionMachine = setup({
       const start = event as Extract<ProcessSessionEvent, { type: 'PROCESS_STARTED' }>;
       return { pid: start.pid, startedAt: start.at };
     }),
-    setStopTimeout: assign({
-      stopTimeout: ({ context, event }) => (event.type === 'STOP' && event.timeout !== undefined ? event.timeout : context.spec.stopTimeout),
+    setStop: assign(({ context, event }) => {
+      const stop = event as Extract<ProcessSessionEvent, { type: 'STOP' }>;
+      return {
+        // A signal this machine cannot name keeps the session's own: the guest's SSH server refuses those first.
+        stopSignal: (stop.signal === undefined ? undefined : parseSignal(stop.signal)) ?? context.spec.stopSignal,
+        stopTimeout: stop.timeout ?? context.spec.stopTimeout,
+      };
     }),
   },
   delays: {
@@ -210,6 +216,7 @@ export const processSessionMachine = setup({
     spec: input.spec,
     ...(input.cols !== undefined && input.rows !== undefined ? { size: { cols: input.cols, rows: input.rows } } : {}),
     outputEnd: 0,
+    stopSignal: input.spec.stopSignal,
     stopTimeout: input.spec.stopTimeout,
   }),
   invoke: {
@@ -268,7 +275,7 @@ export const processSessionMachine = setup({
         PROCESS_STARTED: { target: 'running', actions: 'recordStart' },
         PROCESS_FAILED: { target: 'failed', actions: 'recordFailure' },
         // LAUNCH is ahead of the stop signal in the actor's queue.
-        STOP: { target: 'stopping', actions: 'setStopTimeout' },
+        STOP: { target: 'stopping', actions: 'setStop' },
         // The actor has LAUNCH ahead of these in its queue, so they reach the
         // process even though PROCESS_STARTED has not come back yet.
         STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
@@ -280,7 +287,7 @@ export const processSessionMachine = setup({
       entry: { type: 'changed', params: { state: 'running' } },
       on: {
         PROCESS_EXITED: { target: 'exited', actions: 'recordExit' },
-        STOP: { target: 'stopping', actions: 'setStopTimeout' },
+        STOP: { target: 'stopping', actions: 'setStop' },
         STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
         CLOSE_STDIN: { guard: 'openStdin', actions: 'forwardStdin' },
         SIGNAL: { guard: 'knownSignal', actions: 'forwardSignal' },

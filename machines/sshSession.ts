@@ -106,7 +106,7 @@ export const DEFAULT_READY_TIMEOUT_MS = 10_000;
 /** What the Docker API asks of a guest: `kill@tether` and `stop@tether` (docs/PROTOCOL.md). */
 export type GuestCommand =
   | { kind: 'kill'; containerId: string; signal: string; group: boolean }
-  | { kind: 'stop'; containerId: string; timeout?: number };
+  | { kind: 'stop'; containerId: string; signal?: string; timeout?: number };
 
 /** Why a command was not done: the guest's refusal, or `link` when no answer could come. */
 export interface CommandFailure {

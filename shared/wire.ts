@@ -500,31 +500,41 @@ export const MAX_STOP_TIMEOUT = 2_147_483;
 
 export interface StopRequest {
   containerId: string;
+  /** The signal that asks the process to stop; absent: the session's own stopSignal. */
+  signal?: string;
   /** Seconds from the stop signal to SIGKILL; absent: the session's own stopTimeout. */
   timeout?: number;
 }
 
-/** `stop@tether`: string container ID, boolean timeout given, uint32 timeout in seconds (0 when not given). */
+/**
+ * `stop@tether`: string container ID, string signal name (empty: the
+ * session's own), boolean timeout given, uint32 timeout in seconds (0 when
+ * not given).
+ */
 export function encodeStop(request: StopRequest): Buffer {
   const w = new Writer(REQ_STOP);
   checkContainerId(request.containerId, 'container ID', (p) => w.fail(p));
+  if (request.signal !== undefined) checkSignalName(request.signal, 'signal name', (p) => w.fail(p));
   const { timeout } = request;
   if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 0 || timeout > MAX_STOP_TIMEOUT)) {
     w.fail(`timeout: expected an integer 0..${MAX_STOP_TIMEOUT} (seconds), got ${show(timeout)}`);
   }
-  return w.string(request.containerId, 'container ID').bool(timeout !== undefined, 'timeout given').uint32(timeout ?? 0, 'timeout').finish();
+  return w.string(request.containerId, 'container ID').string(request.signal ?? '', 'signal name')
+    .bool(timeout !== undefined, 'timeout given').uint32(timeout ?? 0, 'timeout').finish();
 }
 
 export function decodeStop(payload: Uint8Array): StopRequest {
   const r = new Reader(payload, REQ_STOP);
   const containerId = r.string('container ID');
+  const signal = r.string('signal name');
   const given = r.bool('timeout given');
   const timeout = r.uint32('timeout');
   r.end();
   checkContainerId(containerId, 'container ID', (p) => r.fail(p));
+  if (signal !== '') checkSignalName(signal, 'signal name', (p) => r.fail(p));
   if (!given && timeout !== 0) r.fail(`timeout: ${timeout} sent with "timeout given" FALSE`);
   if (timeout > MAX_STOP_TIMEOUT) r.fail(`timeout: ${timeout} s is longer than the ${MAX_STOP_TIMEOUT} s a guest can wait`);
-  return given ? { containerId, timeout } : { containerId };
+  return { containerId, ...(signal === '' ? {} : { signal }), ...(given ? { timeout } : {}) };
 }
 
 /**

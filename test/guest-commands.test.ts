@@ -41,8 +41,10 @@ t.test('kill@tether carries the ID, the signal name and the group flag, and refu
   t.throws(() => decodeKill(encodeKill({ containerId: 'c1', signal: 'TERM', group: false }).subarray(0, 14)), /kill@tether truncated: need 1 bytes for group at offset 14, have 0/);
 });
 
-t.test('stop@tether carries the ID and an optional timeout no longer than a guest can wait', async (t) => {
+t.test('stop@tether carries the ID, an optional signal and an optional timeout no longer than a guest can wait', async (t) => {
   t.strictSame(decodeStop(encodeStop({ containerId: 'c1' })), { containerId: 'c1' });
+  t.strictSame(decodeStop(encodeStop({ containerId: 'c1', signal: 'INT', timeout: 3 })), { containerId: 'c1', signal: 'INT', timeout: 3 });
+  t.throws(() => encodeStop({ containerId: 'c1', signal: 'SIGINT' }), /stop@tether: signal name: "SIGINT" is not a signal name/);
   t.strictSame(decodeStop(encodeStop({ containerId: 'c1', timeout: 0 })), { containerId: 'c1', timeout: 0 }, 'zero is a timeout, not its absence');
   t.strictSame(decodeStop(encodeStop({ containerId: 'c1', timeout: MAX_STOP_TIMEOUT })), { containerId: 'c1', timeout: MAX_STOP_TIMEOUT });
   t.throws(() => encodeStop({ containerId: 'c1', timeout: MAX_STOP_TIMEOUT + 1 }), /stop@tether: timeout: expected an integer 0\.\.2147483 \(seconds\), got 2147484/);
@@ -150,6 +152,7 @@ t.test('a real guest refuses kill@tether and stop@tether with the reason, and go
   t.match(await refusal(REQ_KILL, encodeKill({ containerId: 'refuser', signal: 'BOGUS', group: false })), { kind: 'unknown-signal', message: 'no signal named BOGUS' });
   t.match(await refusal(REQ_KILL, encodeKill({ containerId: 'ended', signal: 'TERM', group: false })), { kind: 'not-running', message: 'session ended has exited with code 0' });
   t.match(await refusal(REQ_STOP, encodeStop({ containerId: 'ended' })), { kind: 'not-running' });
+  t.match(await refusal(REQ_STOP, encodeStop({ containerId: 'ended', signal: 'NOPE' })), { kind: 'unknown-signal' }, 'a stop signal the guest does not know is refused first');
   t.match(await refusal(REQ_KILL, encodeKill({ containerId: 'refuser', signal: 'TERM', group: false }).subarray(0, 9)), { kind: 'malformed', message: /^kill@tether truncated/ });
   t.match(await refusal(REQ_STOP, Buffer.alloc(0)), { kind: 'malformed', message: /^stop@tether truncated/ });
   t.same(decodeContainerIds((await requestGlobal(client, REQ_CONTAINER_IDS, encodeNoPayload()))!), ['refuser'], 'the link still serves');

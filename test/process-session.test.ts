@@ -610,6 +610,14 @@ t.test('machine with a simulated process', async (t) => {
     t.same(again.received.at(-1), { type: 'KILL' }, 'killed after the STOP\'s 1 s, not the spec\'s 30 s');
   });
 
+  t.test("a STOP's own signal replaces the spec's stop signal", async (t) => {
+    const sim = simulated();
+    const { actor } = sim.actor(spec(['x'], { stopSignal: 'QUIT' }));
+    sim.report({ type: 'PROCESS_STARTED', pid: 7 });
+    actor.send({ type: 'STOP', signal: 'SIGINT' });
+    t.same(sim.received.at(-1), { type: 'SIGNAL', signal: 'INT', target: 'process' });
+  });
+
   t.test('STOP before the process has started still stops it once it has', async (t) => {
     const sim = simulated();
     const { actor } = sim.actor(spec(['x']));
