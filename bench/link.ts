@@ -51,6 +51,7 @@ import { startSandbox, type Sandbox } from '../tools/sandbox.ts';
 import { isStale } from '../tools/build.mjs';
 import { startOpenSsh, type OpenSsh } from './openssh.ts';
 import { formatBytesPerSecond, formatMs, median, p90 } from './stats.ts';
+import { peakRssMiB } from './asPid1.ts';
 
 export const description = 'the link end to end: attach throughput (direct TCP and pty bridge) and attach latency, beside OpenSSH';
 
@@ -301,17 +302,6 @@ async function pingLatency(client: ssh2.Client, samples: number): Promise<number
   return times;
 }
 
-/** Peak resident memory of a process, from /proc (Linux), in MiB. */
-function peakRssMiB(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const kib = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kib === undefined ? undefined : Number(kib) / 1024;
-  } catch {
-    return undefined;
-  }
-}
-
 const rate = formatBytesPerSecond;
 const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 const pad = (s: string, n: number) => s.padEnd(n);
@@ -395,7 +385,7 @@ export default async function (args: string[]): Promise<void> {
           continue;
         }
         try {
-          const t = await tetherThroughput(appliance, g.sandbox.guest.pid, g.throughputIds[round]!, bytes, stallMs);
+          const t = await tetherThroughput(appliance, await g.sandbox.initPid(), g.throughputIds[round]!, bytes, stallMs);
           add(`tether-${g.line}`, t.bytesPerSecond);
           if (t.guestCpuMs !== undefined) add(`guest-cpu-${g.line}`, t.guestCpuMs / (bytes / MiB));
           add(`appliance-cpu-${g.line}`, t.applianceCpuMs / (bytes / MiB));
@@ -438,7 +428,7 @@ export default async function (args: string[]): Promise<void> {
         `appliance process ${applianceCpu.toFixed(2)} ms${g.line === 'pty' ? ' (includes the pty bridge)' : ''}`);
     }
     for (const g of guests) {
-      const peak = peakRssMiB(g.sandbox.guest.pid);
+      const peak = peakRssMiB(await g.sandbox.initPid());
       if (peak !== undefined) console.log(`  tether ${lineName(g.line)} guest peak RSS: ${peak.toFixed(0)} MiB`);
     }
 
