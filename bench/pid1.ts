@@ -21,8 +21,8 @@
  *     as such.
  * (d) peak RSS of PID 1 (VmHWM) right after the storm.
  *
- * tether runs as tools/sandbox.ts starts it (`node dist/guest.cjs
- * --sandbox`, no source maps, a VM's environment). Each round runs
+ * tether runs as tools/sandbox.ts starts it (`node GUEST_NODE_FLAGS
+ * dist/guest.cjs --sandbox`, a VM's environment). Each round runs
  * every contender once per figure, in an order rotated round by round (the
  * machine is shared and noisy: no init should always get the quiet moment);
  * medians are reported, with tether's ratio to each peer.
@@ -48,7 +48,7 @@ import {
   childrenOf, deadline, monotonicNs, NoReport, peakRssMiB, processState, startAsPid1, UNSHARE_FLAGS, type Pid1Run,
 } from './asPid1.ts';
 import { formatMs, median, ratio } from './stats.ts';
-import { INIT_ENV } from '../tools/sandbox.ts';
+import { GUEST_NODE_FLAGS, INIT_ENV } from '../tools/sandbox.ts';
 
 export const description = 'tether as PID 1 beside tini, dumb-init and catatonit: orphan storm, startup, signal latency, peak RSS';
 
@@ -137,7 +137,7 @@ export function missingPrerequisites(): string | undefined {
 }
 
 /** tether's guest init from `bundle` (a guest.cjs with what it needs beside it). */
-function tether(name: string, nodeFlags: string[], bundle: string): Contender {
+function tether(name: string, nodeFlags: readonly string[], bundle: string): Contender {
   const host = generateKeyPair('tether-bench-pid1');
   const client = generateKeyPair('tether-bench-pid1-client');
   return {
@@ -360,7 +360,7 @@ export async function measurePid1(options: Pid1Options): Promise<Pid1Results> {
     const guest = join(setting.root, 'dist', 'guest.cjs');
     cpSync(dirname(bundlePath('guest.cjs')), dirname(guest), { recursive: true });
     const inits: Contender[] = [
-      tether(TETHER, [], guest),
+      tether(TETHER, GUEST_NODE_FLAGS, guest),
       ...Object.entries(PEERS).map(([name, path]) => peer(name, path)),
     ];
     const results: Pid1Results = {
@@ -501,7 +501,7 @@ export default async function (args: string[]): Promise<void> {
   }
   const env = options.hostEnv ? "this shell's" : `${Object.entries(INIT_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} (a VM's)`;
   console.log(`PID 1 in \`unshare ${UNSHARE_FLAGS.join(' ')} -- INIT ...\`, environment ${env}:`);
-  console.log(`  ${TETHER}: node dist/guest.cjs --sandbox, as tools/sandbox.ts starts it (node ${process.version})`);
+  console.log(`  ${TETHER}: node ${GUEST_NODE_FLAGS.join(' ')} dist/guest.cjs --sandbox, as tools/sandbox.ts starts it (node ${process.version})`);
   for (const [name, path] of Object.entries(PEERS)) console.log(`  ${name}: ${path} (${version(path)})`);
   await measurePid1(options).then((results) => printResults(results, options));
 }
