@@ -98,6 +98,9 @@ export function bridge(options: BridgeOptions): Bridge {
     current.once('drain', () => master.resume());
   };
   master.on('data', fromGuest);
+  // A master an earlier bridge let go of was paused by it, and a paused stream
+  // stays paused when a 'data' listener comes.
+  master.resume();
 
   const connection = fromCallback<EventObject, ConnectionInput>(({ input, sendBack }) => {
     const report = (event: SerialBridgeEvent) => sendBack(event);

@@ -1,9 +1,12 @@
 import t from 'tap';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { descendantsOf } from '../actors/processTree.ts';
+import { bridge } from '../actors/tcp.ts';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
-import { eventually, startWorld } from './support/world.ts';
+import { docker, dockerMissing, eventually, startWorld } from './support/world.ts';
 
 // The sandbox as a containerVM: the guest is PID 1 of its own namespaces and
 // behaves as an init there (stops, sweeps, reloads, exits with the status).
@@ -85,4 +88,27 @@ t.test('a config the guest cannot read on HUP keeps the running one', { skip: un
   await new Promise((r) => setTimeout(r, 200));
   t.equal(sandbox.guest.exitCode, null, 'the init is still running');
   t.equal(world.appliance.directory.find('hup2')!.state, 'running');
+});
+
+t.test('an exit while the link is down reaches the appliance, with its start and finish times, once the link is back', { skip: unsupported }, async (t) => {
+  const world = await startWorld(t);
+  const flag = join(mkdtempSync(join(tmpdir(), 'tether-flag-')), 'go');
+  const sandbox = await world.sandbox(vm('down1', { down1: session(['sh', '-c', `while [ ! -e ${flag} ]; do sleep 0.02; done; exit 5`]) }));
+  const running = await world.container('down1', (c) => c.state === 'running' && c.link.up);
+  await sandbox.line!.bridge.close();
+  await world.container('down1', (c) => !c.link.up);
+  writeFileSync(flag, '');
+  // The guest sees its own process end with nobody to tell.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.equal(world.appliance.directory.find('down1')!.state, 'running', 'the appliance cannot know yet');
+  const again = bridge({ master: sandbox.line!.master, ...world.serial });
+  t.teardown(() => again.close());
+  const exited = await world.container('down1', (c) => c.state === 'exited');
+  t.equal(exited.exitCode, 5);
+  t.equal(exited.startedAt, running.startedAt);
+  t.ok(Date.parse(exited.finishedAt!) > Date.parse(exited.startedAt!), 'finished after it started');
+  if (!dockerMissing()) {
+    const inspect = await docker(world, ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.State.StartedAt}} {{.State.FinishedAt}}', 'down1']);
+    t.equal(inspect.stdout.trim(), `exited 5 ${exited.startedAt} ${exited.finishedAt}`);
+  }
 });
