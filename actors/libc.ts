@@ -16,8 +16,9 @@ export const MS_RDONLY = 1;
 export const MS_NOSUID = 2;
 export const MS_NODEV = 4;
 export const MS_NOEXEC = 8;
-export const MS_REMOUNT = 32;
 export const MS_BIND = 4096;
+/** Move a mount elsewhere. */
+export const MS_MOVE = 8192;
 export const MS_REC = 16384;
 export const MS_PRIVATE = 1 << 18;
 export const MNT_DETACH = 2;
@@ -45,6 +46,13 @@ function bind() {
     sync: lib.func('void sync(void)'),
     reboot: lib.func('int reboot(int cmd)'),
     dup: lib.func('int dup(int fd)'),
+    posix_openpt: lib.func('int posix_openpt(int flags)'),
+    grantpt: lib.func('int grantpt(int fd)'),
+    unlockpt: lib.func('int unlockpt(int fd)'),
+    ptsname_r: lib.func('int ptsname_r(int fd, _Out_ uint8_t *buf, size_t buflen)'),
+    tcgetattr: lib.func('int tcgetattr(int fd, void *termios)'),
+    cfmakeraw: lib.func('void cfmakeraw(void *termios)'),
+    tcsetattr: lib.func('int tcsetattr(int fd, int action, void *termios)'),
     waitid: lib.func('int waitid(int idtype, unsigned int id, void *infop, int options)'),
   };
 }
@@ -170,8 +178,6 @@ export function peekEndedChild(): number | null {
   return siginfo.readInt32LE(SI_PID);
 }
 
-/** mount flag (linux/mount.h): move a mount elsewhere. */
-export const MS_MOVE = 8192;
 
 /** Network interface flags through ioctl on any socket (linux/sockios.h, linux/if.h). */
 const SIOCGIFFLAGS = 0x8913;
@@ -231,4 +237,34 @@ export function cloneMount(path: string): number {
 export function attachMount(fd: number, target: string): void {
   check(Number(libc().syscall(SYS_move_mount, 'int', fd, 'const char *', '', 'int', AT_FDCWD, 'const char *', target, 'unsigned int', MOVE_MOUNT_F_EMPTY_PATH)),
     () => `move_mount(${fd}, ${show(target)})`);
+}
+
+/** A new pseudo-terminal master (posix_openpt with `flags`). */
+export function openPtyMaster(flags: number): number {
+  return check(libc().posix_openpt(flags) as number, () => 'posix_openpt');
+}
+
+/** Makes the master's slave usable (grantpt, unlockpt) and returns its path, e.g. /dev/pts/3. */
+export function unlockPtySlave(masterFd: number): string {
+  const c = libc();
+  check(c.grantpt(masterFd) as number, () => `grantpt(${masterFd})`);
+  check(c.unlockpt(masterFd) as number, () => `unlockpt(${masterFd})`);
+  const name = Buffer.alloc(128);
+  // ptsname_r returns the error number itself rather than setting errno.
+  const failed = c.ptsname_r(masterFd, name, name.length) as number;
+  if (failed !== 0) throw Object.assign(new Error(`ptsname_r(${masterFd}) failed: ${ERRNO_NAMES.get(failed) ?? `errno ${failed}`}`), { errno: failed });
+  return name.toString('utf8', 0, name.indexOf(0));
+}
+
+/** sizeof(struct termios) is 60 on Linux; cfmakeraw edits it in place. */
+const TERMIOS_BYTES = 256;
+const TCSANOW = 0;
+
+/** A terminal in raw mode (cfmakeraw): no echo, no line editing, no CR/LF mapping. */
+export function makeRaw(fd: number): void {
+  const c = libc();
+  const termios = Buffer.alloc(TERMIOS_BYTES);
+  check(c.tcgetattr(fd, termios) as number, () => `tcgetattr(${fd})`);
+  c.cfmakeraw(termios);
+  check(c.tcsetattr(fd, TCSANOW, termios) as number, () => `tcsetattr(${fd}, TCSANOW)`);
 }

@@ -21,7 +21,7 @@ import type { IPty } from '@lydell/node-pty';
 import { fromCallback } from 'xstate';
 import { claimChild, releaseChild } from './childOwners.ts';
 import { duplicate } from './libc.ts';
-import { killQuietly, killTree } from './processTree.ts';
+import { killQuietly, killTree, SIGKILL } from './processTree.ts';
 import type { ProcessCommand, ProcessInput, ProcessReport, SignalTarget } from '../machines/processSession.ts';
 import { parseGroup, parsePasswd, resolveUser } from '../shared/passwd.ts';
 import { signalName, signalNumber } from '../shared/signals.ts';
@@ -43,6 +43,8 @@ interface Running {
   pauseOutput(paused: boolean): void;
   /** SIGKILL the process group(s) and every descendant; the session ends when the process is reaped. */
   kill(): void;
+  /** Report the exit of a process whose pipes others still hold, after what it left in them. */
+  finishOutput(): void;
   /** kill(), and release the streams: the actor is going away. */
   release(): void;
 }
@@ -110,6 +112,8 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
         }
         case 'KILL':
           return running?.kill();
+        case 'FINISH_OUTPUT':
+          return running?.finishOutput();
       }
     });
 
@@ -217,7 +221,9 @@ function statOrUndefined(file: string): Stats | undefined {
  * A new session (detached: setsid) so the whole group can be signalled and
  * killed; stdin is /dev/null unless the session keeps stdin open. Exit is
  * reported on 'close', which Node emits once the process has exited and
- * stdout and stderr have both ended, so it follows all output.
+ * stdout and stderr have both ended, so it follows all output; or, when
+ * others hold the pipes past the exit, on FINISH_OUTPUT after what is in
+ * them (PROCESS_REAPED tells the session to decide).
  *
  * A process started as a user gets no supplementary groups here: libuv's
  * spawn clears them (setgroups(0)) whenever it changes uid or gid, and Node
@@ -261,17 +267,13 @@ function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | u
   };
   child.on('close', finish);
   // 'close' waits for the pipes to end, and a descendant that outlives the
-  // process (a daemon it started) may hold them open for good. Once the
-  // process has exited, what it wrote is already in the pipes: after a short
-  // grace for 'close', that is read out and the exit reported.
+  // process (a daemon it started) may hold them open for good: the session
+  // decides how long to wait (FINISH_OUTPUT).
+  let status: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   child.on('exit', (code, signal) => {
-    setTimeout(() => {
-      if (exited) return;
-      for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
-        for (const data of drain(stream)) report({ type: 'PROCESS_OUTPUT', stream: name, data });
-      }
-      finish(code, signal);
-    }, PIPE_CLOSE_GRACE_MS).unref();
+    status = { code, signal };
+    // On this tick 'close' may still follow at once; the session gets the news either way.
+    if (!exited) report({ type: 'PROCESS_REAPED' });
   });
 
   return {
@@ -285,8 +287,18 @@ function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | u
         else stream.resume();
       }
     },
+    // Once reaped, its PID may be another process's: only its group is left to kill.
     kill: () => {
-      if (!exited) killTree(pid, [-pid]);
+      if (exited) return;
+      if (status) killQuietly(-pid, SIGKILL);
+      else killTree(pid, [-pid]);
+    },
+    finishOutput: () => {
+      if (exited || !status) return;
+      for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
+        for (const data of drain(stream)) report({ type: 'PROCESS_OUTPUT', stream: name, data });
+      }
+      finish(status.code, status.signal);
     },
     release() {
       this.kill();
@@ -295,9 +307,6 @@ function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | u
     },
   };
 }
-
-/** How long an exited process's pipes get to close before the exit is reported without them. */
-const PIPE_CLOSE_GRACE_MS = 100;
 
 /**
  * Everything a pipe holds now: what its stream has buffered goes out as
@@ -410,6 +419,8 @@ function startPty(plan: Plan, size: { cols: number; rows: number }, report: Repo
     kill: () => {
       if (!exited) killTree(pid, [...new Set([ptySignalTarget(pid), -pid])]);
     },
+    // node-pty reports the exit itself, after its last byte (see readToTheEnd).
+    finishOutput: () => {},
     release() {
       this.kill();
       releaseMaster();

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Duplex } from 'node:stream';
 import koffi from 'koffi';
-import { errnoError } from './libc.ts';
+import { makeRaw, openPtyMaster, unlockPtySlave } from './libc.ts';
 
 /**
  * A raw pseudo-terminal pair standing in for a VM's serial port: the guest
@@ -47,48 +47,15 @@ const O_NONBLOCK = fs.constants.O_NONBLOCK;
 const O_RDWR = fs.constants.O_RDWR;
 const O_NOCTTY = fs.constants.O_NOCTTY;
 const O_CLOEXEC = 0o2000000;
-const TCSANOW = 0;
-/** sizeof(struct termios) is 60 on Linux; cfmakeraw edits it in place. */
-const TERMIOS_BYTES = 256;
 /** How often a master without a reader looks for one again: poll reports a hung-up master as always readable. */
 const NO_READER_RETRY_MS = 50;
 const READ_CHUNK = 64 * 1024;
 
-let libc: ReturnType<typeof bindLibc> | undefined;
-
-function bindLibc() {
-  const lib = koffi.load('libc.so.6');
-  return {
-    posix_openpt: lib.func('int posix_openpt(int flags)'),
-    grantpt: lib.func('int grantpt(int fd)'),
-    unlockpt: lib.func('int unlockpt(int fd)'),
-    ptsname_r: lib.func('int ptsname_r(int fd, _Out_ uint8_t *buf, size_t buflen)'),
-    tcgetattr: lib.func('int tcgetattr(int fd, void *termios)'),
-    cfmakeraw: lib.func('void cfmakeraw(void *termios)'),
-    tcsetattr: lib.func('int tcsetattr(int fd, int action, void *termios)'),
-  };
-}
-
-
-function makeRaw(fd: number): void {
-  const c = (libc ??= bindLibc());
-  const termios = Buffer.alloc(TERMIOS_BYTES);
-  if (c.tcgetattr(fd, termios) !== 0) throw errnoError('tcgetattr');
-  c.cfmakeraw(termios);
-  if (c.tcsetattr(fd, TCSANOW, termios) !== 0) throw errnoError('tcsetattr');
-}
-
 export function openPtyPair(options: PtyPairOptions = {}): PtyPair {
-  const c = (libc ??= bindLibc());
-  const masterFd = c.posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) as number;
-  if (masterFd < 0) throw errnoError('posix_openpt');
+  const masterFd = openPtyMaster(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   let slaveFd: number | undefined;
   try {
-    if (c.grantpt(masterFd) !== 0) throw errnoError('grantpt');
-    if (c.unlockpt(masterFd) !== 0) throw errnoError('unlockpt');
-    const name = Buffer.alloc(128);
-    if (c.ptsname_r(masterFd, name, name.length) !== 0) throw errnoError('ptsname_r');
-    const slavePath = name.toString('utf8', 0, name.indexOf(0));
+    const slavePath = unlockPtySlave(masterFd);
     // Raw before anyone can write: a fresh pty echoes and maps CR/LF.
     slaveFd = fs.openSync(slavePath, O_RDWR | O_NOCTTY);
     makeRaw(slaveFd);

@@ -205,6 +205,8 @@ export function startReaper({ enabled = true, log = createLog('reaper') }: Reape
       process.off('SIGCHLD', onSignal);
       stopWatchingReleases();
       actor.stop();
+      for (const fd of childrenFiles.values()) closeSync(fd);
+      childrenFiles.clear();
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
-import { fromCallback, type AnyActorRef, type EventObject } from 'xstate';
+import { type AnyActorRef, type EventObject } from 'xstate';
 import type { SshInput } from '../machines/serialLink.ts';
 import type { GuestServerEvent } from '../machines/sshSession.ts';
 import type { SshServerCommand, SshServerEvent } from '../machines/guest.ts';
@@ -68,11 +68,7 @@ export interface SshServerOptions {
  * answer is the guest machine's decision (registered as `guest`); this actor
  * carries questions there and answers back.
  */
-export function createSshServerActor(options: SshServerOptions) {
-  return fromCallback(sshServer(options));
-}
-
-/** The server's callback function, for createSshServerActor or a lazily loaded actor (actors/lazy.ts). */
+/** The server as a callback actor's function: the guest loads it when its link first reaches SSH (actors/lazy.ts). */
 export function sshServer(options: SshServerOptions): CallbackFunction<EventObject, SshInput> {
   const allowed = options.authorizedKeys.map(publicKeyBlob);
   return ({ input, receive, sendBack, system }) => {

@@ -24,13 +24,6 @@ export const UNSHARE_FLAGS = [
   '--pid', '--fork', '--mount', '--uts', '--ipc', '--net', '--propagation', 'private', '--mount-proc', '--kill-child',
 ];
 
-/**
- * PID 1's environment: what a VM's kernel hands /init (HOME, TERM), with a
- * standard PATH for the workload. Not the bench's own, which may carry what
- * no init sees in a VM (NODE_EXTRA_CA_CERTS makes every node start parse a
- * CA bundle before anything else: tens of milliseconds).
- */
-
 /** Why a run gave no figure: it timed out, gave up, or ended without reporting. */
 export class NoReport extends Error {}
 

@@ -34,7 +34,7 @@ export function assembleGuest(config: GuestConfig, log: Log, host: GuestHost) {
         // Asked for only once the guest serves SSH, so `guest` exists by then.
         actorStates: { watch: (push): (() => void) => reportActorStates(guest, push) },
         log: log.child('ssh'),
-      })),
+      }), (err) => log('error', 'the SSH server could not start; the link will try again', { error: err })),
       sweeper: createSweeperActor({ whenNoChildren: host.whenNoChildren }),
       outputLog: createOutputLogActor({ dir: config.logDir, capacity: config.outputLogBytes, log: log.child('outputLog') }),
     }),

@@ -18,7 +18,7 @@ export interface GuestEffects {
   server: AnyActorLogic;
   /** The sessions' output bytes (actors/outputLog.ts). */
   outputLog: AnyActorLogic;
-  /** Kills and reaps what is left once every session has ended (guest/sweeper.ts). */
+  /** Kills and reaps what is left once every session has ended (actors/sweeper.ts). */
   sweeper: AnyActorLogic;
 }
 

@@ -33,16 +33,20 @@ function readConfig(path: string): GuestConfig {
   return parseGuestConfig(text, path);
 }
 
+const { values } = parseArgs({
+  options: {
+    config: { type: 'string', default: '/etc/tether/config.json' },
+    // Run by `tether sandbox` in namespaces instead of booted in a VM: it exits instead of powering off.
+    sandbox: { type: 'boolean', default: false },
+    // Leaves zombies in place: the negative control of the reaper's tests, never for use.
+    'no-reap': { type: 'boolean', default: false },
+  },
+});
+
+/** Why the guest ends other than with its primary's status: it could not serve at all. */
+const INIT_FAILED = 2;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      config: { type: 'string', default: '/etc/tether/config.json' },
-      // Run by `tether sandbox` in namespaces instead of booted in a VM: it exits instead of powering off.
-      sandbox: { type: 'boolean', default: false },
-      // Leaves zombies in place: the negative control of the reaper's tests, never for use.
-      'no-reap': { type: 'boolean', default: false },
-    },
-  });
   // Before any child exists: child_process children stay their waiters' own.
   claimNodeChildren();
   const reaper = startReaper({ enabled: !values['no-reap'], log: log.child('reaper') });
@@ -53,18 +57,19 @@ async function main(): Promise<void> {
     boot = await bootGuest(config, { sandbox: values.sandbox! });
   } catch (err) {
     log('error', (err as Error).message);
-    return end(2, values.sandbox!);
+    return end(INIT_FAILED);
   }
   for (const warning of boot.warnings) log('warn', warning);
   const guest = assembleGuest({ ...config, serial: { device: boot.serialDevice }, logDir: boot.logDir }, log, { whenNoChildren: reaper.whenNoChildren });
   // An error that escapes an actor stops the whole actor system: every process
   // is gone and the line is closed. Carrying on as an empty shell would hide
   // that, so the guest exits and the VM (here: the sandbox) sees it.
+  let failure: number | undefined;
   guest.subscribe({
-    complete: () => end(guest.getSnapshot().output?.exitCode ?? 0, values.sandbox!),
+    complete: () => end(failure ?? guest.getSnapshot().output?.exitCode ?? 0),
     error: (err) => {
       log('error', 'the guest machine failed; exiting', { error: err as Error, stack: (err as Error).stack });
-      end(1, values.sandbox!);
+      end(1);
     },
   });
   guest.start();
@@ -76,7 +81,7 @@ async function main(): Promise<void> {
     }
     try {
       guest.send({ type: 'RELOAD', config: readConfig(path) });
-      log('info', `SIGHUP: reloaded ${path}`);
+      log('info', `SIGHUP: read ${path} again`);
     } catch (err) {
       log('error', `SIGHUP: kept the running config: ${(err as Error).message}`);
     }
@@ -88,6 +93,7 @@ async function main(): Promise<void> {
     (await import('../actors/ssh/keys.ts')).parseKey(config.ssh.hostKey, `ssh.hostKey in ${path}`);
   } catch (err) {
     log('error', `${(err as Error).message}: the guest cannot serve SSH; stopping`);
+    failure = INIT_FAILED;
     guest.send({ type: 'SHUTDOWN' });
     return;
   }
@@ -95,9 +101,9 @@ async function main(): Promise<void> {
 }
 
 /** The last steps of an init: data on disk, then the VM off (or, in a sandbox, the init's exit with the status). */
-function end(exitCode: number, sandbox: boolean): never {
+function end(exitCode: number): never {
   syncFileSystems();
-  if (!sandbox && process.pid === 1) {
+  if (!values.sandbox && process.pid === 1) {
     try {
       powerOff();
     } catch (err) {
@@ -111,7 +117,8 @@ function end(exitCode: number, sandbox: boolean): never {
 process.on('uncaughtException', (err) => log('error', 'uncaught exception', { error: err, stack: err.stack }));
 process.on('unhandledRejection', (reason) => log('error', 'unhandled rejection', { error: reason as Error }));
 
+// An unreadable config, or anything else that stops the start: said on the console, then the same end as any.
 main().catch((err: Error) => {
   log('error', err.message);
-  process.exit(2);
+  end(INIT_FAILED);
 });

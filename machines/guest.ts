@@ -40,6 +40,11 @@ export interface GuestContext {
   config: GuestConfig;
   /** How many times each session has been started again by its restart policy. */
   restarts: Record<string, number>;
+  /**
+   * Sessions stopped on request, never restarted by their policy (as in
+   * Docker): by the API's stop, or by a reload whose config no longer has them.
+   */
+  stopped: Record<string, 'request' | 'removed'>;
   /** TERM or INT reached PID 1: once the container has stopped, the guest ends. */
   shutdown: boolean;
   sessions: Record<string, SessionView>;
@@ -128,8 +133,8 @@ export function restartDelay(restarts: number): number {
 }
 
 /** Whether a session that just finished is started again, by its policy and how often it already was. */
-export function shouldRestart(config: GuestConfig, sessionId: string, view: SessionView, restarts: number): boolean {
-  if (sessionId === config.id) return false;
+export function shouldRestart(config: GuestConfig, sessionId: string, view: SessionView, restarts: number, stoppedOnRequest = false): boolean {
+  if (sessionId === config.id || stoppedOnRequest) return false;
   const policy = config.sessions[sessionId]?.restart;
   if (!policy || policy.name === 'no') return false;
   if (policy.name === 'always') return true;
@@ -200,6 +205,10 @@ export const guestMachine = setup({
     input: {} as GuestInput,
     output: {} as GuestOutput,
   },
+  delays: {
+    /** How long the sweep may wait for what it killed to be reaped. */
+    sweepLimit: 5000,
+  },
   guards: {
     primaryEnded: ({ context }) => finished(context.sessions[context.config.id]!.state),
     allEnded: ({ context }) => Object.values(context.sessions).every((view) => finished(view.state)),
@@ -214,8 +223,7 @@ export const guestMachine = setup({
     link: serialLinkMachine,
     /**
      * Once every session has ended: SIGKILL whatever processes are left (a
-     * double-forked daemon, an orphan), wait (bounded) until they are
-     * reaped, then tell SWEPT.
+     * double-forked daemon, an orphan), and tell SWEPT once they are reaped.
      */
     sweeper: fromCallback(() => {}),
   },
@@ -237,7 +245,7 @@ export const guestMachine = setup({
     scheduleRestart: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'SESSION_CHANGED' || !finished(event.view.state)) return;
       const restarts = context.restarts[event.sessionId] ?? 0;
-      if (!shouldRestart(context.config, event.sessionId, event.view, restarts)) return;
+      if (!shouldRestart(context.config, event.sessionId, event.view, restarts, event.sessionId in context.stopped)) return;
       enqueue.raise({ type: 'RESTART_SESSION', sessionId: event.sessionId }, { id: `restart:${event.sessionId}`, delay: restartDelay(restarts) });
     }),
     restartSession: enqueueActions(({ context, event, enqueue }) => {
@@ -253,31 +261,38 @@ export const guestMachine = setup({
       enqueue.spawnChild('session', { id: sessionRef(sessionId), systemId: sessionRef(sessionId), input: { sessionId, spec } });
     }),
     /**
-     * A new config: sessions it adds start, sessions it no longer has stop.
-     * Sessions in both keep running as they are (a changed command takes a
-     * stop and a start under a new ID, as Docker's exec would); the rest of
-     * the config (ID, name, hostname, keys, device) is fixed at boot.
+     * A new config: sessions it adds start, sessions it no longer has stop
+     * (and stay listed as exited, their logs kept). Sessions in both keep
+     * running as they are (a changed command takes a stop and a start under
+     * a new ID, as Docker's exec would); an ID added back once its session
+     * has ended starts again with the new spec, its log going on. The rest
+     * of the config (ID, name, hostname, keys, device) is fixed at boot.
      */
     reload: enqueueActions(({ context, event, enqueue, system }) => {
       if (event.type !== 'RELOAD') return;
       const next = event.config.sessions;
-      const added = Object.keys(next).filter((id) => !(id in context.config.sessions));
+      const stopped = { ...context.stopped };
       for (const [sessionId, view] of Object.entries(context.sessions)) {
         const session = system.get(sessionRef(sessionId));
         if (!(sessionId in next) && sessionId !== context.config.id && session && !finished(view.state)) {
           enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'STOP' }));
+          stopped[sessionId] = 'removed';
         }
       }
-      if (added.length === 0) return;
+      const starting = Object.keys(next).filter((id) => !(id in context.sessions)
+        || (context.stopped[id] === 'removed' && finished(context.sessions[id]!.state)));
       const sessions = { ...context.sessions };
       const logs = { ...context.logs };
-      for (const sessionId of added) {
+      for (const sessionId of starting) {
+        delete stopped[sessionId];
         sessions[sessionId] = { state: 'created' };
-        logs[sessionId] = { start: 0, end: 0 };
+        logs[sessionId] ??= { start: 0, end: 0 };
+        // An ended session's actor still holds the name.
+        enqueue.stopChild(sessionRef(sessionId));
         enqueue.spawnChild('session', { id: sessionRef(sessionId), systemId: sessionRef(sessionId), input: { sessionId, spec: next[sessionId]! } });
       }
-      const config = { ...context.config, sessions: { ...context.config.sessions, ...Object.fromEntries(added.map((id) => [id, next[id]!])) } };
-      enqueue.assign({ config, sessions, logs });
+      const config = { ...context.config, sessions: { ...context.config.sessions, ...Object.fromEntries(starting.map((id) => [id, next[id]!])) } };
+      enqueue.assign({ config, sessions, logs, stopped });
     }),
     /** The API's kill and stop, for a session that exists. */
     killSession: enqueueActions(({ event, enqueue, system }) => {
@@ -285,11 +300,13 @@ export const guestMachine = setup({
       const session = system.get(sessionRef(event.sessionId));
       if (session) enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'SIGNAL', signal: event.signal, target: event.group ? 'group' : 'process' }));
     }),
-    stopSession: enqueueActions(({ event, enqueue, system }) => {
+    stopSession: enqueueActions(({ context, event, enqueue, system }) => {
       if (event.type !== 'SESSION_STOP') return;
       const session = system.get(sessionRef(event.sessionId));
+      if (!session) return;
+      enqueue.assign({ stopped: { ...context.stopped, [event.sessionId]: 'request' } });
       const { signal, timeout } = event;
-      if (session) enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'STOP', ...(signal === undefined ? {} : { signal }), ...(timeout === undefined ? {} : { timeout }) }));
+      enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'STOP', ...(signal === undefined ? {} : { signal }), ...(timeout === undefined ? {} : { timeout }) }));
     }),
     /** Tells the SSH server what changed, so it answers and pushes from fresh data. */
     announce: enqueueActions(({ context, event, enqueue, system }) => {
@@ -396,6 +413,7 @@ export const guestMachine = setup({
     announced: '',
     seed: input.seed,
     restarts: {},
+    stopped: {},
     shutdown: false,
   }),
   entry: 'startSessions',
@@ -426,8 +444,10 @@ export const guestMachine = setup({
       always: { guard: 'allEnded', target: 'sweeping' },
       on: { SHUTDOWN: { actions: 'requestShutdown' } },
     },
+    // Bounded: a process in uninterruptible sleep must not hold the VM up forever.
     sweeping: {
       invoke: { id: 'sweeper', src: 'sweeper' },
+      after: { sweepLimit: 'stopped' },
       on: {
         SWEPT: 'stopped',
         SHUTDOWN: { actions: 'requestShutdown' },

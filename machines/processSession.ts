@@ -31,7 +31,7 @@
  * there is no process to receive it.
  *
  * STOP while blocked: the process never ran, so there is no status to report;
- * the session ends as `exited` with exit code 128 + its stop signal (143 for
+ * the session ends as `exited` with exit code 128 + the stop signal (143 for
  * TERM), no `signal` and no `pid`. That is the status the process would have
  * had had it started and honoured the stop, and it is non-zero on purpose: a
  * command that never ran must not read as a success to `docker wait` or a
@@ -81,6 +81,8 @@ export type ProcessCommand =
   | { type: 'SIGNAL'; signal: string; target: SignalTarget }
   /** SIGKILL to the process group and to every descendant of the process, in the group or not. */
   | { type: 'KILL' }
+  /** Read out what the exited process left in its pipes and report its exit, though others still hold them. */
+  | { type: 'FINISH_OUTPUT' }
   /** Stop / restart reading the output: what the process writes then waits in its pipe or pty. */
   | { type: 'PAUSE_OUTPUT' }
   | { type: 'RESUME_OUTPUT' };
@@ -98,7 +100,13 @@ export type ProcessReport =
    */
   | { type: 'PROCESS_EXITED'; exitCode?: number; signal?: string; at?: string }
   /** The process could not be started: 127 command not found, 126 found but not runnable. */
-  | { type: 'PROCESS_FAILED'; error: string; exitCode: 126 | 127; at?: string };
+  | { type: 'PROCESS_FAILED'; error: string; exitCode: 126 | 127; at?: string }
+  /**
+   * The process has exited but its pipes are still open: a descendant it
+   * left behind (a daemon) holds them. PROCESS_EXITED follows when they
+   * close, or when FINISH_OUTPUT says not to wait for that.
+   */
+  | { type: 'PROCESS_REAPED' };
 
 /** What a session looks like from outside: its part of the container info. */
 export type SessionView = Pick<ContainerInfo, 'state' | 'pid' | 'exitCode' | 'signal' | 'error' | 'startedAt' | 'finishedAt'>;
@@ -202,6 +210,12 @@ export const processSessionMachine = setup({
   },
   delays: {
     stopTimeout: ({ context }) => context.stopTimeout * 1000,
+    /**
+     * How long an exited process's pipes may stay open before its exit is
+     * reported without them: what it wrote is in them already, and a daemon
+     * that inherited them may hold them for good.
+     */
+    pipeGrace: 100,
   },
   guards: {
     runBlock: ({ context }) => context.spec.runBlock,
@@ -242,6 +256,7 @@ export const processSessionMachine = setup({
         enqueue.assign({ outputEnd: context.outputEnd + event.data.length });
       }),
     },
+    PROCESS_REAPED: { actions: sendTo('process', { type: 'FINISH_OUTPUT' }, { delay: 'pipeGrace', id: 'finishOutput' }) },
     // In any state: the actor applies it to the process when there is one.
     PAUSE_OUTPUT: { actions: sendTo('process', { type: 'PAUSE_OUTPUT' }) },
     RESUME_OUTPUT: { actions: sendTo('process', { type: 'RESUME_OUTPUT' }) },
@@ -264,7 +279,7 @@ export const processSessionMachine = setup({
         UNBLOCK: 'launching',
         STOP: {
           target: 'exited',
-          actions: assign({ exitCode: ({ context }) => signalExitCode(context.spec.stopSignal) }),
+          actions: ['setStop', assign({ exitCode: ({ context }) => signalExitCode(context.stopSignal) })],
         },
       },
     },
@@ -302,6 +317,8 @@ export const processSessionMachine = setup({
         PROCESS_FAILED: { target: 'failed', actions: 'recordFailure' },
         PROCESS_EXITED: { target: 'exited', actions: 'recordExit' },
         SIGNAL: { guard: 'knownSignal', actions: 'forwardSignal' },
+        // Another stop (a second `docker stop`, perhaps with -t 0): its signal again, and its own timeout from now.
+        STOP: { target: 'stopping', reenter: true, actions: 'setStop' },
       },
       states: {
         signalled: { after: { stopTimeout: 'killed' } },

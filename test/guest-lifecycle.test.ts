@@ -158,3 +158,26 @@ t.test("the API's kill reaches the process or its group, and stop uses the stop'
   t.equal(g.stateOf('exec1'), 'exited');
   t.equal(g.actor.getSnapshot().value, 'running', 'an exec ending leaves the container running');
 });
+
+t.test('a session stopped on request is never restarted by its policy, as in Docker', async (t) => {
+  const g = guest({ main: session(), always: session({ restart: { name: 'always' } }) });
+  g.actor.send({ type: 'SESSION_STOP', sessionId: 'always' });
+  g.exit('always', 143);
+  g.clock.increment(60_000);
+  t.equal(g.launches.get('always'), 1);
+  t.equal(g.stateOf('always'), 'exited');
+});
+
+t.test('a session a reload removed is not restarted, and starts again when a later reload adds it back', async (t) => {
+  const g = guest({ main: session(), always: session({ restart: { name: 'always' } }) });
+  g.actor.send({ type: 'RELOAD', config: config({ main: session() }) });
+  g.exit('always', 143);
+  g.clock.increment(60_000);
+  t.equal(g.launches.get('always'), 1, 'removed: not restarted');
+  g.actor.send({ type: 'RELOAD', config: config({ main: session(), always: session({ cmd: ['y'], restart: { name: 'always' } }) }) });
+  t.equal(g.launches.get('always'), 2, 'added back: started again');
+  t.same(g.actor.getSnapshot().context.config.sessions.always?.cmd, ['y'], 'with the spec it came back with');
+  g.exit('always', 0);
+  g.clock.increment(100);
+  t.equal(g.launches.get('always'), 3, 'and its policy applies again');
+});

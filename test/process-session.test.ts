@@ -610,6 +610,29 @@ t.test('machine with a simulated process', async (t) => {
     t.same(again.received.at(-1), { type: 'KILL' }, 'killed after the STOP\'s 1 s, not the spec\'s 30 s');
   });
 
+  t.test('a second STOP while stopping sends its signal again and counts its own timeout from then', async (t) => {
+    const sim = simulated();
+    const clock = new SimulatedClock();
+    const actor = createActor(processSessionMachine.provide({ actors: { process: sim.logic } }), {
+      input: { sessionId: 's1', spec: spec(['x'], { stopTimeout: 30 }) },
+      clock,
+    }).start();
+    sim.report({ type: 'PROCESS_STARTED', pid: 7 });
+    actor.send({ type: 'STOP' });
+    clock.increment(5000);
+    actor.send({ type: 'STOP', signal: 'INT', timeout: 1 });
+    t.same(sim.received.at(-1), { type: 'SIGNAL', signal: 'INT', target: 'process' });
+    clock.increment(1000);
+    t.same(sim.received.at(-1), { type: 'KILL' }, 'killed 1 s after the second stop, not 30 s after the first');
+  });
+
+  t.test('STOP while blocked ends with 128 + the STOP\'s own signal when it brings one', async (t) => {
+    const sim = simulated();
+    const { actor } = sim.actor(spec(['x'], { runBlock: true }));
+    actor.send({ type: 'STOP', signal: 'KILL' });
+    t.equal(actor.getSnapshot().output?.exitCode, 137);
+  });
+
   t.test("a STOP's own signal replaces the spec's stop signal", async (t) => {
     const sim = simulated();
     const { actor } = sim.actor(spec(['x'], { stopSignal: 'QUIT' }));

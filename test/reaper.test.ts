@@ -1,7 +1,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { createActor, fromPromise, waitFor } from 'xstate';
+import { createActor, fromPromise, SimulatedClock, waitFor } from 'xstate';
 import { reaperMachine, type PassResult } from '../machines/reaper.ts';
 
 // The reaper as the PID-1 inits (tini, dumb-init, catatonit) test theirs:
@@ -41,19 +41,29 @@ function asInit(scenario: string, ...flags: string[]): Promise<Record<string, an
   });
 }
 
+const REST_MS = 10;
+
 t.test('the machine alone', async (t) => {
   /** A pass actor whose passes the test ends by hand, in the order they started. */
   function handPasses() {
     const started: { resolve(result: PassResult): void; reject(error: Error): void }[] = [];
     const pass = fromPromise<PassResult>(() => new Promise((resolve, reject) => started.push({ resolve, reject })));
-    const actor = createActor(reaperMachine.provide({ actors: { pass } }), { input: { restMs: 0 } });
+    // The rest is a delay: on a simulated clock it ends only when the test says.
+    const clock = new SimulatedClock();
+    const actor = createActor(reaperMachine.provide({ actors: { pass } }), { input: { restMs: REST_MS }, clock });
     actor.start();
-    /** How many passes have started once `ended` passes have ended and the machine is in `state` (or at the deadline). */
-    const startedOnce = async (ended: number, state: 'idle' | 'reaping' | 'resting') => {
-      await waitFor(actor, (snapshot) => snapshot.context.passes === ended && snapshot.matches(state), { timeout: 5_000 }).catch(() => undefined);
+    const reached = (ended: number, state: 'idle' | 'reaping' | 'resting') =>
+      waitFor(actor, (snapshot) => snapshot.context.passes === ended && snapshot.matches(state), { timeout: 2_000 });
+    /** Resting once `ended` passes have ended. */
+    const inRest = (ended: number) => reached(ended, 'resting');
+    /** Lets that rest run out, then how many passes have started once the machine is in `state`. */
+    const startedOnce = async (ended: number, state: 'idle' | 'reaping') => {
+      await inRest(ended);
+      clock.increment(REST_MS);
+      await reached(ended, state);
       return started.length;
     };
-    return { actor, started, startedOnce };
+    return { actor, started, inRest, startedOnce };
   }
   const passed = (reaped: number, remaining: number, cutShort = false): PassResult => ({
     reaped: Array.from({ length: reaped }, (_, i) => ({ pid: 100 + i, exitCode: 0 })),
@@ -85,11 +95,12 @@ t.test('the machine alone', async (t) => {
   });
 
   t.test('a SIGCHLD during the rest after a pass is followed by another pass', async (t) => {
-    const { actor, started, startedOnce } = handPasses();
+    const { actor, started, inRest, startedOnce } = handPasses();
     actor.send({ type: 'SWEEP' });
     started[0]!.resolve(passed(0, 1));
-    await startedOnce(1, 'resting');
+    await inRest(1);
     actor.send({ type: 'SIGCHLD' });
+    t.equal(started.length, 1, 'nothing at once: the rest runs its course');
     t.equal(await startedOnce(1, 'reaping'), 2);
     actor.stop();
   });

@@ -19,7 +19,8 @@ export interface World {
   stateDir: string;
   /** host:port of the serial listener. */
   serial: { host: string; port: number };
-  sandbox(config: Record<string, unknown>, options?: { line?: 'pty' | 'tcp' }): Promise<Sandbox>;
+  /** `console`: append the guest's console (its log) to this file, for a test that reads what it said. */
+  sandbox(config: Record<string, unknown>, options?: { line?: 'pty' | 'tcp'; console?: string }): Promise<Sandbox>;
   /** Waits until the appliance lists `id` and `ready` holds for it. */
   container(id: string, ready?: (c: ContainerRecord) => boolean): Promise<ContainerRecord>;
 }
@@ -55,7 +56,7 @@ export async function startWorld(t: Teardown, options: { attachTimeoutMs?: numbe
         source: 'test config',
         appliance: serial,
         stateDir,
-        console: process.env.TETHER_LOG ? 'inherit' : 'ignore',
+        console: sandboxOptions.console ? { file: sandboxOptions.console } : process.env.TETHER_LOG ? 'inherit' : 'ignore',
         line: sandboxOptions.line,
       });
       sandboxes.push(sandbox);
