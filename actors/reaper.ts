@@ -81,14 +81,14 @@ function readChildrenFile(task: string): string | undefined {
  * than `budget` of them, and counts the children left. With `reap` false it
  * only counts (a reaper switched off).
  */
-function sweepChildren(reap: boolean, budget = PASS_BUDGET): PassResult {
+function reapPass(reap: boolean, budget = PASS_BUDGET): PassResult {
   const reaped: ReapedChild[] = [];
   if (!reap) return { reaped, remaining: peekEndedChild() === null ? 0 : listChildren().length, cutShort: false };
   for (let looked = 0; looked < budget; looked++) {
     const pid = peekEndedChild();
     if (pid === null) return { reaped, remaining: 0, cutShort: false };
     if (pid === 0) return { reaped, remaining: listChildren().length, cutShort: false };
-    if (isClaimed(pid)) return sweepPast(reaped, budget - looked);
+    if (isClaimed(pid)) return reapPastClaimed(reaped, budget - looked);
     const status = reapChild(pid);
     if (status) reaped.push(status);
   }
@@ -96,7 +96,7 @@ function sweepChildren(reap: boolean, budget = PASS_BUDGET): PassResult {
 }
 
 /** The slow path: every unclaimed child, one by one, since the kernel's first ended child is claimed. */
-function sweepPast(reaped: ReapedChild[], budget: number): PassResult {
+function reapPastClaimed(reaped: ReapedChild[], budget: number): PassResult {
   let remaining = 0;
   let looked = 0;
   for (const pid of listChildren()) {
@@ -122,7 +122,7 @@ export function createPassActor({ enabled, log }: { enabled: boolean; log: Log }
     await new Promise((resolve) => setImmediate(resolve));
     signal.throwIfAborted();
     try {
-      const result = sweepChildren(enabled);
+      const result = reapPass(enabled);
       for (const child of result.reaped) log('debug', 'reaped', { ...child });
       return result;
     } catch (err) {
@@ -173,9 +173,9 @@ export function startReaper({ enabled = true, log = createLog('reaper') }: Reape
   const actor = createActor(reaperMachine.provide({ actors: { pass: createPassActor({ enabled, log }) } }), { input: {} });
   const onSignal = () => actor.send({ type: 'SIGCHLD' });
   process.on('SIGCHLD', onSignal);
-  const stopWatchingReleases = onRelease(() => actor.send({ type: 'SWEEP' }));
+  const stopWatchingReleases = onRelease(() => actor.send({ type: 'RECOUNT' }));
   actor.start();
-  actor.send({ type: 'SWEEP' });
+  actor.send({ type: 'RECOUNT' });
   log('info', enabled ? 'reaping orphans' : 'not reaping: zombies will stay', { pid: process.pid });
 
   return {
@@ -198,7 +198,7 @@ export function startReaper({ enabled = true, log = createLog('reaper') }: Reape
           },
           complete: () => settle(false),
         });
-        actor.send({ type: 'SWEEP' });
+        actor.send({ type: 'RECOUNT' });
       });
     },
     stop() {

@@ -2,15 +2,15 @@
  * The reaper: when a pass over the init's children runs, so that every
  * orphan that ends under the init is reaped and no SIGCHLD is ever lost.
  *
- *   idle ──SIGCHLD / SWEEP──→ reaping ──pass done / failed──→ resting
- *   reaping, resting ──SIGCHLD / SWEEP──→ (itself; one more pass is now due)
+ *   idle ──SIGCHLD / RECOUNT──→ reaping ──pass done / failed──→ resting
+ *   reaping, resting ──SIGCHLD / RECOUNT──→ (itself; one more pass is now due)
  *   resting ──after rest──┬─ [again] ──→ reaping
  *                         └────────────→ idle
  *
  * Signals coalesce: two children ending at the same instant may deliver one
  * SIGCHLD, and one arriving while a pass runs may concern a child the pass
  * has already looked past. So a pass never reaps "the child that signalled":
- * it reaps every ended child it may reap, and every SIGCHLD or SWEEP is
+ * it reaps every ended child it may reap, and every SIGCHLD or RECOUNT is
  * followed by a pass that begins after it (catatonit's hang, its issue #4,
  * was a loop that reaped everything but looked for its main child only when
  * the one signal delivered happened to be that child's). A pass that stopped
@@ -27,7 +27,7 @@
  * reaps only children nobody else waits for (actors/childOwners.ts) and
  * reports what it reaped and how many children remain, claimed ones
  * included: no children at all means no descendants at all, which is what a
- * shutdown waits for. SWEEP asks for a pass without a signal: at start, for
+ * shutdown waits for. RECOUNT asks for a pass without a signal: at start, for
  * orphans that ended before anyone listened; when an owner has reaped its
  * child, to count again; and when a shutdown wants a fresh count.
  */
@@ -53,7 +53,7 @@ export type ReaperEvent =
   /** The init received SIGCHLD: some child changed state, maybe several. */
   | { type: 'SIGCHLD' }
   /** Run a pass although no signal came. */
-  | { type: 'SWEEP' };
+  | { type: 'RECOUNT' };
 
 /** After each successful pass, for logs and for whoever waits on a count. */
 export type ReaperEmitted = { type: 'PASSED'; reaped: ReapedChild[]; remaining: number };
@@ -71,7 +71,7 @@ export interface ReaperContext {
   passes: number;
   /** Children reaped so far. */
   reaped: number;
-  /** Another pass is due: a SIGCHLD or SWEEP came since the last one began, or it was cut short. */
+  /** Another pass is due: a SIGCHLD or RECOUNT came since the last one began, or it was cut short. */
   again: boolean;
   /** Why the last pass failed; cleared by the next one that succeeds. */
   error?: string;
@@ -126,7 +126,7 @@ export const reaperMachine = setup({
   initial: 'idle',
   states: {
     idle: {
-      on: { SIGCHLD: 'reaping', SWEEP: 'reaping' },
+      on: { SIGCHLD: 'reaping', RECOUNT: 'reaping' },
     },
     reaping: {
       entry: assign({ again: false }),
@@ -136,11 +136,11 @@ export const reaperMachine = setup({
         onDone: { target: 'resting', actions: ['record', 'announce'] },
         onError: { target: 'resting', actions: 'recordFailure' },
       },
-      on: { SIGCHLD: { actions: 'markAgain' }, SWEEP: { actions: 'markAgain' } },
+      on: { SIGCHLD: { actions: 'markAgain' }, RECOUNT: { actions: 'markAgain' } },
     },
     resting: {
       after: { rest: [{ guard: 'again', target: 'reaping' }, { target: 'idle' }] },
-      on: { SIGCHLD: { actions: 'markAgain' }, SWEEP: { actions: 'markAgain' } },
+      on: { SIGCHLD: { actions: 'markAgain' }, RECOUNT: { actions: 'markAgain' } },
     },
   },
 });

@@ -58,6 +58,8 @@ export const DEFAULT_OUTPUT_LOG_BYTES = 8 * 1024 * 1024;
 export const MIN_OUTPUT_LOG_BYTES = 64 * 1024;
 export const MAX_OUTPUT_LOG_BYTES = 1024 * 1024 * 1024;
 export const DEFAULT_STOP_TIMEOUT = 10;
+/** The command's arguments, 4 bytes of length each included. */
+export const MAX_COMMAND_BYTES = 16 * 1024;
 export const DEFAULT_LOG_DIR = '/var/log/tether';
 
 export class ConfigError extends Error {
@@ -147,7 +149,7 @@ class Validator {
     const o = this.object(path, x, ['cmd', 'env', 'cwd', 'user', 'tty', 'openStdin', 'runBlock', 'stopSignal', 'stopTimeout', 'restart']);
     if (o === undefined) return undefined;
     const at = (k: string) => `${path}.${k}`;
-    const cmd = this.required(at('cmd'), o.cmd, (p, c) => this.stringList(p, c, true, (q, s) => this.text(q, s)));
+    const cmd = this.required(at('cmd'), o.cmd, (p, c) => this.command(p, c));
     const env = o.env === undefined ? [] : this.stringList(at('env'), o.env, false, (q, s) => this.envEntry(q, s));
     const cwd = o.cwd === undefined ? '/' : this.absolutePath(at('cwd'), o.cwd);
     const user = o.user === undefined ? undefined
@@ -162,6 +164,20 @@ class Validator {
       || tty === undefined || openStdin === undefined || runBlock === undefined || stopSignal === undefined
       || stopTimeout === undefined || restart === undefined) return undefined;
     return { cmd, env, cwd, ...(user === undefined ? {} : { user }), tty, openStdin, runBlock, stopSignal, stopTimeout, restart };
+  }
+
+  /**
+   * The command travels in the session's container info, one SSH packet
+   * (at most 35,000 bytes in ssh2) with the rest of the info: bounded well
+   * below that.
+   */
+  private command(path: string, x: unknown): string[] | undefined {
+    const cmd = this.stringList(path, x, true, (q, s) => this.text(q, s));
+    if (cmd === undefined) return undefined;
+    const bytes = cmd.reduce((sum, arg) => sum + Buffer.byteLength(arg) + 4, 0);
+    if (bytes <= MAX_COMMAND_BYTES) return cmd;
+    this.problems.push(`${path}: at most ${MAX_COMMAND_BYTES} bytes in all (it travels in one SSH packet with the session's info), got ${bytes}; put a long script in a file`);
+    return undefined;
   }
 
   private stopTimeout(path: string, x: unknown): number | undefined {

@@ -96,6 +96,12 @@ t.test('stopSignal is normalised to the name without SIG', async (t) => {
   }
 });
 
+t.test('a command too long for the info packet is refused, saying what to do', async (t) => {
+  const doc = minimal();
+  (doc.sessions as Record<string, Record<string, unknown>>).c0ffee!.cmd = ['sh', '-c', 'x'.repeat(20_000)];
+  t.same(problemsOf(doc), ['sessions.c0ffee.cmd: at most 16384 bytes in all (it travels in one SSH packet with the session\'s info), got 20016; put a long script in a file']);
+});
+
 t.test('stop timeouts, restart policies and paths are checked', async (t) => {
   const doc = minimal();
   doc.sessions = {

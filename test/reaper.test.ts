@@ -96,7 +96,7 @@ t.test('the machine alone', async (t) => {
 
   t.test('a SIGCHLD during the rest after a pass is followed by another pass', async (t) => {
     const { actor, started, inRest, startedOnce } = handPasses();
-    actor.send({ type: 'SWEEP' });
+    actor.send({ type: 'RECOUNT' });
     started[0]!.resolve(passed(0, 1));
     await inRest(1);
     actor.send({ type: 'SIGCHLD' });
@@ -107,7 +107,7 @@ t.test('the machine alone', async (t) => {
 
   t.test('a pass cut short at its budget is followed by another', async (t) => {
     const { actor, started, startedOnce } = handPasses();
-    actor.send({ type: 'SWEEP' });
+    actor.send({ type: 'RECOUNT' });
     started[0]!.resolve(passed(1000, 5, true));
     t.equal(await startedOnce(1, 'reaping'), 2);
     actor.stop();
