@@ -1,3 +1,6 @@
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
 /** A listening address given on the command line: `tcp://HOST:PORT` or `unix:///PATH`. */
 export type Address = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -26,4 +29,60 @@ export function parseSerialAddress(text: string, what: string): Address & { kind
   const address = parseAddress(text, what);
   if (address.kind !== 'tcp') throw new Error(`${what} ${text}: the serial listener takes a tcp://HOST:PORT address`);
   return address;
+}
+
+/** The files of `--tls-ca`, `--tls-cert` and `--tls-key`: like dockerd's `--tlsverify --tlscacert --tlscert --tlskey`. */
+export interface TlsFiles {
+  /** The CA whose certificates clients must present. */
+  ca: string;
+  /** This server's certificate and its private key. */
+  cert: string;
+  key: string;
+}
+
+export type TlsCredentials = Record<keyof TlsFiles, Buffer>;
+
+/**
+ * Reads and checks the TLS files at start: a bad file found only at the first
+ * handshake would show as a client that cannot connect, with no word of why.
+ */
+export function readTlsFiles(files: TlsFiles): TlsCredentials {
+  const [ca] = read('--tls-ca', files.ca, (pem) => certificate(pem, 'CA'));
+  const [cert, server] = read('--tls-cert', files.cert, (pem) => certificate(pem, 'server'));
+  const [key] = read('--tls-key', files.key, (pem) => {
+    let parsed: KeyObject;
+    try {
+      parsed = createPrivateKey(pem);
+    } catch (error) {
+      throw new Error(`not a PEM private key (${(error as Error).message})`);
+    }
+    if (!server.checkPrivateKey(parsed)) throw new Error(`not the private key of the certificate in --tls-cert ${files.cert}`);
+  });
+  return { ca, cert, key };
+}
+
+/** The file behind `option`, and what `check` makes of it; its errors name the option and the file. */
+function read<T>(option: string, path: string, check: (pem: Buffer) => T): [Buffer, T] {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(path);
+  } catch (error) {
+    throw new Error(`${option} ${path}: cannot read it: ${(error as Error).message}`);
+  }
+  try {
+    return [pem, check(pem)];
+  } catch (error) {
+    throw new Error(`${option} ${path}: ${(error as Error).message}`);
+  }
+}
+
+function certificate(pem: Buffer, what: string): X509Certificate {
+  let parsed: X509Certificate;
+  try {
+    parsed = new X509Certificate(pem);
+  } catch (error) {
+    throw new Error(`not a PEM ${what} certificate (${(error as Error).message})`);
+  }
+  if (Date.parse(parsed.validTo) < Date.now()) throw new Error(`the ${what} certificate expired on ${parsed.validTo}`);
+  return parsed;
 }

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createActor, waitFor } from 'xstate';
@@ -9,9 +9,10 @@ import { createSshClientActor } from '../actors/sshClient.ts';
 import { createTcpConnectionActor, createTcpListenerActor } from '../actors/tcp.ts';
 import { createBus, logDomainEvents, publishTo } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
-import { formatAddress, isLoopback, type Address } from './address.ts';
+import { formatAddress, isLoopback, readTlsFiles, type Address, type TlsFiles } from './address.ts';
 import type { ContainerControl, ContainerDirectory } from './api/directory.ts';
 import { LiveFeed } from './api/liveFeed.ts';
+import { logDirsUnder } from './api/logs.ts';
 import { createApiServer } from './api/server.ts';
 import { composeAppliance } from './composition.ts';
 import { createDirectory } from './directory.ts';
@@ -22,6 +23,8 @@ export interface ApplianceOptions {
   serial: Address & { kind: 'tcp' };
   /** Where to serve the Docker API: one address or several (TCP and a unix socket, say). */
   api: Address | Address[];
+  /** Serve the TCP addresses over TLS, admitting only clients with a certificate from the CA; a non-loopback address needs it. */
+  tls?: TlsFiles;
   stateDir: string;
   /** How long an attach, a kill or a stop waits for the link of its container. */
   attachTimeoutMs: number;
@@ -70,11 +73,16 @@ function createAppliance(options: ApplianceOptions) {
 /** Starts the appliance: the serial listener, the links and the Docker API. */
 export async function startAppliance(options: ApplianceOptions): Promise<RunningAppliance> {
   const addresses = [options.api].flat();
+  // Whoever reaches the API runs commands in every container: beyond this
+  // machine, only clients holding a certificate from our CA may.
   for (const address of addresses) {
-    if (address.kind === 'tcp' && !isLoopback(address.host)) {
-      throw new Error(`refusing to serve the Docker API on ${formatAddress(address)}: a non-loopback address needs TLS with client certificates, which this version does not have yet`);
+    if (address.kind === 'tcp' && !isLoopback(address.host) && !options.tls) {
+      throw new Error(
+        `refusing to serve the Docker API on ${formatAddress(address)} without TLS: a non-loopback address needs client certificates; pass --tls-ca FILE (the CA that signs client certificates) --tls-cert FILE --tls-key FILE (this server's certificate and key)`,
+      );
     }
   }
+  const tls = options.tls && readTlsFiles(options.tls);
   const actor = createAppliance(options);
   actor.start();
   const listening = await waitFor(actor, (s) => s.context.listening !== undefined || s.context.listenError !== undefined);
@@ -85,8 +93,16 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
   const { feed } = actor;
   const directory = createDirectory(actor, { registry: actor.registry, feed, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs });
   const apiLog = options.log.child('api');
-  const servers = addresses.map(() =>
-    createApiServer(directory, { version: VERSION, log: (level, message) => apiLog(level, message), inspect: feed, control: directory }),
+  // A unix socket is guarded by its file mode, as dockerd's is: TLS is for TCP.
+  const servers = addresses.map((address) =>
+    createApiServer(directory, {
+      version: VERSION,
+      log: (level, message) => apiLog(level, message),
+      inspect: feed,
+      control: directory,
+      logDirOf: logDirsUnder(options.stateDir),
+      tls: address.kind === 'tcp' ? tls : undefined,
+    }),
   );
   const close = async () => {
     await Promise.all(
@@ -120,14 +136,20 @@ async function listen(server: http.Server, address: Address, log: Log): Promise<
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`cannot serve the Docker API on ${formatAddress(address)}: ${err.message}`)));
-    if (address.kind === 'unix') server.listen(address.path, resolve);
-    else server.listen(address.port, address.host, resolve);
+    if (address.kind === 'unix') {
+      // The socket is bound inside listen(), under this umask: mode 0660 from
+      // its first moment, where a chmod after it would leave a window in
+      // which the process's umask decides who may connect.
+      const umask = process.umask(0o117);
+      try {
+        server.listen(address.path, resolve);
+      } finally {
+        process.umask(umask);
+      }
+    } else server.listen(address.port, address.host, resolve);
   });
   server.on('error', (err) => log('warn', 'Docker API server error', { error: err }));
-  if (address.kind === 'unix') {
-    chmodSync(address.path, 0o660);
-    return formatAddress(address);
-  }
+  if (address.kind === 'unix') return formatAddress(address);
   const bound = server.address() as AddressInfo;
   return formatAddress({ kind: 'tcp', host: bound.address, port: bound.port });
 }

@@ -1,5 +1,5 @@
 /**
- * The Docker Engine API server: node:http plus the router. Routes answer
+ * The Docker Engine API server: node:http (node:https with TLS) plus the router. Routes answer
  * with a Reply; this file writes Replies onto the wire, which takes two
  * paths because node:http hands a request over in one of two ways:
  * - an ordinary request comes with a ServerResponse;
@@ -8,7 +8,9 @@
  *   written onto it by hand.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import type { TlsCredentials } from '../address.ts';
 import { API_VERSION } from './apiVersion.ts';
 import { attachRoute } from './attach.ts';
 import { containerRoutes } from './containers.ts';
@@ -17,6 +19,7 @@ import type { ContainerControl, ContainerDirectory } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
 import { inspectRoute } from './inspect.ts';
 import type { LiveFeed } from './liveFeed.ts';
+import { type LogDirOf, logsRoute } from './logs.ts';
 import { type ApiLog, silent } from './log.ts';
 import { errorReply, type Headers, jsonBody, type Reply } from './reply.ts';
 import { ReleasingAttaches } from './releasingAttaches.ts';
@@ -30,6 +33,10 @@ export interface ApiServerOptions extends BuildInfo {
   readonly inspect?: LiveFeed;
   /** Kill and stop; without them there are no such routes. */
   readonly control?: ContainerControl;
+  /** Where each container's output log files lie; without it there is no logs route. */
+  readonly logDirOf?: LogDirOf;
+  /** Serve https and admit only clients whose certificate the CA signed (dockerd's --tlsverify); plain http without. */
+  readonly tls?: TlsCredentials;
 }
 
 export function createApiServer(directory: ContainerDirectory, options: ApiServerOptions): http.Server {
@@ -41,6 +48,7 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
     attachRoute(directory, releasing, log),
     ...(options.control ? controlRoutes(options.control) : []),
     ...(options.inspect ? [inspectRoute(options.inspect)] : []),
+    ...(options.logDirOf ? [logsRoute(directory, options.logDirOf, log)] : []),
   ]);
   // Docker's version middleware puts these on every response.
   const common: Headers = {
@@ -121,11 +129,24 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
   // TCP keepalive: a client without stdin may half-close at once (docker
   // attach --no-stdin does), so its connection's end says nothing; a client
   // that is gone for good is noticed when the probes go unanswered.
-  const server = http.createServer({ keepAlive: true, keepAliveInitialDelay: 30_000 }, (req, res) => {
+  const connections = { keepAlive: true, keepAliveInitialDelay: 30_000 };
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     // Bytes a client typed into a non-upgraded attach that happened to parse as a request.
     if (hijacked.has(req.socket)) return;
     void answer(req, false).then((reply) => respond(req, res, reply)).catch((error: unknown) => abandon(req.socket, error));
-  });
+  };
+  // Both hand over the same requests, upgrades and client errors; over TLS the
+  // sockets written by hand (attach, errors) are TLS sockets, which encrypt
+  // what is written to them like any other. allowHalfOpen, which node:http
+  // sets and node:https does not: a docker client closes its sending side (a
+  // TLS close_notify) when its stdin ends, and reads the attached output after.
+  const server: http.Server = options.tls
+    ? https.createServer({ ...connections, allowHalfOpen: true, ...options.tls, requestCert: true, rejectUnauthorized: true }, handle)
+    : http.createServer(connections, handle);
+  // A client without a certificate is refused in the handshake and never
+  // becomes a request: this line is all that says why it was turned away.
+  // (One with a certificate from another CA is dropped without an event.)
+  if (options.tls) server.on('tlsClientError', (error: Error) => log('debug', `TLS handshake refused: ${error.message}`));
 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     // node:http stops listening for errors on a socket it hands over.
