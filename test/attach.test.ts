@@ -1,4 +1,5 @@
 import t from 'tap';
+import { rmSync, writeFileSync } from 'node:fs';
 import { collect, docker, dockerMissing, readUntil, startWorld } from './support/world.ts';
 
 // End to end: a real appliance, sandboxed guests on real ptys bridged to its
@@ -89,4 +90,19 @@ t.test('docker attach to an unknown ID fails at once naming the ID', { skip: doc
   const result = await docker(world, ['attach', 'no-such-thing']);
   t.not(result.code, 0);
   t.match(result.stderr, /No such container: no-such-thing \(no containerVM has reported it yet \(0 links up, 0 down\)\)/);
+});
+
+t.test('several clients attached at once each get all the output and the exit status', async (t) => {
+  const world = await startWorld(t);
+  const gate = `/tmp/tether-multi-${process.pid}-${Date.now()}`;
+  await world.sandbox(vm('multi', { multi: session(['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done; for i in 1 2 3; do echo line $i; done; exit 4`]) }));
+  await world.container('multi', (c) => c.state === 'running');
+  const clients = await Promise.all([0, 1, 2].map(() => world.appliance.directory.attach('multi', { ...want, stdin: false })));
+  const outputs = clients.map((a) => collect(a.stdout));
+  writeFileSync(gate, '');
+  t.teardown(() => rmSync(gate, { force: true }));
+  for (const [i, a] of clients.entries()) {
+    t.equal((await outputs[i]!).toString(), 'line 1\nline 2\nline 3\n', `client ${i}: every line`);
+    t.equal((await a.done).exitCode, 4, `client ${i}: the exit status`);
+  }
 });
