@@ -12,6 +12,8 @@ import {
   encodeKill,
   encodeNoPayload,
   encodeStop,
+  encodeExec,
+  REQ_EXEC,
   REQ_ACTOR_STATES,
   REQ_CONTAINER_IDS,
   REQ_CONTAINER_INFO,
@@ -97,11 +99,13 @@ export function createSshClientActor(options: SshClientOptions) {
       close(`ssh: ${err.message}`);
     });
     client.on('close', () => close('ssh connection closed'));
-    /** A kill or stop on this link, and the guest's answer: never rejects. */
+    /** A kill, stop or exec on this link, and the guest's answer: never rejects. */
     async function carry(request: GuestCommand): Promise<GuestCommandResult> {
       const [name, payload] = request.kind === 'kill'
         ? [REQ_KILL, () => encodeKill(request)]
-        : [REQ_STOP, () => encodeStop(request)];
+        : request.kind === 'stop'
+          ? [REQ_STOP, () => encodeStop(request)]
+          : [REQ_EXEC, () => encodeExec(request)];
       try {
         const answer = await askGlobal(client, name, payload());
         if (answer.ok) return { ok: true };

@@ -17,6 +17,9 @@ import {
   decodeNoPayload,
   decodeSignal,
   decodeStop,
+  decodeExec,
+  REQ_EXEC,
+  type ExecRequest,
   decodeWindowChange,
   encodeActorStates,
   encodeContainerIds,
@@ -160,6 +163,9 @@ export function sshServer(options: SshServerOptions): CallbackFunction<EventObje
           if (name === REQ_INSPECT) return inspect(payload);
           if (name === REQ_KILL) {
             return control(name, payload, decodeKill, killRefusal, (r) => ({ type: 'SESSION_KILL', sessionId: r.containerId, signal: r.signal, group: r.group }));
+          }
+          if (name === REQ_EXEC) {
+            return control(name, payload, decodeExec, execRefusal, (r) => ({ type: 'SESSION_ADD', sessionId: r.sessionId, spec: r.spec, ...(r.size === undefined ? {} : { size: r.size }) }));
           }
           if (name === REQ_STOP) {
             return control(name, payload, decodeStop, stopRefusal, (r) => ({ type: 'SESSION_STOP', sessionId: r.containerId, ...(r.signal === undefined ? {} : { signal: r.signal }), ...(r.timeout === undefined ? {} : { timeout: r.timeout }) }));
@@ -344,6 +350,15 @@ export function killRefusal(info: ContainerInfo[], request: KillRequest): Reques
   if (!view) return unknownId(request.containerId, info);
   if (parseSignal(request.signal) === undefined) return { kind: 'unknown-signal', message: `no signal named ${request.signal}` };
   if (view.state !== 'running') return { kind: 'not-running', message: notRunning(view) };
+  return undefined;
+}
+
+/** A new session joins a running container, under an ID no session has. */
+export function execRefusal(info: ContainerInfo[], request: ExecRequest): RequestFailure | undefined {
+  const container = info.find((i) => i.id === request.containerId);
+  if (!container) return unknownId(request.containerId, info);
+  if (container.state !== 'running') return { kind: 'not-running', message: notRunning(container) };
+  if (info.some((i) => i.id === request.sessionId)) return { kind: 'refused', message: `a session ${request.sessionId} exists already` };
   return undefined;
 }
 

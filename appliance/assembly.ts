@@ -16,6 +16,7 @@ import { logDirsUnder } from './api/logs.ts';
 import { createApiServer } from './api/server.ts';
 import { composeAppliance } from './composition.ts';
 import { createDirectory } from './directory.ts';
+import { ImageStore } from './images.ts';
 import { applianceKey, identifyGuest } from './trust.ts';
 import { VERSION } from './version.ts';
 
@@ -83,6 +84,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     }
   }
   const tls = options.tls && readTlsFiles(options.tls);
+  const images = await ImageStore.open(options.stateDir);
   const actor = createAppliance(options);
   actor.start();
   const listening = await waitFor(actor, (s) => s.context.listening !== undefined || s.context.listenError !== undefined);
@@ -101,6 +103,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
       inspect: feed,
       control: directory,
       logDirOf: logDirsUnder(options.stateDir),
+      images,
       tls: address.kind === 'tcp' ? tls : undefined,
     }),
   );

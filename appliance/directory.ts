@@ -7,6 +7,7 @@ import type { applianceMachine, InventoryEntry } from '../machines/appliance.ts'
 import { describe, type ConnectionMapContext } from '../machines/connectionMap.ts';
 import type { AttachOutcome, ContainerChannelEvent, UserCommand } from '../machines/containerChannel.ts';
 import type { CommandFailure, GuestCommand, GuestCommandResult } from '../machines/sshSession.ts';
+import type { SessionConfig } from '../shared/config.ts';
 import type { Log } from '../shared/log.ts';
 import { isRunning } from './api/containerState.ts';
 import { ApiError, noSuchContainer } from './api/errors.ts';
@@ -225,6 +226,35 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     }
   }
 
+  async function exec(id: string, sessionId: string, spec: SessionConfig, size?: { cols: number; rows: number }): Promise<ContainerRecord> {
+    const named = await mustFind(id);
+    // The container is its VM's primary session, whichever session was named.
+    const container = find(named.vm) ?? named;
+    if (!isRunning(container)) throw new ApiError(409, `Container ${container.id} is not running`);
+    // Watched before asking: the guest may list the session before its answer arrives.
+    let resolveListed: (record: ContainerRecord) => void = () => {};
+    let timer: NodeJS.Timeout | undefined;
+    const listed = new Promise<ContainerRecord>((resolve, reject) => {
+      resolveListed = resolve;
+      timer = setTimeout(() => reject(new ApiError(504, `Cannot exec in container ${container.id}: its guest took the exec ${sessionId} but has not listed it after ${options.attachTimeoutMs} ms`)), options.attachTimeoutMs);
+    });
+    listed.catch(() => {});
+    const check = () => {
+      const entry = entries()[sessionId];
+      if (entry) resolveListed(record(entry));
+    };
+    const subscription = appliance.subscribe(check);
+    try {
+      const result = await command(container, { kind: 'exec', containerId: container.id, sessionId, spec, ...(size === undefined ? {} : { size }) });
+      if (!result.ok) throw commandError('exec', container, result.failure);
+      check();
+      return await listed;
+    } finally {
+      clearTimeout(timer);
+      subscription.unsubscribe();
+    }
+  }
+
   return {
     list: () => Object.values(entries()).map(record),
     find,
@@ -234,13 +264,14 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     wait,
     kill,
     stop,
+    exec,
   };
 }
 
 const isOver = (entry: InventoryEntry | undefined) => entry?.info.state === 'exited' || entry?.info.state === 'failed';
 
 /** A command the guest did not carry out, as the HTTP error Docker would give. */
-function commandError(what: 'kill' | 'stop', container: ContainerRecord, failure: CommandFailure, signal?: string): ApiError {
+function commandError(what: 'kill' | 'stop' | 'exec', container: ContainerRecord, failure: CommandFailure, signal?: string): ApiError {
   switch (failure.kind) {
     case 'unknown-id':
       return noSuchContainer(container.id, failure.message);
@@ -251,6 +282,8 @@ function commandError(what: 'kill' | 'stop', container: ContainerRecord, failure
     case 'link':
       return new ApiError(504, `Cannot ${what} container ${container.id}: ${failure.message}`);
     case 'malformed':
+      // An exec's spec is the user's; anything else malformed is tether's own doing.
+      return new ApiError(what === 'exec' ? 400 : 500, `Cannot ${what} container ${container.id}: ${failure.message}`);
     case 'refused':
       return new ApiError(500, `Cannot ${what} container ${container.id}: ${failure.message}`);
   }

@@ -1,5 +1,5 @@
 import { assign, enqueueActions, fromCallback, setup } from 'xstate';
-import type { GuestConfig } from '../shared/config.ts';
+import type { GuestConfig, SessionConfig } from '../shared/config.ts';
 import type { OutputStream } from '../shared/outputLog.ts';
 import type { AttachFailure, ContainerInfo } from '../shared/wire.ts';
 import { processSessionMachine, type ProcessSessionEvent, type SessionView } from './processSession.ts';
@@ -76,7 +76,9 @@ export type SshServerEvent =
   /** The API's kill: `signal` (any spelling parseSignal accepts) to the session's process, or to its process group. */
   | { type: 'SESSION_KILL'; sessionId: string; signal: string; group: boolean }
   /** The API's stop: `signal` (default: the session's stopSignal), then SIGKILL after `timeout` seconds (default: its stopTimeout). */
-  | { type: 'SESSION_STOP'; sessionId: string; signal?: string; timeout?: number };
+  | { type: 'SESSION_STOP'; sessionId: string; signal?: string; timeout?: number }
+  /** The API's exec: a new session in the running container (refused before it gets here if the ID is taken). */
+  | { type: 'SESSION_ADD'; sessionId: string; spec: SessionConfig; size?: { cols: number; rows: number } };
 
 /** From the PID 1 entry (guest/main.ts). */
 export type InitEvent =
@@ -294,6 +296,17 @@ export const guestMachine = setup({
       const config = { ...context.config, sessions: { ...context.config.sessions, ...Object.fromEntries(starting.map((id) => [id, next[id]!])) } };
       enqueue.assign({ config, sessions, logs, stopped });
     }),
+    /** An exec: its session starts now, with a log of its own, and stays listed once it has ended. */
+    addSession: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'SESSION_ADD' || event.sessionId in context.sessions) return;
+      const { sessionId, spec, size } = event;
+      enqueue.spawnChild('session', { id: sessionRef(sessionId), systemId: sessionRef(sessionId), input: { sessionId, spec, ...size } });
+      enqueue.assign({
+        config: { ...context.config, sessions: { ...context.config.sessions, [sessionId]: spec } },
+        sessions: { ...context.sessions, [sessionId]: { state: 'created' } },
+        logs: { ...context.logs, [sessionId]: { start: 0, end: 0 } },
+      });
+    }),
     /** The API's kill and stop, for a session that exists. */
     killSession: enqueueActions(({ event, enqueue, system }) => {
       if (event.type !== 'SESSION_KILL') return;
@@ -437,6 +450,7 @@ export const guestMachine = setup({
         SESSION_CHANGED: { actions: ['sessionChanged', 'announce', 'scheduleRestart'] },
         RESTART_SESSION: { actions: 'restartSession' },
         RELOAD: { actions: 'reload' },
+        SESSION_ADD: { actions: 'addSession' },
       },
     },
     stopping: {

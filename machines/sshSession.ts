@@ -1,6 +1,7 @@
 import { assign, enqueueActions, fromCallback, sendParent, sendTo, setup, type EventObject } from 'xstate';
 import type { ContainerInfo, RequestFailureKind } from '../shared/wire.ts';
 import type { SshInput } from './serialLink.ts';
+import type { SessionConfig } from '../shared/config.ts';
 
 /**
  * One SSH session over a resynced line, at each end. The ssh2 server and
@@ -103,10 +104,11 @@ export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 3000;
 /** The same silence can strike before SSH is up: the line handshake proved a live peer, so SSH's own takes well under this. */
 export const DEFAULT_READY_TIMEOUT_MS = 10_000;
 
-/** What the Docker API asks of a guest: `kill@tether` and `stop@tether` (docs/PROTOCOL.md). */
+/** What the Docker API asks of a guest: `kill@tether`, `stop@tether` and `exec@tether` (docs/PROTOCOL.md). */
 export type GuestCommand =
   | { kind: 'kill'; containerId: string; signal: string; group: boolean }
-  | { kind: 'stop'; containerId: string; signal?: string; timeout?: number };
+  | { kind: 'stop'; containerId: string; signal?: string; timeout?: number }
+  | { kind: 'exec'; containerId: string; sessionId: string; spec: SessionConfig; size?: { cols: number; rows: number } };
 
 /** Why a command was not done: the guest's refusal, or `link` when no answer could come. */
 export interface CommandFailure {

@@ -95,6 +95,24 @@ export function parseGuestConfig(text: string, source: string): GuestConfig {
   return config;
 }
 
+/**
+ * One session's spec on its own, as an exec request brings it (the fields
+ * and defaults of a session in the document); throws ConfigError listing
+ * every problem, each named under `path`.
+ */
+export function parseSessionConfig(doc: unknown, path: string, source: string): SessionConfig {
+  const v = new Validator();
+  const session = v.session(path, doc);
+  if (v.problems.length > 0 || session === undefined) throw new ConfigError(source, v.problems);
+  return session;
+}
+
+/** A parsed session as the document would spell it: what parseSessionConfig reads back unchanged. */
+export function sessionDocument(spec: SessionConfig): Record<string, unknown> {
+  const { restart, ...rest } = spec;
+  return { ...rest, restart: restart.name === 'on-failure' && restart.maxRetries > 0 ? `on-failure:${restart.maxRetries}` : restart.name };
+}
+
 type Obj = Record<string, unknown>;
 
 /** Collects problems while walking the document; each check returns undefined on failure. */
@@ -145,7 +163,7 @@ class Validator {
     return entries.length === keys.length ? Object.fromEntries(entries) : undefined;
   }
 
-  private session(path: string, x: unknown): SessionConfig | undefined {
+  session(path: string, x: unknown): SessionConfig | undefined {
     const o = this.object(path, x, ['cmd', 'env', 'cwd', 'user', 'tty', 'openStdin', 'runBlock', 'stopSignal', 'stopTimeout', 'restart']);
     if (o === undefined) return undefined;
     const at = (k: string) => `${path}.${k}`;

@@ -11,6 +11,7 @@
  */
 
 import type { StateValue } from 'xstate';
+import { ConfigError, parseSessionConfig, sessionDocument, type SessionConfig } from './config.ts';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -26,7 +27,8 @@ export const REQ_ACTOR_STATES = 'actor-states@tether';
 export const REQ_KILL = 'kill@tether';
 /** Appliance → guest: stop a session, with SIGKILL after a timeout (the API's stop). */
 export const REQ_STOP = 'stop@tether';
-export const GLOBAL_REQUESTS: readonly string[] = [REQ_CONTAINER_IDS, REQ_VERSION, REQ_CONTAINER_INFO, REQ_INSPECT, REQ_ACTOR_STATES, REQ_KILL, REQ_STOP];
+export const REQ_EXEC = 'exec@tether';
+export const GLOBAL_REQUESTS: readonly string[] = [REQ_CONTAINER_IDS, REQ_VERSION, REQ_CONTAINER_INFO, REQ_INSPECT, REQ_ACTOR_STATES, REQ_KILL, REQ_STOP, REQ_EXEC];
 
 /** The channel type that carries one container process's console. */
 export const CHANNEL_ATTACH = 'attach';
@@ -490,6 +492,50 @@ export function decodeKill(payload: Uint8Array): KillRequest {
   checkContainerId(containerId, 'container ID', (p) => r.fail(p));
   checkSignalName(signal, 'signal name', (p) => r.fail(p));
   return { containerId, signal, group };
+}
+
+// --- exec -----------------------------------------------------------------------
+
+export interface ExecRequest {
+  /** The container (its primary session) the new session joins. */
+  containerId: string;
+  /** The new session's ID, chosen by the appliance. */
+  sessionId: string;
+  /** As a session in the guest config (docs/CONFIG.md), defaults filled in. */
+  spec: SessionConfig;
+  /** A tty session's terminal size from its first byte (Docker's ConsoleSize). */
+  size?: { cols: number; rows: number };
+}
+
+/**
+ * `exec@tether`: string container ID, string session ID, uint32 columns and
+ * uint32 rows (both 0: no size given), then string JSON of the session's
+ * spec as the config document spells it.
+ */
+export function encodeExec(request: ExecRequest): Buffer {
+  const w = new Writer(REQ_EXEC);
+  checkContainerId(request.containerId, 'container ID', (p) => w.fail(p));
+  checkContainerId(request.sessionId, 'session ID', (p) => w.fail(p));
+  return w.string(request.containerId, 'container ID').string(request.sessionId, 'session ID')
+    .uint32(request.size?.cols ?? 0, 'columns').uint32(request.size?.rows ?? 0, 'rows')
+    .string(JSON.stringify(sessionDocument(request.spec)), 'spec').finish();
+}
+
+export function decodeExec(payload: Uint8Array): ExecRequest {
+  const r = new Reader(payload, REQ_EXEC);
+  const containerId = r.string('container ID');
+  const sessionId = r.string('session ID');
+  const cols = r.uint32('columns');
+  const rows = r.uint32('rows');
+  const spec = parseJsonString(r);
+  checkContainerId(containerId, 'container ID', (p) => r.fail(p));
+  checkContainerId(sessionId, 'session ID', (p) => r.fail(p));
+  if ((cols === 0) !== (rows === 0)) r.fail(`size: ${cols}x${rows}: give both columns and rows, or neither`);
+  try {
+    return { containerId, sessionId, spec: parseSessionConfig(spec, 'spec', REQ_EXEC), ...(cols === 0 ? {} : { size: { cols, rows } }) };
+  } catch (err) {
+    return r.fail(err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message);
+  }
 }
 
 /**

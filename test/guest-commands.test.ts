@@ -12,10 +12,12 @@ import {
   decodeContainerIds,
   decodeKill,
   decodeRequestFailure,
+  decodeExec,
   decodeStop,
   encodeKill,
   encodeNoPayload,
   encodeRequestFailure,
+  encodeExec,
   encodeStop,
   encodeVersion,
   MAX_STOP_TIMEOUT,
@@ -55,6 +57,16 @@ t.test('stop@tether carries the ID, an optional signal and an optional timeout n
   const unflagged = Buffer.from(encodeStop({ containerId: 'c1' }));
   unflagged.writeUInt32BE(5, unflagged.length - 4);
   t.throws(() => decodeStop(unflagged), /stop@tether: timeout: 5 sent with "timeout given" FALSE/);
+});
+
+t.test('exec@tether carries the session spec as the config spells it, and an optional terminal size', async (t) => {
+  const spec = { cmd: ['sh'], env: ['A=1'], cwd: '/', tty: true, openStdin: true, runBlock: true, stopSignal: 'TERM', stopTimeout: 10, restart: { name: 'on-failure' as const, maxRetries: 3 } };
+  t.strictSame(decodeExec(encodeExec({ containerId: 'c1', sessionId: 'e1', spec, size: { cols: 100, rows: 30 } })), { containerId: 'c1', sessionId: 'e1', spec, size: { cols: 100, rows: 30 } });
+  t.strictSame(decodeExec(encodeExec({ containerId: 'c1', sessionId: 'e1', spec })), { containerId: 'c1', sessionId: 'e1', spec });
+  const noSize = Buffer.from(encodeExec({ containerId: 'c1', sessionId: 'e1', spec, size: { cols: 5, rows: 6 } }));
+  noSize.writeUInt32BE(0, 4 + 2 + 4 + 2 + 4);
+  t.throws(() => decodeExec(noSize), /exec@tether: size: 5x0: give both columns and rows, or neither/);
+  t.throws(() => decodeExec(encodeExec({ containerId: 'c1', sessionId: 'e1', spec: { ...spec, cmd: [] } })), /exec@tether: spec.cmd: expected a non-empty array/);
 });
 
 t.test('a refusal reason decodes to its kind and message; anything else is a refusal that says so', async (t) => {

@@ -6,6 +6,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { ContainerInfo } from '../../shared/wire.ts';
+import type { SessionConfig } from '../../shared/config.ts';
 
 export type { ContainerState } from '../../shared/wire.ts';
 
@@ -54,6 +55,12 @@ export interface ContainerControl {
    * sent instead of the container's stop signal.
    */
   stop(id: string, options?: { timeout?: number; signal?: string }): Promise<'stopped' | 'not-running'>;
+  /**
+   * Starts `spec` as a new session `sessionId` in the container's VM (an
+   * exec), and resolves once its guest lists it: from then on it can be
+   * attached to, inspected, killed as a container of its own.
+   */
+  exec(id: string, sessionId: string, spec: SessionConfig, size?: { cols: number; rows: number }): Promise<ContainerRecord>;
 }
 
 export interface ContainerDirectory {

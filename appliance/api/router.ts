@@ -4,6 +4,7 @@
  * is a 400, and anything unmatched (a wrong method included) is Docker's 404
  * "page not found".
  */
+import type { Readable } from 'node:stream';
 import { checkRequestedVersion } from './apiVersion.ts';
 import { ApiError } from './errors.ts';
 import type { Reply } from './reply.ts';
@@ -12,6 +13,8 @@ export interface ApiRequest {
   /** Values of the `{name}` segments of the route's path, percent-decoded. */
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
+  /** The request body, for the routes that read one (`docker import`'s tarball). */
+  readonly body?: Readable;
 }
 
 export type Handler = (request: ApiRequest) => Reply | Promise<Reply>;

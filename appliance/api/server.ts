@@ -11,12 +11,15 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TlsCredentials } from '../address.ts';
+import type { ImageStore } from '../images.ts';
 import { API_VERSION } from './apiVersion.ts';
 import { attachRoute } from './attach.ts';
 import { containerRoutes } from './containers.ts';
 import { controlRoutes } from './control.ts';
+import { execRoutes } from './exec.ts';
 import type { ContainerControl, ContainerDirectory } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
+import { imageRoutes } from './images.ts';
 import { inspectRoute } from './inspect.ts';
 import type { LiveFeed } from './liveFeed.ts';
 import { type LogDirOf, logsRoute } from './logs.ts';
@@ -35,6 +38,8 @@ export interface ApiServerOptions extends BuildInfo {
   readonly control?: ContainerControl;
   /** Where each container's output log files lie; without it there is no logs route. */
   readonly logDirOf?: LogDirOf;
+  /** The local root file systems `docker import`, `docker images` and `docker rmi` manage; without it there are no image routes. */
+  readonly images?: ImageStore;
   /** Serve https and admit only clients whose certificate the CA signed (dockerd's --tlsverify); plain http without. */
   readonly tls?: TlsCredentials;
 }
@@ -47,8 +52,10 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
     ...containerRoutes(directory, releasing),
     attachRoute(directory, releasing, log),
     ...(options.control ? controlRoutes(options.control) : []),
+    ...(options.control ? execRoutes(directory, options.control, log) : []),
     ...(options.inspect ? [inspectRoute(options.inspect)] : []),
     ...(options.logDirOf ? [logsRoute(directory, options.logDirOf, log)] : []),
+    ...(options.images ? imageRoutes(options.images) : []),
   ]);
   // Docker's version middleware puts these on every response.
   const common: Headers = {
@@ -64,7 +71,7 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
     let reply: Reply;
     try {
       const { handler, request } = route(req.method ?? '', req.url ?? '');
-      reply = await handler(request);
+      reply = await handler({ ...request, body: req });
     } catch (error) {
       reply = errorToReply(error, req, log);
     }

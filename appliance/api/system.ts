@@ -16,7 +16,7 @@ export interface BuildInfo {
 }
 
 /** Node's names for CPU architectures, in Go's (GOARCH) names that Docker reports. */
-const GO_ARCH: Readonly<Record<string, string>> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
+export const GO_ARCH: Readonly<Record<string, string>> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
 
 const ping: Reply = {
   kind: 'full',

@@ -1,0 +1,191 @@
+import t from 'tap';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AmbiguousImage, decompressionOption, HOST_IMAGE, type ImageRecord, normalizeTag, planRemoval, resolveImage } from '../appliance/images.ts';
+import { api, docker, dockerMissing, notRoot, startWorld, type World } from './support/world.ts';
+
+// Images as local root file systems: the pure parts directly, then the real
+// docker CLI importing, listing, inspecting and removing them.
+
+const record = (Id: string, RepoTags: string[]): { record: ImageRecord } => ({
+  record: { Id, RepoTags, Created: 0, Size: 0, Comment: '', Config: {} },
+});
+
+t.test('a reference without a tag means :latest, in the short form Docker shows', async (t) => {
+  t.equal(normalizeTag('busybox'), 'busybox:latest');
+  t.equal(normalizeTag('busybox:1.36'), 'busybox:1.36');
+  t.equal(normalizeTag('docker.io/library/busybox'), 'busybox:latest');
+  t.equal(normalizeTag('registry.local:5000/team/app', 'v2'), 'registry.local:5000/team/app:v2');
+  t.equal(normalizeTag('Busybox'), undefined, 'upper case is no repository name');
+  t.equal(normalizeTag('busybox:1', '2'), undefined, 'two tags at once');
+});
+
+t.test('a reference names an image by tag first, then by a unique ID prefix', async (t) => {
+  const images = [record('sha256:abc123', ['web:latest']), record('sha256:abd456', ['db:v1']), record('sha256:ffff00', [])];
+  t.equal(resolveImage(images, 'web'), images[0]);
+  t.equal(resolveImage(images, 'db:v1'), images[1]);
+  t.equal(resolveImage(images, 'db'), undefined, 'db means db:latest, which no image has');
+  t.equal(resolveImage(images, 'ff'), images[2]);
+  t.equal(resolveImage(images, 'sha256:abd'), images[1]);
+  t.throws(() => resolveImage(images, 'ab'), { constructor: AmbiguousImage, message: /prefix ab is ambiguous/ }, 'a prefix of two IDs names neither');
+});
+
+t.test('removing by tag untags while other tags remain; by ID it needs force when several tags name it', async (t) => {
+  const two = record('sha256:abc', ['a:latest', 'b:latest']).record;
+  t.same(planRemoval(two, 'a', false), { kind: 'untag', tag: 'a:latest' });
+  t.match(planRemoval(two, 'abc', false), { kind: 'conflict', reason: /must be forced/ });
+  t.same(planRemoval(two, 'abc', true), { kind: 'delete', untagged: ['a:latest', 'b:latest'] });
+  t.same(planRemoval(record('sha256:abc', ['a:latest']).record, 'a', false), { kind: 'delete', untagged: ['a:latest'] });
+});
+
+t.test('compression is told by the magic bytes', async (t) => {
+  t.equal(decompressionOption(Buffer.from([0x1f, 0x8b, 8, 0])), '--gzip');
+  t.equal(decompressionOption(Buffer.from('BZh91AY')), '--bzip2');
+  t.equal(decompressionOption(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])), '--xz');
+  t.equal(decompressionOption(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])), '--zstd');
+  t.equal(decompressionOption(Buffer.from('etc/\0\0\0')), '', 'a plain tarball');
+});
+
+// ---------------------------------------------------------------- end to end
+
+const skip = notRoot() || dockerMissing();
+if (skip) t.comment(`skipping the docker image end-to-end tests: ${skip}`);
+
+/** A tarball of a directory holding `etc/hello` with `text`; gzip-compressed when asked. */
+function makeTarball(t: { teardown(fn: () => void): void }, text: string, gzip = false): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-rootfs-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'root', 'etc'), { recursive: true });
+  writeFileSync(join(dir, 'root', 'etc', 'hello'), text);
+  const file = join(dir, gzip ? 'rootfs.tar.gz' : 'rootfs.tar');
+  execFileSync('tar', ['-c', ...(gzip ? ['-z'] : []), '-f', file, '-C', join(dir, 'root'), '.']);
+  return file;
+}
+
+/** One raw POST with a body, for what the CLI would refuse to send. */
+function post(world: World, path: string, body: Buffer): Promise<{ status: number; body: string }> {
+  const url = new URL(path, world.appliance.api.replace(/^tcp:/, 'http:'));
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers: { 'Content-Type': 'application/x-tar' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The docker CLI with `file` as its stdin (the world's helper sends text; a tarball is bytes). */
+function dockerReading(world: World, file: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn('docker', ['-H', world.appliance.api, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  createReadStream(file).pipe(child.stdin);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+const storeEntries = (world: World) => readdirSync(join(world.stateDir, 'images'));
+
+t.test('docker import stores the root file system; docker images and docker image inspect show it', { skip }, async (t) => {
+  const world = await startWorld(t);
+  const imported = await docker(world, ['import', makeTarball(t, 'plain\n'), 'plainfs:v1']);
+  t.equal(imported.code, 0, imported.stderr);
+  const id = imported.stdout.trim();
+  t.match(id, /^sha256:[0-9a-f]{64}$/, 'the CLI prints the image ID');
+
+  const listed = await docker(world, ['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']);
+  t.equal(listed.code, 0, listed.stderr);
+  t.match(listed.stdout, `plainfs:v1 ${id.slice('sha256:'.length, 'sha256:'.length + 12)}`);
+
+  const inspected = await docker(world, ['image', 'inspect', 'plainfs:v1']);
+  t.equal(inspected.code, 0, inspected.stderr);
+  const [details] = JSON.parse(inspected.stdout) as Array<{ Id: string; RepoTags: string[]; GraphDriver: { Data: { Dir: string } } }>;
+  t.equal(details!.Id, id);
+  t.same(details!.RepoTags, ['plainfs:v1']);
+  const rootfs = join(world.stateDir, 'images', id.slice('sha256:'.length), 'rootfs');
+  t.equal(details!.GraphDriver.Data.Dir, rootfs);
+  t.equal(readFileSync(join(rootfs, 'etc', 'hello'), 'utf8'), 'plain\n', 'the files landed under the store');
+});
+
+t.test('docker import - reads a gzip-compressed tarball from stdin, named NAME:latest', { skip }, async (t) => {
+  const world = await startWorld(t);
+  const tarball = makeTarball(t, 'zipped\n', true);
+  const imported = await dockerReading(world, tarball, ['import', '-', 'zipped']);
+  t.equal(imported.code, 0, imported.stderr);
+  const inspected = await docker(world, ['image', 'inspect', '--format', '{{.GraphDriver.Data.Dir}}', 'zipped:latest']);
+  t.equal(inspected.code, 0, inspected.stderr);
+  t.equal(readFileSync(join(inspected.stdout.trim(), 'etc', 'hello'), 'utf8'), 'zipped\n');
+});
+
+t.test('importing a new tarball under a taken name moves the name; the old image stays, untagged', { skip }, async (t) => {
+  const world = await startWorld(t);
+  const first = await docker(world, ['import', makeTarball(t, 'one\n'), 'moving']);
+  const second = await docker(world, ['import', makeTarball(t, 'two\n'), 'moving']);
+  t.equal(first.code, 0, first.stderr);
+  t.equal(second.code, 0, second.stderr);
+  t.not(first.stdout, second.stdout, 'different tarballs, different IDs');
+  const inspected = await docker(world, ['image', 'inspect', '--format', '{{.Id}}', 'moving']);
+  t.equal(inspected.stdout, second.stdout);
+  t.match(await api(world, 'GET', `/images/${first.stdout.trim()}/json`), { status: 200, body: { RepoTags: [] } });
+});
+
+t.test('docker pull fails with exit code 1, saying there is no registry and what to do instead', { skip }, async (t) => {
+  const world = await startWorld(t);
+  const pulled = await docker(world, ['pull', 'alpine']);
+  t.equal(pulled.code, 1);
+  t.match(pulled.stderr, /never contacts a registry/);
+  t.match(pulled.stderr, /cannot pull alpine:latest: .*docker import rootfs\.tar alpine:latest/);
+});
+
+t.test('docker rmi removes an image and its files; an unknown one is a 404', { skip }, async (t) => {
+  const world = await startWorld(t);
+  const imported = await docker(world, ['import', makeTarball(t, 'doomed\n'), 'doomed']);
+  t.equal(imported.code, 0, imported.stderr);
+  const removed = await docker(world, ['rmi', 'doomed']);
+  t.equal(removed.code, 0, removed.stderr);
+  t.match(removed.stdout, /Untagged: doomed:latest/);
+  t.match(removed.stdout, `Deleted: ${imported.stdout.trim()}`);
+  t.same(storeEntries(world), [], 'nothing of it is left in the store');
+  const listed = await docker(world, ['images', '--format', '{{.Repository}}']);
+  t.equal(listed.stdout, 'host\n');
+  t.match(await api(world, 'DELETE', '/images/doomed'), { status: 404, body: { message: 'No such image: doomed' } });
+});
+
+t.test('host is always listed and cannot be removed', { skip }, async (t) => {
+  const world = await startWorld(t);
+  const listed = await docker(world, ['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']);
+  t.equal(listed.stdout, `host:latest ${HOST_IMAGE.record.Id.slice('sha256:'.length, 'sha256:'.length + 12)}\n`);
+  const removed = await docker(world, ['rmi', 'host']);
+  t.equal(removed.code, 1);
+  t.match(removed.stderr, /unable to remove host: it is the host's own root file system/);
+  t.match(await api(world, 'DELETE', '/images/host'), { status: 409 });
+});
+
+t.test('a body that is not a tarball is a 400 naming the problem, and leaves nothing behind', { skip }, async (t) => {
+  const world = await startWorld(t);
+  const garbage = await post(world, '/images/create?fromSrc=-&repo=broken', Buffer.from('this is not a tar archive\n'.repeat(100)));
+  t.equal(garbage.status, 400);
+  t.match(JSON.parse(garbage.body), { message: /^importing broken:latest: tar could not extract the request body: .*does not look like a tar archive/ });
+
+  // Random text, so that the compressed tarball is long enough to cut short.
+  const truncated = readFileSync(makeTarball(t, randomBytes(100_000).toString('base64'), true)).subarray(0, 2000);
+  const cut = await post(world, '/images/create?fromSrc=-&repo=broken', truncated);
+  t.equal(cut.status, 400);
+  t.match(JSON.parse(cut.body), { message: /gzip-compressed\): .*(unexpected end|Unexpected EOF)/i });
+
+  const empty = await post(world, '/images/create?fromSrc=-&repo=broken', Buffer.alloc(0));
+  t.equal(empty.status, 400);
+  t.match(JSON.parse(empty.body), { message: /the request body is empty/ });
+
+  t.same(storeEntries(world), [], 'no temporary directory and no image remain');
+  t.notOk(existsSync(join(world.stateDir, 'images', 'broken')));
+});
