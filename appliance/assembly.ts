@@ -15,8 +15,11 @@ import { LiveFeed } from './api/liveFeed.ts';
 import { logDirsUnder } from './api/logs.ts';
 import { createApiServer } from './api/server.ts';
 import { composeAppliance } from './composition.ts';
+import { Lifecycle } from './api/lifecycle.ts';
+import { ContainerStore } from './containerStore.ts';
 import { createDirectory } from './directory.ts';
 import { ImageStore } from './images.ts';
+import { sandboxLauncher } from './launcher.ts';
 import { applianceKey, identifyGuest } from './trust.ts';
 import { VERSION } from './version.ts';
 
@@ -93,8 +96,21 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     throw new Error(listening.context.listenError);
   }
   const { feed } = actor;
-  const directory = createDirectory(actor, { registry: actor.registry, feed, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs });
+  const store = new ContainerStore();
+  const reported = createDirectory(actor, { registry: actor.registry, feed, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs, created: store });
   const apiLog = options.log.child('api');
+  // The port the listener took (port 0 resolved); the guests dial the host it was given.
+  const bound = listening.context.listening!;
+  const serialPort = Number(bound.slice(bound.lastIndexOf(':') + 1));
+  const lifecycle = new Lifecycle({
+    store,
+    images,
+    launcher: sandboxLauncher({ appliance: { host: options.serial.host, port: serialPort }, stateDir: options.stateDir }),
+    directory: reported,
+    reported: async (id) => void (await waitFor(actor, (snapshot) => snapshot.context.containers[id] !== undefined)),
+    log: (level, message) => apiLog(level, message),
+  });
+  const { directory } = lifecycle;
   // A unix socket is guarded by its file mode, as dockerd's is: TLS is for TCP.
   const servers = addresses.map((address) =>
     createApiServer(directory, {
@@ -104,10 +120,13 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
       control: directory,
       logDirOf: logDirsUnder(options.stateDir),
       images,
+      lifecycle,
       tls: address.kind === 'tcp' ? tls : undefined,
     }),
   );
   const close = async () => {
+    // While the links are up, so each guest stops its sessions as it is told to.
+    await lifecycle.close();
     await Promise.all(
       servers.map(
         (server) =>

@@ -22,6 +22,16 @@ export interface DirectoryOptions {
   log: Log;
   /** How long an attach, a kill or a stop waits for a link carrying its container. */
   attachTimeoutMs: number;
+  /** Containers created through the API, listed before their guests report them. */
+  created?: CreatedContainers;
+}
+
+/** What the directory needs of the containers the API creates (appliance/containerStore.ts). */
+export interface CreatedContainers {
+  /** Each such container as the API knows it, for when no guest has reported it (yet). */
+  records(): ContainerRecord[];
+  /** Whether containerVM `vm` was removed: its guest's reports, still in the inventory, no longer show. */
+  isRemoved(vm: string): boolean;
 }
 
 /**
@@ -38,7 +48,11 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
   const lookup = createLookupActor(map);
   const channel = createAttachChannelActor(options.registry, options.log);
 
-  const entries = (): Record<string, InventoryEntry> => appliance.getSnapshot().context.containers;
+  const entries = (): Record<string, InventoryEntry> => {
+    const all = appliance.getSnapshot().context.containers;
+    const created = options.created;
+    return created ? Object.fromEntries(Object.entries(all).filter(([, entry]) => !created.isRemoved(entry.vm))) : all;
+  };
   const record = (entry: InventoryEntry): ContainerRecord => {
     const { info } = entry;
     if (!firstSeen.has(info.id)) firstSeen.set(info.id, info.startedAt ?? new Date().toISOString());
@@ -49,13 +63,23 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
       link: { up: entry.linkUp, detail: entry.linkDetail },
     };
   };
+  /** What the guests report (created when the API created it), then what the API created and no guest has reported. */
+  const records = (): ContainerRecord[] => {
+    const created = new Map((options.created?.records() ?? []).map((r) => [r.id, r]));
+    const reported = Object.values(entries()).map((entry) => {
+      const own = created.get(entry.info.id);
+      created.delete(entry.info.id);
+      return own ? { ...record(entry), created: own.created } : record(entry);
+    });
+    return [...reported, ...created.values()];
+  };
   const find = (ref: string): ContainerRecord | undefined => {
-    const all = Object.values(entries());
+    const all = records();
     const name = ref.replace(/^\//, '');
-    const exact = all.find((e) => e.info.id === ref || e.info.name === name);
-    if (exact) return record(exact);
-    const prefixed = all.filter((e) => e.info.id.startsWith(ref));
-    return prefixed.length === 1 ? record(prefixed[0]!) : undefined;
+    const exact = all.find((r) => r.id === ref || r.name === name);
+    if (exact) return exact;
+    const prefixed = all.filter((r) => r.id.startsWith(ref));
+    return prefixed.length === 1 ? prefixed[0] : undefined;
   };
   const mustFind = (ref: string) => find(ref) ?? Promise.reject(noSuchContainer(ref, describe(map().getSnapshot().context as ConnectionMapContext, ref)));
 
@@ -256,7 +280,7 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
   }
 
   return {
-    list: () => Object.values(entries()).map(record),
+    list: records,
     find,
     explainUnknown: (ref) => describe(map().getSnapshot().context as ConnectionMapContext, ref),
     attach,

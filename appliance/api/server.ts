@@ -21,6 +21,7 @@ import type { ContainerControl, ContainerDirectory } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
 import { imageRoutes } from './images.ts';
 import { inspectRoute } from './inspect.ts';
+import { type Lifecycle, lifecycleRoutes } from './lifecycle.ts';
 import type { LiveFeed } from './liveFeed.ts';
 import { type LogDirOf, logsRoute } from './logs.ts';
 import { type ApiLog, silent } from './log.ts';
@@ -40,6 +41,8 @@ export interface ApiServerOptions extends BuildInfo {
   readonly logDirOf?: LogDirOf;
   /** The local root file systems `docker import`, `docker images` and `docker rmi` manage; without it there are no image routes. */
   readonly images?: ImageStore;
+  /** Create, start and remove containers (`docker create`, `docker run`, `docker rm`); without it there are no such routes. */
+  readonly lifecycle?: Lifecycle;
   /** Serve https and admit only clients whose certificate the CA signed (dockerd's --tlsverify); plain http without. */
   readonly tls?: TlsCredentials;
 }
@@ -56,6 +59,7 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
     ...(options.inspect ? [inspectRoute(options.inspect)] : []),
     ...(options.logDirOf ? [logsRoute(directory, options.logDirOf, log)] : []),
     ...(options.images ? imageRoutes(options.images) : []),
+    ...(options.lifecycle ? lifecycleRoutes(options.lifecycle) : []),
   ]);
   // Docker's version middleware puts these on every response.
   const common: Headers = {

@@ -1,0 +1,435 @@
+/**
+ * The container lifecycle: `POST /containers/create`, `POST
+ * /containers/{id}/start` and `DELETE /containers/{id}` (`docker create`,
+ * `docker start`, `docker run`, `docker rm`).
+ *
+ * Creating a container resolves its image, builds the guest config
+ * document its containerVM will boot from (docs/CONFIG.md) and keeps both
+ * in the container store; starting it hands the document to the launcher.
+ * Once the guest is up it reports the container through the inventory like
+ * any other, so ps, inspect, attach, logs, wait, kill, stop and exec need
+ * nothing from here but an attach that comes before the start (below).
+ */
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { ConfigError, parseSessionConfig, sessionDocument } from '../../shared/config.ts';
+import type { ContainerStore, CreateConfig, StoredContainer } from '../containerStore.ts';
+import { AmbiguousImage, HOST_IMAGE, type ImageStore, type StoredImage } from '../images.ts';
+import type { LaunchedVm, Launcher } from '../launcher.ts';
+import { isRunning } from './containerState.ts';
+import { findContainer } from './containers.ts';
+import type { Attachment, AttachOptions, ContainerControl, ContainerDirectory } from './directory.ts';
+import { ApiError, messageOf } from './errors.ts';
+import type { ApiLog } from './log.ts';
+import { boolParam } from './query.ts';
+import { json, type Reply } from './reply.ts';
+import type { Route } from './router.ts';
+
+export interface LifecycleOptions {
+  readonly store: ContainerStore;
+  readonly images: ImageStore;
+  readonly launcher: Launcher;
+  /** The directory over the inventory and the store (appliance/directory.ts). */
+  readonly directory: ContainerDirectory & ContainerControl;
+  /** Resolves once a guest has reported container `id` in the inventory: from then on it can be attached to. */
+  readonly reported: (id: string) => Promise<void>;
+  readonly log: ApiLog;
+}
+
+/** Attaches to a container that has not started, waiting for its start. */
+interface Waiting {
+  attaches: number;
+  readonly started: Promise<LaunchedVm>;
+  start(vm: LaunchedVm): void;
+  abandon(error: Error): void;
+}
+
+const DOCKER_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
+const MAX_BODY = 1024 * 1024;
+
+export class Lifecycle {
+  /** The directory the API serves: the given one, with attaches that may come before the start. */
+  readonly directory: ContainerDirectory & ContainerControl;
+  readonly #vms = new Map<string, LaunchedVm>();
+  readonly #waiting = new Map<string, Waiting>();
+  /** Each container's open attaches: an auto-removed container goes once they have delivered its output. */
+  readonly #attaches = new Map<string, Set<Promise<unknown>>>();
+
+  constructor(private readonly options: LifecycleOptions) {
+    const inner = options.directory;
+    this.directory = {
+      ...inner,
+      attach: (id, want) => this.#attach(id, want),
+      // A container never started has nothing to stop; its guest could not be asked.
+      stop: async (id, stopOptions) => (this.#unstarted(id) ? 'not-running' : inner.stop(id, stopOptions)),
+    };
+  }
+
+  async create(nameParam: string | null, body: unknown): Promise<{ Id: string; Warnings: string[] }> {
+    const request = parseCreate(body);
+    if (nameParam && !DOCKER_NAME.test(nameParam)) {
+      throw new ApiError(400, `Invalid container name (${nameParam}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    }
+    const image = await this.#image(request.image);
+    const id = randomBytes(32).toString('hex');
+    // Checked after the last await, and the record added in the same turn: two creates cannot both take a name.
+    const name = nameParam ? nameParam.replace(/^\//, '') : `tether_${id.slice(0, 12)}`;
+    const holder = this.options.directory.list().find((record) => record.name === name);
+    if (holder) {
+      throw new ApiError(
+        409,
+        `Conflict. The container name "/${name}" is already in use by container "${holder.vm}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
+    }
+    const config = withImageDefaults(request.config, image.record.Config);
+    const hostname = config.Hostname || id.slice(0, 12);
+    this.options.store.add({
+      Id: id,
+      Name: name,
+      Created: new Date().toISOString(),
+      Image: request.image,
+      ImageID: image.record.Id,
+      Config: { ...config, Hostname: hostname },
+      HostConfig: { AutoRemove: request.autoRemove },
+      GuestConfig: {
+        id,
+        name,
+        hostname: checkHostname(hostname),
+        rootfs: image === HOST_IMAGE ? 'host' : image.rootfs,
+        sessions: { [id]: primarySession(config) },
+      },
+      State: 'created',
+    });
+    return { Id: id, Warnings: [] };
+  }
+
+  /** 'started', or 'running' when it already was. */
+  async start(ref: string): Promise<'started' | 'running'> {
+    const found = findContainer(this.options.directory, ref);
+    const stored = this.options.store.get(found.vm);
+    if (isRunning(found)) return 'running';
+    if (!stored) throw new ApiError(409, `cannot start container ${ref}: its containerVM was not created through this appliance's API, so the appliance cannot boot it`);
+    if (stored.State !== 'created') throw new ApiError(409, `cannot start container ${ref} again: restarting a container whose containerVM has run is not supported yet`);
+    const id = stored.Id;
+    // Before the launch's await: a second start meanwhile sees it started.
+    stored.State = 'running';
+    const waiting = this.#waiting.get(id);
+    // Held until an attach that is waiting for this start opens, so it sees the first byte.
+    const document = { ...stored.GuestConfig, sessions: { [id]: { ...primarySessionOf(stored), runBlock: (waiting?.attaches ?? 0) > 0 } } };
+    let vm: LaunchedVm;
+    try {
+      vm = await this.options.launcher.launch(document, { source: `the config of container ${stored.Name} (${id})` });
+    } catch (error) {
+      stored.State = 'created';
+      throw new ApiError(500, `cannot start container ${ref}: launching its containerVM failed: ${messageOf(error)}`);
+    }
+    this.#vms.set(id, vm);
+    this.#waiting.delete(id);
+    waiting?.start(vm);
+    void vm.exited.then((code) => {
+      this.#vms.delete(id);
+      stored.State = 'exited';
+      stored.ExitCode = code;
+    });
+    if (stored.HostConfig.AutoRemove) void this.#removeWhenOver(stored, vm);
+    // Answered once the guest has reported it, as Docker answers once the process runs: an exec or a stop right after reaches it.
+    await untilReported(this.options.reported(id), vm).catch((error: unknown) => {
+      throw new ApiError(500, `cannot start container ${ref}: ${messageOf(error)} (its console is in the appliance's state directory, containers/${id}/console.log)`);
+    });
+    return 'started';
+  }
+
+  async remove(ref: string, force: boolean): Promise<void> {
+    const found = findContainer(this.options.directory, ref);
+    const stored = this.options.store.get(found.vm);
+    if (!stored) throw new ApiError(409, `cannot remove container ${ref}: its containerVM was not created through this appliance's API; stop it where it runs`);
+    if (isRunning(found) && !force) {
+      throw new ApiError(409, `You cannot remove a running container ${stored.Id}. Stop the container before attempting removal or force remove`);
+    }
+    await this.#discard(stored);
+  }
+
+  /** Stops every containerVM this appliance launched: it is closing. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#vms.values()].map((vm) => vm.stop()));
+  }
+
+  async #discard(stored: StoredContainer): Promise<void> {
+    const id = stored.Id;
+    this.#waiting.get(id)?.abandon(new Error(`container ${stored.Name} (${id}) was removed before it started`));
+    this.#waiting.delete(id);
+    await this.#vms.get(id)?.stop();
+    this.options.store.remove(id);
+  }
+
+  /** --rm: once the container has exited (or its VM has, unreported) and its attaches have had its output. */
+  async #removeWhenOver(stored: StoredContainer, vm: LaunchedVm): Promise<void> {
+    try {
+      await Promise.race([this.options.directory.wait(stored.Id, 'not-running'), vm.exited]);
+      await Promise.allSettled(this.#attaches.get(stored.Id) ?? []);
+      await this.#discard(stored);
+    } catch (error) {
+      this.options.log('warn', `could not remove container ${stored.Name} (${stored.Id}) after it exited: ${messageOf(error)}`);
+    }
+  }
+
+  #unstarted(ref: string): boolean {
+    const found = this.options.directory.find(ref);
+    return found !== undefined && this.options.store.get(found.vm)?.State === 'created';
+  }
+
+  async #image(reference: string): Promise<StoredImage> {
+    let image: StoredImage | undefined;
+    try {
+      image = await this.options.images.find(reference);
+    } catch (error) {
+      if (error instanceof AmbiguousImage) throw new ApiError(400, error.message);
+      throw error;
+    }
+    if (!image) throw new ApiError(404, `No such image: ${reference}`);
+    return image;
+  }
+
+  async #attach(ref: string, want: AttachOptions): Promise<Attachment> {
+    const found = this.options.directory.find(ref);
+    const stored = found && this.options.store.get(found.vm);
+    const attachment = stored?.State === 'created' && found?.primary ? this.#attachOnStart(stored, want) : await this.options.directory.attach(ref, want);
+    if (found) {
+      const open = this.#attaches.get(found.id) ?? new Set();
+      this.#attaches.set(found.id, open.add(attachment.done));
+      void attachment.done.finally(() => open.delete(attachment.done)).catch(() => {});
+    }
+    return attachment;
+  }
+
+  /**
+   * `docker run` attaches before it starts the container, and waits for the
+   * attach's upgrade before it sends the start: this attach answers at once
+   * with streams of its own, and joins them to the real attach once the
+   * containerVM is launched.
+   */
+  #attachOnStart(stored: StoredContainer, want: AttachOptions): Attachment {
+    const waiting = this.#waitingFor(stored.Id);
+    waiting.attaches++;
+    const tty = stored.Config.Tty;
+    const stdout = new PassThrough();
+    const stderr = tty ? undefined : new PassThrough();
+    const stdin = want.stdin && stored.Config.OpenStdin ? new PassThrough() : undefined;
+    let detached = false;
+    let real: Attachment | undefined;
+    type Outcome = Awaited<Attachment['done']>;
+    const joined: Promise<Outcome | { failed: unknown }> = waiting.started
+      .then(async (vm) => {
+        // The attach needs the link that carries the container, which its guest opens as it boots.
+        await untilReported(this.options.reported(stored.Id), vm);
+        if (detached) return { detached: true };
+        real = await this.options.directory.attach(stored.Id, want);
+        if (detached) real.detach();
+        real.stdout.pipe(stdout);
+        if (stderr) {
+          if (real.stderr) real.stderr.pipe(stderr);
+          else stderr.end();
+        }
+        if (stdin) {
+          if (real.stdin) stdin.pipe(real.stdin);
+          else stdin.resume();
+        }
+        return real.done;
+      })
+      .catch((error: unknown) => ({ failed: error }));
+    const outputs = [stdout, ...(stderr ? [stderr] : [])];
+    const done = joined.then(async (result): Promise<Outcome> => {
+      // After the upgrade the client's streams are all there is to tell it why.
+      const told = stderr ?? stdout;
+      if ('failed' in result && !told.writableEnded) told.write(`tether: cannot attach to container ${stored.Name}: ${messageOf(result.failed)}\n`);
+      if (!real || 'failed' in result) for (const output of outputs) output.end();
+      // The session ends the connection on `done`: only after the client has had every byte.
+      await Promise.all(outputs.map((output) => finished(output).catch(() => {})));
+      return 'failed' in result ? { detached: false } : result;
+    });
+    return {
+      tty,
+      stdout,
+      stderr,
+      stdin,
+      detach: () => {
+        if (detached) return;
+        detached = true;
+        if (real) real.detach();
+        else {
+          waiting.attaches--;
+          for (const output of outputs) output.end();
+        }
+      },
+      done,
+    };
+  }
+
+  #waitingFor(id: string): Waiting {
+    const existing = this.#waiting.get(id);
+    if (existing) return existing;
+    let start = (_vm: LaunchedVm) => {};
+    let abandon = (_error: Error) => {};
+    const started = new Promise<LaunchedVm>((resolve, reject) => {
+      start = resolve;
+      abandon = reject;
+    });
+    started.catch(() => {});
+    const waiting = { attaches: 0, started, start, abandon };
+    this.#waiting.set(id, waiting);
+    return waiting;
+  }
+}
+
+/** Rejects when the containerVM exits before its guest has reported. */
+function untilReported(reported: Promise<void>, vm: LaunchedVm): Promise<void> {
+  const gone = vm.exited.then((code) => Promise.reject(new Error(`its containerVM exited with status ${code} before its guest reported the container`)));
+  gone.catch(() => {});
+  return Promise.race([reported, gone]);
+}
+
+export function lifecycleRoutes(lifecycle: Lifecycle): Route[] {
+  const empty = (status: number): Reply => ({ kind: 'full', status, headers: {}, body: '' });
+  return [
+    {
+      method: 'POST',
+      path: '/containers/create',
+      handler: async ({ query, body }) => json(201, await lifecycle.create(query.get('name'), await readJson(body, 'container create'))),
+    },
+    {
+      method: 'POST',
+      path: '/containers/{id}/start',
+      handler: async ({ params }) => empty((await lifecycle.start(params.id!)) === 'started' ? 204 : 304),
+    },
+    {
+      method: 'DELETE',
+      path: '/containers/{id}',
+      handler: async ({ params, query }) => {
+        await lifecycle.remove(params.id!, boolParam(query, 'force'));
+        return empty(204);
+      },
+    },
+  ];
+}
+
+/** What a create body asks for; throws a 400 naming the field. */
+function parseCreate(body: unknown): { image: string; config: CreateConfig; autoRemove: boolean } {
+  const what = 'container create';
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, `${what}: expected a JSON object body`);
+  const o = body as Record<string, unknown>;
+  const absent = (value: unknown) => value === undefined || value === null;
+  const strings = (name: string, value: unknown): string[] => {
+    if (absent(value)) return [];
+    if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value;
+    throw new ApiError(400, `${what}: ${name} must be an array of strings, got ${JSON.stringify(value)}`);
+  };
+  const text = (name: string, value: unknown): string => {
+    if (absent(value)) return '';
+    if (typeof value === 'string') return value;
+    throw new ApiError(400, `${what}: ${name} must be a string, got ${JSON.stringify(value)}`);
+  };
+  const flag = (name: string, value: unknown): boolean => {
+    if (absent(value)) return false;
+    if (typeof value === 'boolean') return value;
+    throw new ApiError(400, `${what}: ${name} must be true or false, got ${JSON.stringify(value)}`);
+  };
+  const image = text('Image', o.Image);
+  if (image === '') throw new ApiError(400, `${what}: Image is required: the image whose root file system the container runs`);
+  const host = (o.HostConfig ?? {}) as Record<string, unknown>;
+  if (typeof host !== 'object' || Array.isArray(host)) throw new ApiError(400, `${what}: HostConfig must be an object`);
+  // What tether cannot do yet is refused rather than silently left out.
+  for (const field of ['Binds', 'Mounts', 'PortBindings'] as const) {
+    const value = host[field];
+    if (!absent(value) && Object.keys(value as object).length > 0) {
+      throw new ApiError(400, `${what}: HostConfig.${field} is not supported by tether yet (got ${JSON.stringify(value)})`);
+    }
+  }
+  const stopTimeout = o.StopTimeout;
+  if (!absent(stopTimeout) && !Number.isInteger(stopTimeout)) throw new ApiError(400, `${what}: StopTimeout must be a whole number of seconds, got ${JSON.stringify(stopTimeout)}`);
+  return {
+    image,
+    autoRemove: flag('HostConfig.AutoRemove', host.AutoRemove),
+    config: {
+      Cmd: [...strings('Entrypoint', o.Entrypoint), ...strings('Cmd', o.Cmd)],
+      Env: strings('Env', o.Env),
+      WorkingDir: text('WorkingDir', o.WorkingDir),
+      User: text('User', o.User),
+      Hostname: text('Hostname', o.Hostname),
+      Tty: flag('Tty', o.Tty),
+      OpenStdin: flag('OpenStdin', o.OpenStdin),
+      StopSignal: text('StopSignal', o.StopSignal),
+      ...(absent(stopTimeout) ? {} : { StopTimeout: stopTimeout as number }),
+    },
+  };
+}
+
+/** The image's Cmd, Env (overridden key by key), WorkingDir, User and StopSignal where the create body gives none. */
+function withImageDefaults(config: CreateConfig, image: Readonly<Record<string, unknown>>): CreateConfig {
+  const list = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
+  const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+  const given = new Set(config.Env.map((entry) => entry.split('=')[0]));
+  return {
+    ...config,
+    Cmd: config.Cmd.length > 0 ? config.Cmd : [...list(image.Entrypoint), ...list(image.Cmd)],
+    Env: [...list(image.Env).filter((entry) => !given.has(entry.split('=')[0])), ...config.Env],
+    WorkingDir: config.WorkingDir || text(image.WorkingDir),
+    User: config.User || text(image.User),
+    StopSignal: config.StopSignal || text(image.StopSignal),
+  };
+}
+
+/** The container's process as its guest's primary session; a 400 listing every problem with it. */
+function primarySession(config: CreateConfig): Record<string, unknown> {
+  if (config.Cmd.length === 0) throw new ApiError(400, 'No command specified');
+  const document = {
+    cmd: config.Cmd,
+    env: config.Env,
+    ...(config.WorkingDir ? { cwd: config.WorkingDir } : {}),
+    ...(config.User ? { user: config.User } : {}),
+    tty: config.Tty,
+    openStdin: config.OpenStdin,
+    ...(config.StopSignal ? { stopSignal: config.StopSignal } : {}),
+    ...(config.StopTimeout === undefined ? {} : { stopTimeout: config.StopTimeout }),
+  };
+  try {
+    return sessionDocument(parseSessionConfig(document, 'container', 'the create request'));
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ApiError(400, error.message);
+    throw error;
+  }
+}
+
+function primarySessionOf(stored: StoredContainer): Record<string, unknown> {
+  return (stored.GuestConfig.sessions as Record<string, Record<string, unknown>>)[stored.Id]!;
+}
+
+/** The container's host name, as the guest will take it (RFC 1123); a 400 otherwise. */
+function checkHostname(hostname: string): string {
+  const labels = hostname.split('.');
+  if (hostname.length > 253 || !labels.every((label) => label.length <= 63 && HOST_LABEL.test(label))) {
+    throw new ApiError(400, `invalid hostname ${JSON.stringify(hostname)}: expected dot-separated labels of letters, digits and inner hyphens, each at most 63 characters`);
+  }
+  return hostname;
+}
+
+/** A request body as JSON (empty: an empty object), bounded. */
+async function readJson(body: Readable | undefined, what: string): Promise<unknown> {
+  if (!body) return {};
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new ApiError(400, `${what}: the body is over ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiError(400, `${what}: the body is not JSON: ${(err as Error).message}`);
+  }
+}
