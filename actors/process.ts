@@ -21,7 +21,7 @@ import type { IPty } from '@lydell/node-pty';
 import { fromCallback } from 'xstate';
 import { claimChild, releaseChild } from './childOwners.ts';
 import { duplicate } from './libc.ts';
-import { killQuietly, killTree, SIGKILL } from './processTree.ts';
+import { killQuietly, killTree, SIGKILL, statFields } from './processTree.ts';
 import type { ProcessCommand, ProcessInput, ProcessReport, SignalTarget } from '../machines/processSession.ts';
 import { parseGroup, parsePasswd, resolveUser } from '../shared/passwd.ts';
 import { signalName, signalNumber } from '../shared/signals.ts';
@@ -485,13 +485,8 @@ function readToTheEnd(term: IPty, output: (data: Buffer) => void): () => void {
  * applies). Once the process is gone, its group is what is left.
  */
 function ptySignalTarget(pid: number): number {
-  let fields: string[];
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return -pid;
-  }
+  const fields = statFields(pid);
+  if (fields === undefined) return -pid;
   if (Number(fields[3]) !== pid) return pid;
   const tpgid = Number(fields[5]);
   return tpgid > 0 ? -tpgid : -pid;

@@ -49,14 +49,23 @@ export function descendantsOf(root: number): number[] {
   return found;
 }
 
-/** The parent PID from /proc/PID/stat (after the command name, which may hold spaces and parentheses). */
-function parentOf(pid: number): number | undefined {
+/**
+ * The fields of /proc/PID/stat after the command name (which may hold spaces
+ * and parentheses): [0] state, [1] ppid, [2] pgrp, [3] session, [4] tty,
+ * [5] tpgid, ...; undefined once the process is gone.
+ */
+export function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ', 2)[1]);
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+function parentOf(pid: number): number | undefined {
+  const fields = statFields(pid);
+  return fields === undefined ? undefined : Number(fields[1]);
 }
 
 /** ESRCH (already gone) and EPERM leave nothing to do for a signal. */

@@ -113,6 +113,11 @@ export function sessionDocument(spec: SessionConfig): Record<string, unknown> {
   return { ...rest, restart: restart.name === 'on-failure' && restart.maxRetries > 0 ? `on-failure:${restart.maxRetries}` : restart.name };
 }
 
+/** An RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, each at most 63 characters, at most 253 in all. */
+export function isHostname(x: unknown): x is string {
+  return typeof x === 'string' && x.length <= 253 && x.split('.').every((label) => label.length <= 63 && HOST_LABEL.test(label));
+}
+
 type Obj = Record<string, unknown>;
 
 /** Collects problems while walking the document; each check returns undefined on failure. */
@@ -281,7 +286,7 @@ class Validator {
   }
 
   private hostname(path: string, x: unknown): string | undefined {
-    if (typeof x === 'string' && x.length <= 253 && x.split('.').every((l) => l.length <= 63 && HOST_LABEL.test(l))) return x;
+    if (isHostname(x)) return x;
     this.problems.push(`${path}: expected an RFC 1123 host name (dot-separated labels of letters, digits and inner hyphens, each at most 63 characters, at most 253 in all), got ${show(x)}`);
     return undefined;
   }

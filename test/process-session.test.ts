@@ -411,8 +411,9 @@ function simulated() {
     sendBack = back;
     receive((command) => received.push(command));
   });
-  const actor = (session: SessionConfig, size?: { cols: number; rows: number }) => {
-    const a = createActor(processSessionMachine.provide({ actors: { process: logic } }), { input: { sessionId: 's1', spec: session, ...size } });
+  /** `clock`: a simulated one, for the stop timeout's delays. */
+  const actor = (session: SessionConfig, size?: { cols: number; rows: number }, clock?: SimulatedClock) => {
+    const a = createActor(processSessionMachine.provide({ actors: { process: logic } }), { input: { sessionId: 's1', spec: session, ...size }, ...(clock ? { clock } : {}) });
     const emitted: ProcessSessionEmitted[] = [];
     a.on('*', (e) => emitted.push(e));
     a.start();
@@ -570,10 +571,7 @@ t.test('machine with a simulated process', async (t) => {
   t.test('STOP sends the stop signal to the process and, past the stop timeout, KILL; the exit ends the session', async (t) => {
     const sim = simulated();
     const clock = new SimulatedClock();
-    const actor = createActor(processSessionMachine.provide({ actors: { process: sim.logic } }), {
-      input: { sessionId: 's1', spec: spec(['x'], { stopSignal: 'QUIT', stopTimeout: 3 }) },
-      clock,
-    }).start();
+    const { actor } = sim.actor(spec(['x'], { stopSignal: 'QUIT', stopTimeout: 3 }), undefined, clock);
     sim.report({ type: 'PROCESS_STARTED', pid: 7 });
     actor.send({ type: 'STOP' });
     t.same(sim.received.slice(1), [{ type: 'SIGNAL', signal: 'QUIT', target: 'process' }]);
@@ -589,10 +587,7 @@ t.test('machine with a simulated process', async (t) => {
   t.test("a STOP's own timeout overrides the spec's, and a process that honours the signal is never killed", async (t) => {
     const sim = simulated();
     const clock = new SimulatedClock();
-    const actor = createActor(processSessionMachine.provide({ actors: { process: sim.logic } }), {
-      input: { sessionId: 's1', spec: spec(['x'], { stopTimeout: 30 }) },
-      clock,
-    }).start();
+    const { actor } = sim.actor(spec(['x'], { stopTimeout: 30 }), undefined, clock);
     sim.report({ type: 'PROCESS_STARTED', pid: 7 });
     actor.send({ type: 'STOP', timeout: 1 });
     sim.report({ type: 'PROCESS_EXITED', signal: 'TERM' });
@@ -600,10 +595,7 @@ t.test('machine with a simulated process', async (t) => {
     t.notOk(sim.received.some((c) => c.type === 'KILL'), 'no KILL after an exit');
     t.equal(actor.getSnapshot().output?.exitCode, 143);
     const again = simulated();
-    const second = createActor(processSessionMachine.provide({ actors: { process: again.logic } }), {
-      input: { sessionId: 's2', spec: spec(['x'], { stopTimeout: 30 }) },
-      clock,
-    }).start();
+    const { actor: second } = again.actor(spec(['x'], { stopTimeout: 30 }), undefined, clock);
     again.report({ type: 'PROCESS_STARTED', pid: 8 });
     second.send({ type: 'STOP', timeout: 1 });
     clock.increment(1000);
@@ -613,10 +605,7 @@ t.test('machine with a simulated process', async (t) => {
   t.test('a second STOP while stopping sends its signal again and counts its own timeout from then', async (t) => {
     const sim = simulated();
     const clock = new SimulatedClock();
-    const actor = createActor(processSessionMachine.provide({ actors: { process: sim.logic } }), {
-      input: { sessionId: 's1', spec: spec(['x'], { stopTimeout: 30 }) },
-      clock,
-    }).start();
+    const { actor } = sim.actor(spec(['x'], { stopTimeout: 30 }), undefined, clock);
     sim.report({ type: 'PROCESS_STARTED', pid: 7 });
     actor.send({ type: 'STOP' });
     clock.increment(5000);

@@ -11,9 +11,9 @@
  * live until their container goes.
  */
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { DEFAULT_STOP_TIMEOUT, type SessionConfig } from '../../shared/config.ts';
 import { runAttachSession } from './attachSession.ts';
+import { readJsonBody } from './body.ts';
 import { findContainer } from './containers.ts';
 import { parseDetachKeys } from './detachKeys.ts';
 import type { ContainerControl, ContainerDirectory, ContainerRecord } from './directory.ts';
@@ -128,27 +128,6 @@ export function execView(instance: ExecInstance, session: ContainerRecord | unde
   };
 }
 
-const MAX_BODY = 1024 * 1024;
-
-/** A request body as JSON (empty: an empty object), bounded. */
-async function readJson(body: Readable | undefined, what: string): Promise<unknown> {
-  if (!body) return {};
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new ApiError(400, `${what}: the body is over ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') return {};
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new ApiError(400, `${what}: the body is not JSON: ${(err as Error).message}`);
-  }
-}
-
 export function execRoutes(directory: ContainerDirectory, control: ContainerControl, log: ApiLog): Route[] {
   const instances = new Map<string, ExecInstance>();
   const instanceOf = (id: string): ExecInstance => {
@@ -164,7 +143,7 @@ export function execRoutes(directory: ContainerDirectory, control: ContainerCont
       path: '/containers/{id}/exec',
       handler: async ({ params, body }): Promise<Reply> => {
         const container = findContainer(directory, params.id!);
-        const config = parseExecCreate(container.vm, await readJson(body, 'exec create'));
+        const config = parseExecCreate(container.vm, await readJsonBody(body, 'exec create'));
         if (config.detachKeys !== undefined) parseDetachKeys(config.detachKeys);
         const primary = directory.find(container.vm) ?? container;
         if (primary.state !== 'running') throw new ApiError(409, `Container ${primary.id} is not running`);
@@ -179,7 +158,7 @@ export function execRoutes(directory: ContainerDirectory, control: ContainerCont
       handler: async ({ params, body }): Promise<Reply> => {
         const instance = instanceOf(params.id!);
         if (instance.sessionId !== undefined) throw new ApiError(409, `exec ${instance.id} has already started`);
-        const options = (await readJson(body, 'exec start')) as { Detach?: unknown; ConsoleSize?: unknown };
+        const options = (await readJsonBody(body, 'exec start')) as { Detach?: unknown; ConsoleSize?: unknown };
         const detach = options.Detach === true;
         const { config } = instance;
         const sessionId = `exec-${instance.id.slice(0, 24)}`;

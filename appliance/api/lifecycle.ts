@@ -13,12 +13,12 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
-import { ConfigError, parseSessionConfig, sessionDocument } from '../../shared/config.ts';
+import { ConfigError, isHostname, parseSessionConfig, sessionDocument } from '../../shared/config.ts';
 import type { ContainerStore, CreateConfig, StoredContainer } from '../containerStore.ts';
 import { AmbiguousImage, HOST_IMAGE, type ImageStore, type StoredImage } from '../images.ts';
 import type { LaunchedVm, Launcher } from '../launcher.ts';
 import { isRunning } from './containerState.ts';
+import { readJsonBody } from './body.ts';
 import { findContainer } from './containers.ts';
 import type { Attachment, AttachOptions, ContainerControl, ContainerDirectory } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
@@ -47,8 +47,6 @@ interface Waiting {
 }
 
 const DOCKER_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
-const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
-const MAX_BODY = 1024 * 1024;
 
 export class Lifecycle {
   /** The directory the API serves: the given one, with attaches that may come before the start. */
@@ -297,7 +295,7 @@ export function lifecycleRoutes(lifecycle: Lifecycle): Route[] {
     {
       method: 'POST',
       path: '/containers/create',
-      handler: async ({ query, body }) => json(201, await lifecycle.create(query.get('name'), await readJson(body, 'container create'))),
+      handler: async ({ query, body }) => json(201, await lifecycle.create(query.get('name'), await readJsonBody(body, 'container create'))),
     },
     {
       method: 'POST',
@@ -408,28 +406,9 @@ function primarySessionOf(stored: StoredContainer): Record<string, unknown> {
 
 /** The container's host name, as the guest will take it (RFC 1123); a 400 otherwise. */
 function checkHostname(hostname: string): string {
-  const labels = hostname.split('.');
-  if (hostname.length > 253 || !labels.every((label) => label.length <= 63 && HOST_LABEL.test(label))) {
+  if (!isHostname(hostname)) {
     throw new ApiError(400, `invalid hostname ${JSON.stringify(hostname)}: expected dot-separated labels of letters, digits and inner hyphens, each at most 63 characters`);
   }
   return hostname;
 }
 
-/** A request body as JSON (empty: an empty object), bounded. */
-async function readJson(body: Readable | undefined, what: string): Promise<unknown> {
-  if (!body) return {};
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new ApiError(400, `${what}: the body is over ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return {};
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new ApiError(400, `${what}: the body is not JSON: ${(err as Error).message}`);
-  }
-}

@@ -4,6 +4,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { descendantsOf } from '../../actors/processTree.ts';
 import { startAppliance, type RunningAppliance } from '../../appliance/assembly.ts';
 import type { ContainerRecord } from '../../appliance/api/directory.ts';
 import { createLog } from '../../shared/log.ts';
@@ -206,10 +207,7 @@ function readProcess(pid: number): (GuestProcess & { nsPids: number[]; pidNs: st
  */
 export function sandboxProcesses(sandbox: Sandbox): { init: GuestProcess; others: GuestProcess[] } {
   const all = readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map((e) => readProcess(Number(e))).filter((p) => p !== undefined);
-  const children = new Map<number, number[]>();
-  for (const p of all) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
-  const tree = [sandbox.guest.pid!];
-  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []));
+  const tree = descendantsOf(sandbox.guest.pid!);
   const inTree = all.filter((p) => tree.includes(p.pid));
   const nsInit = inTree.find((p) => p.nsPids.length > 1 && p.nsPid === 1);
   const init = nsInit ?? inTree.find((p) => p.pid === sandbox.guest.pid);
