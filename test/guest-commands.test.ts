@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import ssh2, { type Connection } from 'ssh2';
 import t from 'tap';
-import { assign, createActor, fromCallback, setup, type AnyActorLogic, type EventObject } from 'xstate';
+import { createActor, fromCallback, type EventObject } from 'xstate';
 import { askGlobal, extendClient, requestGlobal, serveTether, type ServerHandlers } from '../actors/ssh/extension.ts';
 import { killRefusal, stopRefusal } from '../actors/sshServer.ts';
 import { applianceMachine, type ApplianceEmitted } from '../machines/appliance.ts';
@@ -27,6 +27,7 @@ import {
   REQ_VERSION,
   type ContainerInfo,
 } from '../shared/wire.ts';
+import { host } from './support/host.ts';
 
 // kill@tether and stop@tether below the end-to-end tests (pid1-*.test.ts):
 // their codecs, the refusal with a reason that the SSH extension carries, what
@@ -172,17 +173,6 @@ t.test('a real guest refuses kill@tether and stop@tether with the reason, and go
 });
 
 // --- the appliance's machines ------------------------------------------------------------
-
-/** A root that hosts `logic` under system ID `systemId` and records what it is told. */
-function host(systemId: string, logic: AnyActorLogic, input: unknown) {
-  const root = setup({ actors: { child: logic } }).createMachine({
-    context: { told: [] as EventObject[] },
-    invoke: { id: 'child', src: 'child', input },
-    on: { '*': { guard: ({ event }) => !event.type.startsWith('xstate.'), actions: assign({ told: ({ context, event }) => [...context.told, event] }) } },
-  });
-  const actor = createActor(root, { systemId }).start();
-  return { actor, told: () => actor.getSnapshot().context.told };
-}
 
 const KILL: GuestCommand = { kind: 'kill', containerId: 'c1', signal: 'TERM', group: true };
 

@@ -1,22 +1,11 @@
 import t from 'tap';
-import { assign, createActor, fromCallback, setup, waitFor, type AnyActorLogic, type EventObject } from 'xstate';
+import { fromCallback, waitFor, type EventObject } from 'xstate';
 import type { SshInput } from '../machines/serialLink.ts';
 import { applianceSessionMachine, guestSessionMachine, type ApplianceSessionInput, type SshClientCommand } from '../machines/sshSession.ts';
+import { host } from './support/host.ts';
 
 // The session machines with scripted SSH actors: the machines are under test,
 // ssh2 is other code (tested in ssh-extension.test.ts and end to end).
-
-/** A root that hosts `logic` under system ID `systemId` and records what it is told. */
-function host(systemId: string, logic: AnyActorLogic, input: unknown) {
-  const root = setup({ actors: { child: logic } }).createMachine({
-    context: { told: [] as EventObject[] },
-    invoke: { id: 'child', src: 'child', input },
-    // xstate's own events (the child's completion) are not what the child told us.
-    on: { '*': { guard: ({ event }) => !event.type.startsWith('xstate.'), actions: assign({ told: ({ context, event }) => [...context.told, event] }) } },
-  });
-  const actor = createActor(root, { systemId }).start();
-  return { actor, told: () => actor.getSnapshot().context.told };
-}
 
 t.test('guest session: authenticated → tells the guest it serves; ended → tells the guest and the serial link', async (t) => {
   let report!: (e: { type: string; [key: string]: unknown }) => void;
