@@ -1,7 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromCallback, type AnyActorRef } from 'xstate';
-import type { OutputLogCommand, SshServerCommand } from '../machines/guest.ts';
+import type { OutputLogCommand, OutputLogEvent, SshServerCommand } from '../machines/guest.ts';
 import type { Log } from '../shared/log.ts';
 import { OutputLog, type OutputStream } from '../shared/outputLog.ts';
 import {
@@ -38,9 +38,9 @@ const SEGMENTS_PER_CAPACITY = 8;
  * appended and what a channel is replayed, and keeps the logs' extents; this
  * actor keeps the bytes, as framed, timestamped records in files under `dir`
  * (docs/PROTOCOL.md, "Output log files"; read them with
- * shared/outputLogFiles.ts). A replay goes straight to the SSH server
- * (registered as `sshServer`) as the channel's output, ahead of anything the
- * guest machine forwards after it: every append is written before the next
+ * shared/outputLogFiles.ts). A replay piece goes straight to the SSH server
+ * (registered as `sshServer`) as the channel's output, and REPLAYED tells the
+ * guest machine where it ended: every append is written before the next
  * command is taken, so a replay sees all of them.
  *
  * A session whose files cannot be written goes on in memory, keeping
@@ -52,7 +52,7 @@ const SEGMENTS_PER_CAPACITY = 8;
 export function createOutputLogActor({ dir, capacity, log, tailBytes = 1024 * 1024, now = () => Date.now() * 1000 }: OutputLogOptions) {
   if (!Number.isSafeInteger(capacity) || capacity <= 0) throw new RangeError(`output log capacity must be a positive integer, got ${capacity}`);
   const segmentBytes = Math.ceil(capacity / SEGMENTS_PER_CAPACITY);
-  return fromCallback<OutputLogCommand>(({ receive, system }) => {
+  return fromCallback<OutputLogCommand>(({ receive, sendBack, system }) => {
     const sessions = new Map<string, SessionOutput>();
     // Once for each kind of failure: a full or read-only disk fails every session alike.
     const reported = new Set<string>();
@@ -95,16 +95,20 @@ export function createOutputLogActor({ dir, capacity, log, tailBytes = 1024 * 10
       }
     };
 
-    const replay = (sessionId: string, session: SessionOutput, from: number, send: (stream: OutputStream, data: Uint8Array) => void) => {
+    /** Sends at most `limit` bytes from `from` (clamped to what is held) and returns the offset after the last one sent. */
+    const replay = (sessionId: string, session: SessionOutput, from: number, limit: number, send: (stream: OutputStream, data: Uint8Array) => void): number => {
       const { tail, files } = session;
       let at = from;
+      let budget = limit;
       // The files serve what the tail no longer holds, if they reach up to it (a failed write may have left a hole).
       if (files && at < tail.start && files.end >= tail.start) {
         try {
           for (const record of readLoggedOutput(files.dir, { from: at })) {
-            if (record.offset >= tail.start) break;
-            send(record.stream, record.data);
-            at = record.offset + record.data.length;
+            if (record.offset >= tail.start || budget <= 0) break;
+            const data = record.data.subarray(0, Math.min(record.data.length, budget, tail.start - record.offset));
+            send(record.stream, data);
+            at = record.offset + data.length;
+            budget -= data.length;
           }
         } catch (err) {
           files.close();
@@ -113,7 +117,11 @@ export function createOutputLogActor({ dir, capacity, log, tailBytes = 1024 * 10
           report(`cannot read session ${sessionId}'s output log in ${files.dir} to replay it from offset ${from}; replaying what memory holds`, err, { sessionId, dir: files.dir });
         }
       }
-      for (const record of tail.read(at, Number.POSITIVE_INFINITY).records) send(record.stream, record.data);
+      if (budget <= 0) return at;
+      const { skipped, records } = tail.read(at, budget);
+      for (const record of records) send(record.stream, record.data);
+      const last = records[records.length - 1];
+      return last ? last.offset + last.data.length : at + skipped;
     };
 
     receive((command) => {
@@ -123,10 +131,13 @@ export function createOutputLogActor({ dir, capacity, log, tailBytes = 1024 * 10
         return append(command.sessionId, session, command.stream, command.data);
       }
       const server = system.get('sshServer') as AnyActorRef | undefined;
-      if (!server || !session) return;
-      replay(command.sessionId, session, command.from, (stream, data) => {
-        server.send({ type: 'CHANNEL_OUTPUT', channelId: command.channelId, stream, data } satisfies SshServerCommand);
-      });
+      // Answered even with nothing to send, so the channel is never left waiting for its piece.
+      const to = server && session
+        ? replay(command.sessionId, session, command.from, command.limit, (stream, data) => {
+            server.send({ type: 'CHANNEL_OUTPUT', channelId: command.channelId, stream, data } satisfies SshServerCommand);
+          })
+        : command.from;
+      sendBack({ type: 'REPLAYED', channelId: command.channelId, to } satisfies OutputLogEvent);
     });
     return () => {
       for (const session of sessions.values()) session.files?.close();

@@ -22,13 +22,56 @@ export type { SessionView };
  * is served) asks; this machine answers. Output is fanned out to every
  * channel attached to the session, in log order, and the exit status goes
  * out only after the session's last byte.
+ *
+ * Flow control (docs/PROTOCOL.md, "Backpressure"). Every byte goes to the
+ * output log, which no reader holds up. A reader whose channel's window is
+ * full falls behind and is fed from the log a piece at a time as its window
+ * opens, until it has caught up and goes live again. A reader half a log
+ * behind holds the session's output (the process blocks on its pipe, as
+ * under any slow reader of a pipe), so that it loses nothing while it keeps
+ * reading; one that holds it and reads nothing for STALL_LIMIT_MS is cut
+ * loose: the output goes on, and it may lose what the log drops before it
+ * reads it.
  */
 
+/**
+ * One attached SSH channel. It is live (each new chunk of its session goes
+ * straight to it) or behind (it is owed the log's bytes from `behind`, which
+ * the output log replays to it in pieces).
+ */
 export interface AttachedChannel {
   sessionId: string;
-  /** The SSH channel's window is full: the session's output is paused for it. */
+  /** The SSH channel's window is full: nothing more is sent to it until it drains. */
   blocked: boolean;
+  /** The offset of the first byte it is owed from the log; absent while it is live. */
+  behind?: number;
+  /** A replay piece is out; REPLAYED tells where it ended. */
+  replaying: boolean;
+  /** It is half a log behind: its session's output is held for it, and its stall timer runs. */
+  holding: boolean;
+  /** It held the output and read nothing for STALL_LIMIT_MS: it holds nothing until it has caught up. */
+  loose: boolean;
+  /** Its session has ended: the status goes once the channel has every byte. */
+  exit?: { exitCode: number; signal?: string };
 }
+
+/** How long a reader may hold its session's output without reading anything before it is cut loose. */
+export const STALL_LIMIT_MS = 10_000;
+
+/** A reader this far behind holds its session's output: half the log, leaving the other half for what is already on its way. */
+export const holdBytes = (capacity: number) => Math.floor(capacity / 2);
+
+/** Whether `channel` holds its session's output (see AttachedChannel.holding). */
+export function holds(channel: AttachedChannel, log: LogExtent, capacity: number): boolean {
+  return !channel.loose && channel.behind !== undefined && log.end - channel.behind >= holdBytes(capacity);
+}
+
+/**
+ * The most a channel that is behind is sent in one replay piece: about
+ * what its window takes at once, so a reader catching up from a long log
+ * costs the guest one piece of memory, not the log.
+ */
+export const REPLAY_PIECE_BYTES = 256 * 1024;
 
 /** Which bytes a session's output log holds: [start, end) by absolute offset. */
 export interface LogExtent {
@@ -50,6 +93,8 @@ export interface GuestContext {
   sessions: Record<string, SessionView>;
   logs: Record<string, LogExtent>;
   channels: Record<string, AttachedChannel>;
+  /** Sessions whose output is held for a reader that is behind. */
+  held: Record<string, true>;
   /** IDs last announced to the appliance, to push only real changes. */
   announced: string;
   seed: number;
@@ -89,7 +134,17 @@ export type InitEvent =
   /** From the sweeper: every process left after the sessions ended is gone (or the wait for it ran out). */
   | { type: 'SWEPT' };
 
-export type GuestEvent = SessionEvent | SshServerEvent | InitEvent | { type: 'RESTART_SESSION'; sessionId: string };
+/** From the output log actor: a replay piece for `channelId` has gone to the SSH server, up to offset `to`. */
+export type OutputLogEvent = { type: 'REPLAYED'; channelId: string; to: number };
+
+export type GuestEvent =
+  | SessionEvent
+  | SshServerEvent
+  | InitEvent
+  | OutputLogEvent
+  | { type: 'RESTART_SESSION'; sessionId: string }
+  /** A channel's stall timer: it has held its session's output for STALL_LIMIT_MS without reading. */
+  | { type: 'CHANNEL_STALLED'; channelId: string };
 
 /** What the guest ends with: the primary session's exit status. */
 export interface GuestOutput {
@@ -112,8 +167,12 @@ export type SshServerCommand =
 /** To the output log actor. */
 export type OutputLogCommand =
   | { type: 'APPEND'; sessionId: string; stream: OutputStream; data: Uint8Array }
-  /** Send the session's bytes from `from` to the end to the SSH server as CHANNEL_OUTPUT for `channelId`. */
-  | { type: 'REPLAY'; sessionId: string; channelId: string; from: number };
+  /**
+   * Send the session's bytes from `from` (or its oldest, if the log no
+   * longer holds `from`), at most `limit` of them, to the SSH server as
+   * CHANNEL_OUTPUT for `channelId`; then tell REPLAYED with where they ended.
+   */
+  | { type: 'REPLAY'; sessionId: string; channelId: string; from: number; limit: number };
 
 /** To a process session. */
 export type SessionCommand = Extract<
@@ -198,6 +257,17 @@ export function decideAttach(
     };
   }
   return { accept: true, from };
+}
+
+type Enqueue = { sendTo: (target: 'outputLog', command: OutputLogCommand) => void };
+
+const stallTimer = (channelId: string) => `stall:${channelId}`;
+
+/** A channel that is behind, has room and has no piece out gets the next piece from the log. */
+function replayNext(enqueue: Enqueue, channelId: string, channel: AttachedChannel): AttachedChannel {
+  if (channel.behind === undefined || channel.blocked || channel.replaying) return channel;
+  enqueue.sendTo('outputLog', { type: 'REPLAY', sessionId: channel.sessionId, channelId, from: channel.behind, limit: REPLAY_PIECE_BYTES });
+  return { ...channel, replaying: true };
 }
 
 export const guestMachine = setup({
@@ -339,17 +409,23 @@ export const guestMachine = setup({
       enqueue.assign({ sessions });
       if (!finished(event.view.state)) return;
       // The session's last byte has been fanned out already (the process actor
-      // reports the exit after the end of its output), so the status goes last.
+      // reports the exit after the end of its output), so the status goes last:
+      // now to a live channel, after its replay to one that is behind.
       const server = system.get('sshServer');
-      const exitCode = event.view.exitCode ?? 0;
+      const exit = { exitCode: event.view.exitCode ?? 0, ...(event.view.signal ? { signal: event.view.signal } : {}) };
       const channels = { ...context.channels };
       for (const [channelId, channel] of Object.entries(context.channels)) {
         if (channel.sessionId !== event.sessionId) continue;
-        if (server) enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_EXIT', channelId, exitCode, signal: event.view.signal }));
-        delete channels[channelId];
+        if (channel.behind !== undefined) channels[channelId] = { ...channel, exit };
+        else {
+          if (server) enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_EXIT', channelId, ...exit }));
+          delete channels[channelId];
+          enqueue.cancel(stallTimer(channelId));
+        }
       }
       enqueue.assign({ channels });
     }),
+    /** Logged always; sent now to each live channel with room, while a full one falls behind here. */
     sessionOutput: enqueueActions(({ context, event, enqueue, system }) => {
       if (event.type !== 'SESSION_OUTPUT') return;
       const log = context.logs[event.sessionId];
@@ -358,11 +434,15 @@ export const guestMachine = setup({
       enqueue.sendTo('outputLog', { type: 'APPEND', sessionId: event.sessionId, stream: event.stream, data: event.data });
       const server = system.get('sshServer');
       if (!server) return;
+      const channels = { ...context.channels };
       for (const [channelId, channel] of Object.entries(context.channels)) {
-        if (channel.sessionId !== event.sessionId) continue;
-        enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_OUTPUT', channelId, stream: event.stream, data: event.data }));
+        if (channel.sessionId !== event.sessionId || channel.behind !== undefined) continue;
+        if (channel.blocked) channels[channelId] = { ...channel, behind: log.end };
+        else enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_OUTPUT', channelId, stream: event.stream, data: event.data }));
       }
+      enqueue.assign({ channels });
     }),
+    /** An accepted channel starts behind, at the offset decided: the log replays from there, then it goes live. */
     attachOpen: enqueueActions(({ context, event, enqueue, system }) => {
       if (event.type !== 'ATTACH_OPEN') return;
       const server = system.get('sshServer');
@@ -373,15 +453,11 @@ export const guestMachine = setup({
         return;
       }
       enqueue.sendTo(server, as<SshServerCommand>({ type: 'ATTACH_ACCEPT', channelId: event.channelId, offset: decision.from }));
-      // The replay reaches the server before any output this machine forwards later.
-      enqueue.sendTo('outputLog', { type: 'REPLAY', sessionId: event.containerId, channelId: event.channelId, from: decision.from });
       const view = context.sessions[event.containerId]!;
-      if (view.state === 'exited') {
-        // Everything left to say is in the replay: the status follows it.
-        enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_EXIT', channelId: event.channelId, exitCode: view.exitCode ?? 0, signal: view.signal }));
-        return;
-      }
-      enqueue.assign({ channels: { ...context.channels, [event.channelId]: { sessionId: event.containerId, blocked: false } } });
+      // An exited session's status follows its replay.
+      const exit = view.state === 'exited' ? { exit: { exitCode: view.exitCode ?? 0, ...(view.signal ? { signal: view.signal } : {}) } } : {};
+      const opened: AttachedChannel = { sessionId: event.containerId, blocked: false, behind: decision.from, replaying: false, holding: false, loose: false, ...exit };
+      enqueue.assign({ channels: { ...context.channels, [event.channelId]: replayNext(enqueue, event.channelId, opened) } });
     }),
     toSession: enqueueActions(({ context, event, enqueue, system }) => {
       if (!('channelId' in event)) return;
@@ -392,27 +468,79 @@ export const guestMachine = setup({
       const command = sessionCommandOf(event);
       if (command) enqueue.sendTo(session, command);
     }),
-    /** Output pauses while any attached channel of the session is full: no byte is dropped for a slow reader. */
-    flowControl: enqueueActions(({ context, event, enqueue, system }) => {
+    /** A full window stops what is sent to its channel; once it drains, a channel that fell behind is fed from the log. */
+    flowControl: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'CHANNEL_BLOCKED' && event.type !== 'CHANNEL_READY' && event.type !== 'CHANNEL_CLOSED') return;
       const channel = context.channels[event.channelId];
       if (!channel) return;
       const channels = { ...context.channels };
-      if (event.type === 'CHANNEL_CLOSED') delete channels[event.channelId];
-      else channels[event.channelId] = { ...channel, blocked: event.type === 'CHANNEL_BLOCKED' };
-      const wasBlocked = Object.values(context.channels).some((c) => c.sessionId === channel.sessionId && c.blocked);
-      const isBlocked = Object.values(channels).some((c) => c.sessionId === channel.sessionId && c.blocked);
+      if (event.type === 'CHANNEL_CLOSED') {
+        delete channels[event.channelId];
+        enqueue.cancel(stallTimer(event.channelId));
+      } else if (event.type === 'CHANNEL_BLOCKED') channels[event.channelId] = { ...channel, blocked: true };
+      else channels[event.channelId] = replayNext(enqueue, event.channelId, { ...channel, blocked: false });
       enqueue.assign({ channels });
-      const session = system.get(sessionRef(channel.sessionId));
-      if (session && wasBlocked !== isBlocked) enqueue.sendTo(session, as<SessionCommand>({ type: isBlocked ? 'PAUSE_OUTPUT' : 'RESUME_OUTPUT' }));
     }),
-    /** The link is gone and with it every channel; paused sessions go on, their output is logged. */
-    linkEnded: enqueueActions(({ context, enqueue, system }) => {
-      const paused = new Set(Object.values(context.channels).filter((c) => c.blocked).map((c) => c.sessionId));
-      for (const sessionId of paused) {
-        const session = system.get(sessionRef(sessionId));
-        if (session) enqueue.sendTo(session, as<SessionCommand>({ type: 'RESUME_OUTPUT' }));
+    /**
+     * A replay piece went out: the channel has caught up with the log (live,
+     * trusted again; its status if its session ended), or is owed the next
+     * piece. Reading anything restarts the stall timer of a channel that holds.
+     */
+    replayed: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type !== 'REPLAYED') return;
+      const channel = context.channels[event.channelId];
+      if (!channel?.replaying) return;
+      const channels = { ...context.channels };
+      if (channel.holding && event.to > channel.behind!) {
+        enqueue.cancel(stallTimer(event.channelId));
+        enqueue.raise({ type: 'CHANNEL_STALLED', channelId: event.channelId }, { id: stallTimer(event.channelId), delay: STALL_LIMIT_MS });
       }
+      if (event.to < context.logs[channel.sessionId]!.end) {
+        channels[event.channelId] = replayNext(enqueue, event.channelId, { ...channel, behind: event.to, replaying: false });
+      } else if (channel.exit) {
+        const server = system.get('sshServer');
+        if (server) enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_EXIT', channelId: event.channelId, ...channel.exit }));
+        delete channels[event.channelId];
+        enqueue.cancel(stallTimer(event.channelId));
+      } else {
+        const { behind: _, ...live } = channel;
+        channels[event.channelId] = { ...live, replaying: false, loose: false };
+      }
+      enqueue.assign({ channels });
+    }),
+    cutLoose: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'CHANNEL_STALLED') return;
+      const channel = context.channels[event.channelId];
+      if (channel?.holding) enqueue.assign({ channels: { ...context.channels, [event.channelId]: { ...channel, loose: true } } });
+    }),
+    /**
+     * After anything that moves a log's end or a channel's place in it: which
+     * channels hold their session's output now (a stall timer starts for
+     * each new one), and which sessions' output to pause or resume.
+     */
+    settleHolds: enqueueActions(({ context, enqueue, system }) => {
+      const capacity = context.config.outputLogBytes;
+      const channels = { ...context.channels };
+      const held: Record<string, true> = {};
+      for (const [channelId, channel] of Object.entries(context.channels)) {
+        const holding = holds(channel, context.logs[channel.sessionId]!, capacity);
+        if (holding) held[channel.sessionId] = true;
+        if (holding === channel.holding) continue;
+        channels[channelId] = { ...channel, holding };
+        if (holding) enqueue.raise({ type: 'CHANNEL_STALLED', channelId }, { id: stallTimer(channelId), delay: STALL_LIMIT_MS });
+        else enqueue.cancel(stallTimer(channelId));
+      }
+      for (const sessionId of new Set([...Object.keys(held), ...Object.keys(context.held)])) {
+        const session = system.get(sessionRef(sessionId));
+        if (session && !held[sessionId] !== !context.held[sessionId]) {
+          enqueue.sendTo(session, as<SessionCommand>({ type: held[sessionId] ? 'PAUSE_OUTPUT' : 'RESUME_OUTPUT' }));
+        }
+      }
+      enqueue.assign({ channels, held });
+    }),
+    /** The link is gone and with it every channel. */
+    linkEnded: enqueueActions(({ context, enqueue }) => {
+      for (const channelId of Object.keys(context.channels)) enqueue.cancel(stallTimer(channelId));
       enqueue.assign({ channels: {} });
     }),
   },
@@ -423,6 +551,7 @@ export const guestMachine = setup({
     sessions: Object.fromEntries(Object.keys(input.config.sessions).map((id) => [id, { state: 'created' as const }])),
     logs: Object.fromEntries(Object.keys(input.config.sessions).map((id) => [id, { start: 0, end: 0 }])),
     channels: {},
+    held: {},
     announced: '',
     seed: input.seed,
     restarts: {},
@@ -447,7 +576,7 @@ export const guestMachine = setup({
       always: { guard: 'primaryEnded', target: 'stopping' },
       on: {
         SHUTDOWN: { target: 'stopping', actions: 'requestShutdown' },
-        SESSION_CHANGED: { actions: ['sessionChanged', 'announce', 'scheduleRestart'] },
+        SESSION_CHANGED: { actions: ['sessionChanged', 'announce', 'scheduleRestart', 'settleHolds'] },
         RESTART_SESSION: { actions: 'restartSession' },
         RELOAD: { actions: 'reload' },
         SESSION_ADD: { actions: 'addSession' },
@@ -475,11 +604,11 @@ export const guestMachine = setup({
   },
   output: ({ context }) => ({ exitCode: context.sessions[context.config.id]!.exitCode ?? 0 }),
   on: {
-    SESSION_CHANGED: { actions: ['sessionChanged', 'announce'] },
-    SESSION_OUTPUT: { actions: 'sessionOutput' },
+    SESSION_CHANGED: { actions: ['sessionChanged', 'announce', 'settleHolds'] },
+    SESSION_OUTPUT: { actions: ['sessionOutput', 'settleHolds'] },
     SSH_SERVING: { actions: [assign({ announced: '' }), 'announce'] },
-    SSH_ENDED: { actions: 'linkEnded' },
-    ATTACH_OPEN: { actions: 'attachOpen' },
+    SSH_ENDED: { actions: ['linkEnded', 'settleHolds'] },
+    ATTACH_OPEN: { actions: ['attachOpen', 'settleHolds'] },
     CHANNEL_UNBLOCK: { actions: 'toSession' },
     CHANNEL_STDIN: { actions: 'toSession' },
     CHANNEL_CLOSE_STDIN: { actions: 'toSession' },
@@ -487,13 +616,15 @@ export const guestMachine = setup({
     CHANNEL_SIGNAL: { actions: 'toSession' },
     CHANNEL_BLOCKED: { actions: 'flowControl' },
     CHANNEL_READY: { actions: 'flowControl' },
-    CHANNEL_CLOSED: { actions: 'flowControl' },
+    CHANNEL_CLOSED: { actions: ['flowControl', 'settleHolds'] },
+    REPLAYED: { actions: ['replayed', 'settleHolds'] },
+    CHANNEL_STALLED: { actions: ['cutLoose', 'settleHolds'] },
     SESSION_KILL: { actions: 'killSession' },
     SESSION_STOP: { actions: 'stopSession' },
   },
 });
 
-function sessionCommandOf(event: SshServerEvent): SessionCommand | undefined {
+function sessionCommandOf(event: GuestEvent): SessionCommand | undefined {
   switch (event.type) {
     case 'CHANNEL_UNBLOCK':
       return { type: 'UNBLOCK' };

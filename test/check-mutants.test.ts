@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createMachine, enqueueActions, type AnyActorRef, type AnyStateMachine } from 'xstate';
-import { decideAttach, type GuestContext, type OutputLogCommand, type SshServerCommand } from '../machines/guest.ts';
+import { decideAttach, REPLAY_PIECE_BYTES, type GuestContext, type OutputLogCommand, type SshServerCommand } from '../machines/guest.ts';
 import { explore } from '../tools/check/explore.ts';
 import type { Overrides } from '../tools/check/model.ts';
 import { scenarios, type Scenario } from '../tools/check/scenario.ts';
@@ -10,7 +10,7 @@ import { scenarios, type Scenario } from '../tools/check/scenario.ts';
 // config), and the checker must find it, naming the broken property with a
 // counterexample trace. The real machines pass the same scenarios.
 
-const perfect = { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0 };
+const perfect = { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 0 };
 
 function scenario(name: string, changes: Partial<Omit<Scenario, 'faults'>> & { faults?: Partial<Scenario['faults']> }): Scenario {
   return { ...scenarios.attach!, name, description: name, ...changes, faults: { ...perfect, ...changes.faults } };
@@ -86,7 +86,7 @@ const mutants: Array<{ name: string; breaks: string; scenario: Scenario; overrid
               const command = (c: SshServerCommand) => c as SshServerCommand & { type: string };
               enqueue.sendTo(server, command({ type: 'ATTACH_ACCEPT', channelId: event.channelId, offset: decision.from }));
               enqueue.sendTo(server, command({ type: 'CHANNEL_EXIT', channelId: event.channelId, exitCode: view.exitCode ?? 0 }));
-              enqueue.sendTo('outputLog', { type: 'REPLAY', sessionId: event.containerId, channelId: event.channelId, from: decision.from } satisfies OutputLogCommand);
+              enqueue.sendTo('outputLog', { type: 'REPLAY', sessionId: event.containerId, channelId: event.channelId, from: decision.from, limit: REPLAY_PIECE_BYTES } satisfies OutputLogCommand);
             }),
           },
         }),
@@ -110,6 +110,45 @@ const mutants: Array<{ name: string; breaks: string; scenario: Scenario; overrid
               const server = system.get('sshServer') as AnyActorRef | undefined;
               for (const [channelId, channel] of Object.entries((context as GuestContext).channels)) {
                 if (server && channel.sessionId !== event.sessionId) enqueue.sendTo(server, { type: 'CHANNEL_OUTPUT', channelId, stream: event.stream, data: event.data });
+              }
+            }),
+          },
+        }),
+    },
+  },
+  {
+    name: 'a guest that forgets what a full channel missed once its window opens',
+    breaks: 'output-order',
+    scenario: scenarios.stall!,
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            flowControl: enqueueActions(({ context, event, enqueue }) => {
+              if (event.type !== 'CHANNEL_READY') return void enqueue(original(guest, 'flowControl'));
+              const channel = (context as GuestContext).channels[event.channelId];
+              if (!channel || channel.replaying) return;
+              const { behind: _, ...live } = channel;
+              enqueue.assign({ channels: { ...(context as GuestContext).channels, [event.channelId]: { ...live, blocked: false } } });
+            }),
+          },
+        }),
+    },
+  },
+  {
+    name: 'a guest that sends the exit status to a channel still catching up',
+    breaks: 'exit-status',
+    scenario: scenarios.stall!,
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            sessionChanged: enqueueActions(({ context, event, enqueue, system }) => {
+              enqueue(original(guest, 'sessionChanged'));
+              if (event.type !== 'SESSION_CHANGED' || event.view.state !== 'exited') return;
+              const server = system.get('sshServer') as AnyActorRef | undefined;
+              for (const [channelId, channel] of Object.entries((context as GuestContext).channels)) {
+                if (server && channel.behind !== undefined) enqueue.sendTo(server, { type: 'CHANNEL_EXIT', channelId, exitCode: event.view.exitCode ?? 0 });
               }
             }),
           },

@@ -7,7 +7,7 @@ import type { GuestConfig } from '../shared/config.ts';
 
 /** A session whose log holds [start, 5): 'hello', or its tail when older bytes were dropped for capacity. */
 function context(state: GuestContext['sessions'][string], start = 0): GuestContext {
-  return { config: {} as GuestConfig, sessions: { c1: state }, logs: { c1: { start, end: 5 } }, channels: {}, announced: '', seed: 1, restarts: {}, stopped: {}, shutdown: false };
+  return { config: {} as GuestConfig, sessions: { c1: state }, logs: { c1: { start, end: 5 } }, channels: {}, held: {}, announced: '', seed: 1, restarts: {}, stopped: {}, shutdown: false };
 }
 
 t.test('an unknown ID is refused naming it', async (t) => {

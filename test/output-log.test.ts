@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createActor, fromCallback, setup } from 'xstate';
 import { createOutputLogActor, type OutputLogOptions } from '../actors/outputLog.ts';
-import { grow, type LogExtent, type SshServerCommand } from '../machines/guest.ts';
+import { grow, type LogExtent, type OutputLogEvent, type SshServerCommand } from '../machines/guest.ts';
 import { createLog } from '../shared/log.ts';
 import { OutputLog, type OutputRecord, type OutputStream } from '../shared/outputLog.ts';
 import { FILE_HEADER_BYTES, RECORD_HEADER_BYTES, readLoggedOutput, segmentName, sessionLogDir, type LoggedRecord } from '../shared/outputLogFiles.ts';
@@ -184,6 +184,7 @@ function tempDir(t: Test): string {
 /** The output log actor in a system with an SSH server that records what it is sent; commands are handled synchronously. */
 function guestWithLog(options: OutputLogOptions) {
   const sent: Sent[] = [];
+  let replayedTo: number | undefined;
   const root = setup({
     actors: {
       outputLog: createOutputLogActor(options),
@@ -192,6 +193,7 @@ function guestWithLog(options: OutputLogOptions) {
       })),
     },
   }).createMachine({
+    on: { REPLAYED: { actions: ({ event }) => void (replayedTo = (event as unknown as OutputLogEvent).to) } },
     invoke: [
       { id: 'outputLog', src: 'outputLog', systemId: 'outputLog' },
       { id: 'server', src: 'server', systemId: 'sshServer' },
@@ -204,11 +206,14 @@ function guestWithLog(options: OutputLogOptions) {
       outputLog.send({ type: 'APPEND', sessionId, stream, data });
     },
     /** What a REPLAY sent the server before the send returned. */
-    replay(sessionId: string, from: number): Sent[] {
+    replay(sessionId: string, from: number, limit = Number.MAX_SAFE_INTEGER): Sent[] {
       sent.length = 0;
-      outputLog.send({ type: 'REPLAY', sessionId, channelId: 'ch1', from });
+      replayedTo = undefined;
+      outputLog.send({ type: 'REPLAY', sessionId, channelId: 'ch1', from, limit });
       return sent.splice(0);
     },
+    /** Where the last replay said it ended (REPLAYED). */
+    replayedTo: () => replayedTo,
     stop: () => actor.stop(),
   };
 }
@@ -327,24 +332,34 @@ t.test('rotation keeps the files within capacity plus an eighth and one record, 
   t.ok(parseInt(names[0]!, 16) > 0, 'the first segments are gone');
 });
 
-t.test('property: a replay from any offset the machine holds sends exactly [from, end), streams intact, from files and memory', async (t) => {
+t.test('property: a replay from any offset the machine holds, in pieces of any size, sends exactly [from, end), streams intact, from files and memory', async (t) => {
   const root = tempDir(t);
   let run = 0;
   const chunk = fc.record({ stream: fc.constantFrom<OutputStream>('stdout', 'stderr'), data: fc.uint8Array({ minLength: 0, maxLength: 60 }) });
-  const op = fc.oneof(chunk.map((c) => ({ kind: 'append' as const, ...c })), fc.record({ kind: fc.constant('replay' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }));
+  const op = fc.oneof(chunk.map((c) => ({ kind: 'append' as const, ...c })), fc.record({ kind: fc.constant('replay' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), piece: fc.integer({ min: 1, max: 400 }) }));
   fc.assert(fc.property(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 300 }), fc.array(op, { maxLength: 80 }), (capacity, tailBytes, ops) => {
     const guest = guestWithLog({ dir: join(root, String(run++)), capacity, tailBytes });
     let extent: LogExtent = { start: 0, end: 0 };
     let tags = '';
     let all = '';
-    const check = (at: number) => {
+    // Piece by piece, as the guest machine asks for them: each from where the last one said it ended.
+    const check = (at: number, piece: number) => {
       const from = extent.start + Math.floor(at * (extent.end - extent.start));
-      const got = flat(guest.replay('s', from));
-      if (got.bytes !== all.slice(from) || got.tags !== tags.slice(from)) throw new Error(`replay from ${from} of [${extent.start}, ${extent.end}) differs`);
+      const sent: Sent[] = [];
+      for (let next = from; next < extent.end; ) {
+        const got = guest.replay('s', next, piece);
+        if (got.reduce((n, c) => n + c.data.length, 0) > piece) throw new Error(`a piece of at most ${piece} bytes sent more`);
+        sent.push(...got);
+        const to = guest.replayedTo();
+        if (to === undefined || to <= next) throw new Error(`the replay from ${next} reported ${to}: no progress`);
+        next = to;
+      }
+      const got = flat(sent);
+      if (got.bytes !== all.slice(from) || got.tags !== tags.slice(from)) throw new Error(`replay from ${from} of [${extent.start}, ${extent.end}) in pieces of ${piece} differs`);
     };
     for (const o of ops) {
       if (o.kind === 'replay') {
-        check(o.at);
+        check(o.at, o.piece);
         continue;
       }
       guest.append('s', o.stream, o.data);
@@ -352,7 +367,7 @@ t.test('property: a replay from any offset the machine holds sends exactly [from
       tags += (o.stream === 'stdout' ? 'o' : 'e').repeat(o.data.length);
       all += Buffer.from(o.data).toString('latin1');
     }
-    check(0);
+    check(0, Number.MAX_SAFE_INTEGER);
     guest.stop();
   }), { numRuns: 300 });
   t.pass('held for 300 random histories');

@@ -7,7 +7,7 @@ import type { TraceStep } from './report.ts';
 import { LiveSystem, pathOf, type SystemState } from './runtime.ts';
 import { handshakeBound, type Scenario } from './scenario.ts';
 import type { PostBox } from './sim.ts';
-import { applianceEffects, attachEffects, guestEffects, noiseOf, type ChannelSim, type ClientSim, type ConnectionSim, type PortPhase, type ProcessSim } from './sims.ts';
+import { applianceEffects, attachEffects, guestEffects, noiseOf, type ChannelSim, type ClientSim, type ConnectionSim, type PortPhase, type ProcessSim, type ServerSim } from './sims.ts';
 import { attachIndex, attachSystem, type AttachProgress, type Mail, type Post, type SshMessage, type Wire, type WorldState } from './world.ts';
 
 /**
@@ -30,6 +30,8 @@ export type Step =
   | { kind: 'duplicateSyn' }
   | { kind: 'portOpened' }
   | { kind: 'portClosed' }
+  /** An attach's reader stops reading and its channel's window fills; or it reads again and the window opens. */
+  | { kind: 'window'; ch: string; full: boolean }
   | { kind: 'process'; sessionId: string; action: 'start' | 'write' | 'exit' }
   | { kind: 'client'; attach: number; action: 'attach' | 'stdin' | 'closeStdin' | 'detach' };
 
@@ -121,6 +123,12 @@ export class Model {
     if (port?.phase === 'opening') steps.push({ kind: 'portOpened' });
     if (port?.phase === 'closing') steps.push({ kind: 'portClosed' });
     if (!w.line.connection) steps.push({ kind: 'connect' });
+    const server = simState<ServerSim>(w.systems.guest!, 'link/ssh/server');
+    for (const [ch, channel] of Object.entries(server?.channels ?? {})) {
+      if (channel.state !== 'open') continue;
+      if (channel.full) steps.push({ kind: 'window', ch, full: false });
+      else if (w.faults.stalls > 0) steps.push({ kind: 'window', ch, full: true });
+    }
     // Messages, and the hypervisor's opening and connecting, take far less than
     // any timeout: a timer fires only when none of them is pending, unless the
     // scenario lets a message be late. (Otherwise a retry timer could fire
@@ -247,6 +255,10 @@ export class Model {
       case 'portClosed':
         this.#run(w, 'guest', (s) => s.send('link/port', { type: 'sim.closed' }));
         return { from: 'hypervisor', to: 'guest', label: 'ttyS0 closed' };
+      case 'window':
+        if (step.full) w.faults.stalls--;
+        this.#run(w, 'guest', (s) => s.send('link/ssh/server', { type: 'sim.window', ch: step.ch, full: step.full }));
+        return { from: 'appliance', to: 'guest', label: step.full ? `${step.ch}: the reader stops reading; the window is full` : `${step.ch}: the reader reads; the window opens` };
       case 'process': {
         const path = `session:${step.sessionId}/process`;
         const written = simState<ProcessSim>(w.systems.guest!, path)!.written;

@@ -38,6 +38,8 @@ export interface Scenario {
     duplicateSyns: number;
     /** Timer firings while messages are still in flight (a message slower than a timeout). */
     lateMessages: number;
+    /** Times an attach's reader stops reading until its channel's window is full (and later reads again). */
+    stalls: number;
   };
   /**
    * Exchanges a handshake may start before the model stops there: a guest
@@ -65,7 +67,7 @@ const faults: Scenario = {
   description: 'the attach path through line noise: a run of garbage and a duplicated SYN, one output chunk',
   sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } },
   attaches: [{ containerId: 'c1', logs: true }],
-  faults: { drops: 0, garbage: 1, duplicateSyns: 1, lateMessages: 0 },
+  faults: { drops: 0, garbage: 1, duplicateSyns: 1, lateMessages: 0, stalls: 0 },
   ...common,
   maxStates: 2_000_000,
 };
@@ -76,7 +78,7 @@ export const scenarios: Record<string, Scenario> = {
     description: 'one run-block container writing 2 chunks; one attach with logs that types, then half-closes; one dropped connection',
     sessions: { c1: { chunks: 2, exitCode: 3, runBlock: true } },
     attaches: [{ containerId: 'c1', logs: true, stdin: 1, closeStdin: true }],
-    faults: { drops: 1, garbage: 0, duplicateSyns: 0, lateMessages: 0 },
+    faults: { drops: 1, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 0 },
     ...common,
     maxStates: 2_000_000,
   },
@@ -85,7 +87,7 @@ export const scenarios: Record<string, Scenario> = {
     description: 'the attach path on a perfect line: one run-block container writing 2 chunks, one attach with logs',
     sessions: { c1: { chunks: 2, exitCode: 3, runBlock: true } },
     attaches: [{ containerId: 'c1', logs: true }],
-    faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0 },
+    faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 0 },
     ...common,
     maxStates: 2_000_000,
   },
@@ -101,7 +103,16 @@ export const scenarios: Record<string, Scenario> = {
     description: 'two dropped connections under an attach to a container writing 3 chunks',
     sessions: { c1: { chunks: 3, exitCode: 0, runBlock: true } },
     attaches: [{ containerId: 'c1', logs: true }],
-    faults: { drops: 2, garbage: 0, duplicateSyns: 0, lateMessages: 0 },
+    faults: { drops: 2, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 0 },
+    ...common,
+    maxStates: 2_000_000,
+  },
+  stall: {
+    name: 'stall',
+    description: 'a reader that stops reading: a container writing 3 chunks, one attach with logs whose window fills twice',
+    sessions: { c1: { chunks: 3, exitCode: 3, runBlock: true } },
+    attaches: [{ containerId: 'c1', logs: true }],
+    faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 2 },
     ...common,
     maxStates: 2_000_000,
   },
@@ -113,7 +124,7 @@ export const scenarios: Record<string, Scenario> = {
       { containerId: 'c1', logs: true, stdin: 1, closeStdin: true },
       { containerId: 'c2', logs: false, detach: true },
     ],
-    faults: { drops: 1, garbage: 1, duplicateSyns: 1, lateMessages: 1 },
+    faults: { drops: 1, garbage: 1, duplicateSyns: 1, lateMessages: 1, stalls: 0 },
     ...common,
     maxStates: 1_000_000,
   },

@@ -55,7 +55,8 @@ export interface ServerSim {
   ended: boolean;
   ids: string[];
   info: SshServerCommandInfo;
-  channels: Record<string, { containerId: string; state: 'pending' | 'open' | 'ended' }>;
+  /** `full`: the channel's window is full (its reader stopped reading); what is written meanwhile waits in it, as in ssh2. */
+  channels: Record<string, { containerId: string; state: 'pending' | 'open' | 'ended'; full?: boolean }>;
 }
 type SshServerCommandInfo = Extract<SshServerCommand, { type: 'CONTAINERS' }>['info'];
 
@@ -141,6 +142,7 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
     receive: (s, event, io) => {
       if (s.ended) return s;
       if (event.type === 'sim.recv') return serverReceive(s, event.wire, io);
+      if (event.type === 'sim.window') return serverWindow(s, event.ch as string, event.full as boolean, io);
       return serverCommand(s, event as unknown as SshServerCommand, io);
     },
   });
@@ -188,6 +190,13 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
     }
   }
 
+  function serverWindow(s: ServerSim, ch: string, full: boolean, io: IO): ServerSim {
+    const channel = s.channels[ch];
+    if (channel?.state !== 'open') return s;
+    io.toSystem('guest', { type: full ? 'CHANNEL_BLOCKED' : 'CHANNEL_READY', channelId: ch });
+    return { ...s, channels: { ...s.channels, [ch]: { ...channel, full } } };
+  }
+
   function serverCommand(s: ServerSim, command: SshServerCommand, io: IO): ServerSim {
     const send = (msg: SshMessage) => io.post({ kind: 'toAppliance', wire: ssh(msg) });
     switch (command.type) {
@@ -232,11 +241,14 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
         const offset = last ? last.offset + last.data.length : 0;
         return { logs: { ...s.logs, [command.sessionId]: [...records, { stream: command.stream, data: command.data, offset }] } };
       }
+      let to = command.from;
       for (const r of records) {
-        if (r.offset + r.data.length <= command.from) continue;
-        const data = r.offset >= command.from ? r.data : r.data.subarray(command.from - r.offset);
+        if (r.offset + r.data.length <= to || to - command.from >= command.limit) continue;
+        const data = r.data.subarray(to - r.offset, Math.min(r.data.length, to - r.offset + command.limit - (to - command.from)));
         io.toSystem('sshServer', { type: 'CHANNEL_OUTPUT', channelId: command.channelId, stream: r.stream, data });
+        to += data.length;
       }
+      io.toParent({ type: 'REPLAYED', channelId: command.channelId, to });
       return s;
     },
   });

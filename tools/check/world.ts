@@ -83,7 +83,7 @@ export interface WorldState {
   mail: Record<string, Mail[]>;
   line: Line;
   attaches: AttachProgress[];
-  faults: { drops: number; garbage: number; duplicateSyns: number; lateMessages: number };
+  faults: { drops: number; garbage: number; duplicateSyns: number; lateMessages: number; stalls: number };
   /** The simulated clock, in ms. */
   now: number;
   /** Sessions the appliance unblocked. */
