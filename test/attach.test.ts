@@ -74,12 +74,12 @@ t.test('a run-block session delivers its output and exit code on every one of 20
   t.same(wrong, [], 'every run printed hi and exited 3');
 });
 
-t.test('the real docker CLI attaches: stdin in, output out, the exit status returned', { skip: dockerMissing() }, async (t) => {
+t.test('the real docker CLI attaches: stdin in, output out, the end of its input is EOF while output goes on, the exit status returned', { skip: dockerMissing() }, async (t) => {
   const world = await startWorld(t);
-  await world.sandbox(vm('dcat', { dcat: session(['sh', '-c', 'cat; exit 5'], { openStdin: true }) }));
+  await world.sandbox(vm('dcat', { dcat: session(['sh', '-c', 'cat; echo after the end of input; exit 5'], { openStdin: true }) }));
   await world.container('dcat');
   const result = await docker(world, ['attach', 'dcat'], 'abc\n');
-  t.equal(result.stdout, 'abc\n');
+  t.equal(result.stdout, 'abc\nafter the end of input\n', 'the CLI half-closed: cat saw EOF, and what followed still arrived');
   t.equal(result.code, 5, 'docker attach returns the process exit status');
   const inspect = await docker(world, ['inspect', '-f', '{{.Config.Hostname}} {{.State.Status}} {{.State.ExitCode}}', 'dcat']);
   t.equal(inspect.stdout.trim(), 'dcat exited 5', 'docker inspect shows the guest-reported hostname and exit');
