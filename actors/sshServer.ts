@@ -19,7 +19,6 @@ import {
   decodeStop,
   decodeExec,
   REQ_EXEC,
-  type ExecRequest,
   decodeWindowChange,
   encodeActorStates,
   encodeContainerIds,
@@ -38,11 +37,8 @@ import {
   type ActorState,
   type AttachFailure,
   type ContainerInfo,
-  type KillRequest,
   type RequestFailure,
-  type StopRequest,
 } from '../shared/wire.ts';
-import { parseSignal } from '../shared/signals.ts';
 import type { ResourceTable } from './resources.ts';
 import type { CallbackFunction } from './lazy.ts';
 import { pushGlobal, serveTether, type Refusal, type ServerAttachChannel } from './ssh/extension.ts';
@@ -123,23 +119,20 @@ export function sshServer(options: SshServerOptions): CallbackFunction<EventObje
       return Buffer.alloc(0);
     };
 
-    // kill@tether and stop@tether are refused from the info the guest machine
-    // last sent (CONTAINERS); what an accepted one does is the machine's decision.
-    const control = <R>(
-      name: string,
-      payload: Buffer,
-      decode: (payload: Buffer) => R,
-      refusal: (info: ContainerInfo[], request: R) => RequestFailure | undefined,
-      event: (request: R) => SshServerEvent,
-    ): Buffer | Refusal => {
+    // kill@tether, stop@tether and exec@tether are the guest machine's to
+    // accept or refuse. A global request's reply must come before the next
+    // one's, and this callback runs outside any actor's transition, so xstate
+    // delivers the event and the machine's REQUEST_ANSWER before tell() returns.
+    const answers = new Map<string, RequestFailure | undefined>();
+    let nextRequest = 0;
+    const control = <R>(name: string, payload: Buffer, decode: (payload: Buffer) => R, event: (request: R, requestId: string) => SshServerEvent): Buffer | Refusal => {
       let failure: RequestFailure | undefined;
       try {
-        const request = decode(payload);
-        failure = refusal(info, request);
-        if (!failure) {
-          tell(event(request));
-          return Buffer.alloc(0);
-        }
+        const requestId = `r${++nextRequest}`;
+        tell(event(decode(payload), requestId));
+        failure = answers.has(requestId) ? answers.get(requestId) : { kind: 'refused', message: `the guest machine did not answer ${name}` };
+        answers.delete(requestId);
+        if (!failure) return Buffer.alloc(0);
       } catch (err) {
         if (!(err instanceof WireError)) throw err;
         failure = { kind: 'malformed', message: err.message };
@@ -162,13 +155,13 @@ export function sshServer(options: SshServerOptions): CallbackFunction<EventObje
           if (name === REQ_VERSION) return encodeVersion(PROTOCOL_VERSION);
           if (name === REQ_INSPECT) return inspect(payload);
           if (name === REQ_KILL) {
-            return control(name, payload, decodeKill, killRefusal, (r) => ({ type: 'SESSION_KILL', sessionId: r.containerId, signal: r.signal, group: r.group }));
+            return control(name, payload, decodeKill, (r, requestId) => ({ type: 'SESSION_KILL', requestId, sessionId: r.containerId, signal: r.signal, group: r.group }));
           }
           if (name === REQ_EXEC) {
-            return control(name, payload, decodeExec, execRefusal, (r) => ({ type: 'SESSION_ADD', sessionId: r.sessionId, spec: r.spec, ...(r.size === undefined ? {} : { size: r.size }) }));
+            return control(name, payload, decodeExec, (r, requestId) => ({ type: 'SESSION_ADD', requestId, containerId: r.containerId, sessionId: r.sessionId, spec: r.spec, ...(r.size === undefined ? {} : { size: r.size }) }));
           }
           if (name === REQ_STOP) {
-            return control(name, payload, decodeStop, stopRefusal, (r) => ({ type: 'SESSION_STOP', sessionId: r.containerId, ...(r.signal === undefined ? {} : { signal: r.signal }), ...(r.timeout === undefined ? {} : { timeout: r.timeout }) }));
+            return control(name, payload, decodeStop, (r, requestId) => ({ type: 'SESSION_STOP', requestId, sessionId: r.containerId, ...(r.signal === undefined ? {} : { signal: r.signal }), ...(r.timeout === undefined ? {} : { timeout: r.timeout }) }));
           }
           return null;
         },
@@ -273,6 +266,9 @@ export function sshServer(options: SshServerOptions): CallbackFunction<EventObje
         case 'CHANNEL_OUTPUT':
           write(command.channelId, command.stream, command.data);
           return;
+        case 'REQUEST_ANSWER':
+          answers.set(command.requestId, command.failure);
+          return;
         case 'CHANNEL_EXIT': {
           const channel = channels.get(command.channelId);
           options.log('debug', 'exit status sent', { channelId: command.channelId, exitCode: command.exitCode, open: channel !== undefined });
@@ -322,53 +318,6 @@ function infoPieces(info: ContainerInfo[]): Buffer[] {
   }
   pieces.push(encodeContainerInfo(piece));
   return pieces;
-}
-
-/** The state a session is in, in the words of a refusal. */
-function notRunning(view: ContainerInfo): string {
-  switch (view.state) {
-    case 'created':
-      return `session ${view.id} has not started yet`;
-    case 'blocked':
-      return `session ${view.id} has not started: it waits for an attach to release it (run-block)`;
-    case 'exited':
-      return `session ${view.id} has exited${view.exitCode === undefined ? '' : ` with code ${view.exitCode}`}`;
-    case 'failed':
-      return `session ${view.id} failed to launch${view.error ? `: ${view.error}` : ''}`;
-    case 'running':
-      return `session ${view.id} is running`;
-  }
-}
-
-function unknownId(id: string, info: ContainerInfo[]): RequestFailure {
-  return { kind: 'unknown-id', message: `no session ${id} in this guest (it has ${info.length})` };
-}
-
-/** A kill needs a process to signal: only a running session has one. */
-export function killRefusal(info: ContainerInfo[], request: KillRequest): RequestFailure | undefined {
-  const view = info.find((i) => i.id === request.containerId);
-  if (!view) return unknownId(request.containerId, info);
-  if (parseSignal(request.signal) === undefined) return { kind: 'unknown-signal', message: `no signal named ${request.signal}` };
-  if (view.state !== 'running') return { kind: 'not-running', message: notRunning(view) };
-  return undefined;
-}
-
-/** A new session joins a running container, under an ID no session has. */
-export function execRefusal(info: ContainerInfo[], request: ExecRequest): RequestFailure | undefined {
-  const container = info.find((i) => i.id === request.containerId);
-  if (!container) return unknownId(request.containerId, info);
-  if (container.state !== 'running') return { kind: 'not-running', message: notRunning(container) };
-  if (info.some((i) => i.id === request.sessionId)) return { kind: 'refused', message: `a session ${request.sessionId} exists already` };
-  return undefined;
-}
-
-/** A session that has not ended can be stopped, also one that never started (it ends without running). */
-export function stopRefusal(info: ContainerInfo[], request: StopRequest): RequestFailure | undefined {
-  const view = info.find((i) => i.id === request.containerId);
-  if (!view) return unknownId(request.containerId, info);
-  if (request.signal !== undefined && parseSignal(request.signal) === undefined) return { kind: 'unknown-signal', message: `no signal named ${request.signal}` };
-  if (view.state === 'exited' || view.state === 'failed') return { kind: 'not-running', message: notRunning(view) };
-  return undefined;
 }
 
 /** The wire's uint64 offset as the guest machine's number; beyond 2^53 is past any log's end anyway. */

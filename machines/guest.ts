@@ -1,7 +1,8 @@
-import { assign, enqueueActions, fromCallback, setup } from 'xstate';
+import { assign, enqueueActions, fromCallback, setup, type AnyActorRef } from 'xstate';
 import type { GuestConfig, SessionConfig } from '../shared/config.ts';
 import type { OutputStream } from '../shared/outputLog.ts';
-import type { AttachFailure, ContainerInfo } from '../shared/wire.ts';
+import type { AttachFailure, ContainerInfo, RequestFailure } from '../shared/wire.ts';
+import { execRefusal, killRefusal, stopRefusal } from './guestRequests.ts';
 import { processSessionMachine, type ProcessSessionEvent, type SessionView } from './processSession.ts';
 import { serialLinkMachine } from './serialLink.ts';
 
@@ -118,12 +119,18 @@ export type SshServerEvent =
   | { type: 'CHANNEL_BLOCKED'; channelId: string }
   | { type: 'CHANNEL_READY'; channelId: string }
   | { type: 'CHANNEL_CLOSED'; channelId: string }
-  /** The API's kill: `signal` (any spelling parseSignal accepts) to the session's process, or to its process group. */
-  | { type: 'SESSION_KILL'; sessionId: string; signal: string; group: boolean }
-  /** The API's stop: `signal` (default: the session's stopSignal), then SIGKILL after `timeout` seconds (default: its stopTimeout). */
-  | { type: 'SESSION_STOP'; sessionId: string; signal?: string; timeout?: number }
-  /** The API's exec: a new session in the running container (refused before it gets here if the ID is taken). */
-  | { type: 'SESSION_ADD'; sessionId: string; spec: SessionConfig; size?: { cols: number; rows: number } };
+  /**
+   * The appliance's requests (kill@tether, stop@tether, exec@tether). Each is
+   * answered with REQUEST_ANSWER under its `requestId`: accepted, or refused
+   * with the reason (machines/guestRequests.ts).
+   *
+   * Kill: `signal` (any spelling parseSignal accepts) to the session's process, or to its process group.
+   */
+  | { type: 'SESSION_KILL'; requestId: string; sessionId: string; signal: string; group: boolean }
+  /** Stop: `signal` (default: the session's stopSignal), then SIGKILL after `timeout` seconds (default: its stopTimeout). */
+  | { type: 'SESSION_STOP'; requestId: string; sessionId: string; signal?: string; timeout?: number }
+  /** Exec: a new session in the running container `containerId`. */
+  | { type: 'SESSION_ADD'; requestId: string; containerId: string; sessionId: string; spec: SessionConfig; size?: { cols: number; rows: number } };
 
 /** From the PID 1 entry (guest/main.ts). */
 export type InitEvent =
@@ -162,7 +169,9 @@ export type SshServerCommand =
   | { type: 'ATTACH_ACCEPT'; channelId: string; offset: number }
   | { type: 'ATTACH_REJECT'; channelId: string; failure: AttachFailure }
   | { type: 'CHANNEL_OUTPUT'; channelId: string; stream: 'stdout' | 'stderr'; data: Uint8Array }
-  | { type: 'CHANNEL_EXIT'; channelId: string; exitCode: number; signal?: string };
+  | { type: 'CHANNEL_EXIT'; channelId: string; exitCode: number; signal?: string }
+  /** The answer to SESSION_KILL, SESSION_STOP or SESSION_ADD: no failure is accepted. */
+  | { type: 'REQUEST_ANSWER'; requestId: string; failure?: RequestFailure };
 
 /** To the output log actor. */
 export type OutputLogCommand =
@@ -262,6 +271,14 @@ export function decideAttach(
 type Enqueue = { sendTo: (target: 'outputLog', command: OutputLogCommand) => void };
 
 const stallTimer = (channelId: string) => `stall:${channelId}`;
+
+type Answer = { sendTo: (target: AnyActorRef, command: SshServerCommand & { type: string }) => void };
+
+/** The SSH server replies to the appliance's request with this. */
+function answer(enqueue: Answer, system: { get: (id: string) => AnyActorRef | undefined }, requestId: string, failure: RequestFailure | undefined): void {
+  const server = system.get('sshServer');
+  if (server) enqueue.sendTo(server, as<SshServerCommand>({ type: 'REQUEST_ANSWER', requestId, ...(failure ? { failure } : {}) }));
+}
 
 /** A channel that is behind, has room and has no piece out gets the next piece from the log. */
 function replayNext(enqueue: Enqueue, channelId: string, channel: AttachedChannel): AttachedChannel {
@@ -367,8 +384,11 @@ export const guestMachine = setup({
       enqueue.assign({ config, sessions, logs, stopped });
     }),
     /** An exec: its session starts now, with a log of its own, and stays listed once it has ended. */
-    addSession: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'SESSION_ADD' || event.sessionId in context.sessions) return;
+    addSession: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type !== 'SESSION_ADD') return;
+      const failure = execRefusal(context.sessions, event);
+      answer(enqueue, system, event.requestId, failure);
+      if (failure) return;
       const { sessionId, spec, size } = event;
       enqueue.spawnChild('session', { id: sessionRef(sessionId), systemId: sessionRef(sessionId), input: { sessionId, spec, ...size } });
       enqueue.assign({
@@ -377,16 +397,24 @@ export const guestMachine = setup({
         logs: { ...context.logs, [sessionId]: { start: 0, end: 0 } },
       });
     }),
-    /** The API's kill and stop, for a session that exists. */
-    killSession: enqueueActions(({ event, enqueue, system }) => {
+    /** Once the container is stopping, nothing joins it. */
+    refuseSession: enqueueActions(({ context, event, enqueue, system }) => {
+      if (event.type !== 'SESSION_ADD') return;
+      answer(enqueue, system, event.requestId, { kind: 'not-running', message: `container ${context.config.id} is stopping or has stopped: no new sessions` });
+    }),
+    killSession: enqueueActions(({ context, event, enqueue, system }) => {
       if (event.type !== 'SESSION_KILL') return;
+      const failure = killRefusal(context.sessions, event);
+      answer(enqueue, system, event.requestId, failure);
       const session = system.get(sessionRef(event.sessionId));
-      if (session) enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'SIGNAL', signal: event.signal, target: event.group ? 'group' : 'process' }));
+      if (!failure && session) enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'SIGNAL', signal: event.signal, target: event.group ? 'group' : 'process' }));
     }),
     stopSession: enqueueActions(({ context, event, enqueue, system }) => {
       if (event.type !== 'SESSION_STOP') return;
+      const failure = stopRefusal(context.sessions, event);
+      answer(enqueue, system, event.requestId, failure);
       const session = system.get(sessionRef(event.sessionId));
-      if (!session) return;
+      if (failure || !session) return;
       enqueue.assign({ stopped: { ...context.stopped, [event.sessionId]: 'request' } });
       const { signal, timeout } = event;
       enqueue.sendTo(session, as<ProcessSessionEvent>({ type: 'STOP', ...(signal === undefined ? {} : { signal }), ...(timeout === undefined ? {} : { timeout }) }));
@@ -621,6 +649,7 @@ export const guestMachine = setup({
     CHANNEL_STALLED: { actions: ['cutLoose', 'settleHolds'] },
     SESSION_KILL: { actions: 'killSession' },
     SESSION_STOP: { actions: 'stopSession' },
+    SESSION_ADD: { actions: 'refuseSession' },
   },
 });
 

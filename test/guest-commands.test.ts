@@ -4,8 +4,9 @@ import ssh2, { type Connection } from 'ssh2';
 import t from 'tap';
 import { createActor, fromCallback, type EventObject } from 'xstate';
 import { askGlobal, extendClient, requestGlobal, serveTether, type ServerHandlers } from '../actors/ssh/extension.ts';
-import { killRefusal, stopRefusal } from '../actors/sshServer.ts';
 import { applianceMachine, type ApplianceEmitted } from '../machines/appliance.ts';
+import { execRefusal, killRefusal, stopRefusal } from '../machines/guestRequests.ts';
+import type { SessionView } from '../machines/processSession.ts';
 import { applianceSessionMachine, type ApplianceSessionInput, type GuestCommand, type SshClientCommand } from '../machines/sshSession.ts';
 import { notRoot, startWorld } from './support/world.ts';
 import {
@@ -25,7 +26,6 @@ import {
   REQ_KILL,
   REQ_STOP,
   REQ_VERSION,
-  type ContainerInfo,
 } from '../shared/wire.ts';
 import { host } from './support/host.ts';
 
@@ -126,15 +126,18 @@ t.test('a refusal with a reason reaches the appliance after SSH_MSG_REQUEST_FAIL
   t.equal(plain, null, 'requestGlobal sees a refusal with a reason as a failure');
 });
 
-// --- what the guest's SSH server refuses ----------------------------------------------
+// --- what the guest machine refuses ----------------------------------------------
 
-const view = (id: string, state: ContainerInfo['state'], extra: Partial<ContainerInfo> = {}): ContainerInfo => ({
-  id, name: id, cmd: ['sh'], tty: false, openStdin: false, primary: false, state, ...extra,
-});
-const INFO = [view('run', 'running', { pid: 7 }), view('held', 'blocked'), view('born', 'created'), view('gone', 'exited', { exitCode: 3 }), view('broken', 'failed', { error: 'no such file' })];
+const SESSIONS: Record<string, SessionView> = {
+  run: { state: 'running', pid: 7 },
+  held: { state: 'blocked' },
+  born: { state: 'created' },
+  gone: { state: 'exited', exitCode: 3 },
+  broken: { state: 'failed', error: 'no such file' },
+};
 
 t.test('the guest refuses a kill of an unknown session, with an unknown signal, or of a session without a running process', async (t) => {
-  const kill = (containerId: string, signal = 'TERM') => killRefusal(INFO, { containerId, signal, group: false });
+  const kill = (sessionId: string, signal = 'TERM') => killRefusal(SESSIONS, { sessionId, signal });
   t.equal(kill('run'), undefined);
   t.equal(kill('run', 'RTMAX'), undefined);
   t.match(kill('nope'), { kind: 'unknown-id', message: 'no session nope in this guest (it has 5)' });
@@ -146,10 +149,18 @@ t.test('the guest refuses a kill of an unknown session, with an unknown signal, 
 });
 
 t.test('the guest stops any session that has not ended, one that never started included', async (t) => {
-  for (const id of ['run', 'held', 'born']) t.equal(stopRefusal(INFO, { containerId: id }), undefined, id);
-  t.match(stopRefusal(INFO, { containerId: 'gone', timeout: 1 }), { kind: 'not-running' });
-  t.match(stopRefusal(INFO, { containerId: 'broken' }), { kind: 'not-running' });
-  t.match(stopRefusal(INFO, { containerId: 'nope' }), { kind: 'unknown-id' });
+  for (const id of ['run', 'held', 'born']) t.equal(stopRefusal(SESSIONS, { sessionId: id }), undefined, id);
+  t.match(stopRefusal(SESSIONS, { sessionId: 'gone' }), { kind: 'not-running' });
+  t.match(stopRefusal(SESSIONS, { sessionId: 'broken' }), { kind: 'not-running' });
+  t.match(stopRefusal(SESSIONS, { sessionId: 'nope' }), { kind: 'unknown-id' });
+  t.match(stopRefusal(SESSIONS, { sessionId: 'run', signal: 'BOGUS' }), { kind: 'unknown-signal' });
+});
+
+t.test('the guest adds a session only to a running container, under an ID no session has', async (t) => {
+  t.equal(execRefusal(SESSIONS, { containerId: 'run', sessionId: 'new' }), undefined);
+  t.match(execRefusal(SESSIONS, { containerId: 'run', sessionId: 'gone' }), { kind: 'refused', message: 'a session gone exists already' });
+  t.match(execRefusal(SESSIONS, { containerId: 'gone', sessionId: 'new' }), { kind: 'not-running', message: 'session gone has exited with code 3' });
+  t.match(execRefusal(SESSIONS, { containerId: 'nope', sessionId: 'new' }), { kind: 'unknown-id' });
 });
 
 t.test('a real guest refuses kill@tether and stop@tether with the reason, and goes on serving', { skip: notRoot() }, async (t) => {

@@ -145,9 +145,9 @@ t.test('RELOAD starts the sessions it adds and stops those it removes, keeping t
 
 t.test("the API's kill reaches the process or its group, and stop uses the stop's own timeout", async (t) => {
   const g = guest({ main: session(), exec1: session() });
-  g.actor.send({ type: 'SESSION_KILL', sessionId: 'exec1', signal: 'USR1', group: false });
-  g.actor.send({ type: 'SESSION_KILL', sessionId: 'exec1', signal: 'SIGHUP', group: true });
-  g.actor.send({ type: 'SESSION_STOP', sessionId: 'exec1', timeout: 1 });
+  g.actor.send({ type: 'SESSION_KILL', requestId: 'r1', sessionId: 'exec1', signal: 'USR1', group: false });
+  g.actor.send({ type: 'SESSION_KILL', requestId: 'r2', sessionId: 'exec1', signal: 'SIGHUP', group: true });
+  g.actor.send({ type: 'SESSION_STOP', requestId: 'r3', sessionId: 'exec1', timeout: 1 });
   g.clock.increment(1000);
   t.same(g.commands.filter((c) => c.sessionId === 'exec1').map((c) => c.command).slice(1), [
     { type: 'SIGNAL', signal: 'USR1', target: 'process' },
@@ -161,7 +161,7 @@ t.test("the API's kill reaches the process or its group, and stop uses the stop'
 
 t.test('a session stopped on request is never restarted by its policy, as in Docker', async (t) => {
   const g = guest({ main: session(), always: session({ restart: { name: 'always' } }) });
-  g.actor.send({ type: 'SESSION_STOP', sessionId: 'always' });
+  g.actor.send({ type: 'SESSION_STOP', requestId: 'r1', sessionId: 'always' });
   g.exit('always', 143);
   g.clock.increment(60_000);
   t.equal(g.launches.get('always'), 1);

@@ -200,6 +200,9 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
   function serverCommand(s: ServerSim, command: SshServerCommand, io: IO): ServerSim {
     const send = (msg: SshMessage) => io.post({ kind: 'toAppliance', wire: ssh(msg) });
     switch (command.type) {
+      // The model's API client neither kills, stops nor execs.
+      case 'REQUEST_ANSWER':
+        return s;
       case 'CONTAINERS':
         if (s.ready && command.pushIds) send({ t: 'push', what: 'ids', ids: command.ids });
         if (s.ready && command.pushInfo.length > 0) send({ t: 'push', what: 'info', info: command.pushInfo });
