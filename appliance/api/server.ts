@@ -20,6 +20,7 @@ import { execRoutes } from './exec.ts';
 import type { ContainerControl, ContainerDirectory } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
 import { imageRoutes } from './images.ts';
+import { infoRoute } from './info.ts';
 import { inspectRoute } from './inspect.ts';
 import { type Lifecycle, lifecycleRoutes } from './lifecycle.ts';
 import type { LiveFeed } from './liveFeed.ts';
@@ -45,6 +46,8 @@ export interface ApiServerOptions extends BuildInfo {
   readonly lifecycle?: Lifecycle;
   /** Serve https and admit only clients whose certificate the CA signed (dockerd's --tlsverify); plain http without. */
   readonly tls?: TlsCredentials;
+  /** The appliance's state directory, as `docker info` shows it. */
+  readonly stateDir?: string;
 }
 
 export function createApiServer(directory: ContainerDirectory, options: ApiServerOptions): http.Server {
@@ -52,6 +55,7 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
   const releasing = new ReleasingAttaches();
   const route = createRouter([
     ...systemRoutes(options),
+    infoRoute(directory, { build: options, images: options.images, stateDir: options.stateDir }),
     ...containerRoutes(directory, releasing),
     attachRoute(directory, releasing, log),
     ...(options.control ? controlRoutes(options.control) : []),
