@@ -45,7 +45,10 @@ export interface RunningAppliance {
   /** The first API address, and all of them. */
   api: string;
   apis: string[];
+  /** Stops serving; the containerVMs it launched go on running, for the next appliance on this state directory to adopt. */
   close(): Promise<void>;
+  /** Stops every containerVM of the API's containers (before close, to tear everything down). */
+  stopContainers(): Promise<void>;
 }
 
 function createAppliance(options: ApplianceOptions) {
@@ -88,6 +91,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
   }
   const tls = options.tls && readTlsFiles(options.tls);
   const images = await ImageStore.open(options.stateDir);
+  const store = ContainerStore.open(options.stateDir);
   const actor = createAppliance(options);
   actor.start();
   const listening = await waitFor(actor, (s) => s.context.listening !== undefined || s.context.listenError !== undefined);
@@ -96,7 +100,6 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     throw new Error(listening.context.listenError);
   }
   const { feed } = actor;
-  const store = new ContainerStore();
   const reported = createDirectory(actor, { registry: actor.registry, feed, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs, created: store });
   const apiLog = options.log.child('api');
   // The port the listener took (port 0 resolved); the guests dial the host it was given.
@@ -107,9 +110,15 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     images,
     launcher: sandboxLauncher({ appliance: { host: options.serial.host, port: serialPort }, stateDir: options.stateDir }),
     directory: reported,
-    reported: async (id) => void (await waitFor(actor, (snapshot) => snapshot.context.containers[id] !== undefined)),
+    reported: async (id) =>
+      void (await waitFor(actor, (snapshot) => {
+        const entry = snapshot.context.containers[id];
+        return entry !== undefined && !store.hides(entry.vm, entry.linkId);
+      })),
+    reportingLinks: (vm) => [...new Set(Object.values(actor.getSnapshot().context.containers).filter((entry) => entry.vm === vm).map((entry) => entry.linkId))],
     log: (level, message) => apiLog(level, message),
   });
+  lifecycle.adopt();
   const { directory } = lifecycle;
   // A unix socket is guarded by its file mode, as dockerd's is: TLS is for TCP.
   const servers = addresses.map((address) =>
@@ -121,11 +130,11 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
       logDirOf: logDirsUnder(options.stateDir),
       images,
       lifecycle,
+      stateDir: options.stateDir,
       tls: address.kind === 'tcp' ? tls : undefined,
     }),
   );
   const close = async () => {
-    // While the links are up, so each guest stops its sessions as it is told to.
     await lifecycle.close();
     await Promise.all(
       servers.map(
@@ -147,7 +156,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     throw err;
   }
   options.log('info', 'appliance ready', { serial: `tcp://${listening.context.listening}`, api: apis.join(' ') });
-  return { actor, directory, feed, serial: `tcp://${listening.context.listening}`, api: apis[0]!, apis, close };
+  return { actor, directory, feed, serial: `tcp://${listening.context.listening}`, api: apis[0]!, apis, close, stopContainers: () => lifecycle.stopContainers() };
 }
 
 async function listen(server: http.Server, address: Address, log: Log): Promise<string> {

@@ -12,6 +12,7 @@ import type { Log } from '../shared/log.ts';
 import { isRunning } from './api/containerState.ts';
 import { ApiError, noSuchContainer } from './api/errors.ts';
 import type { Attachment, AttachOptions, ContainerControl, ContainerDirectory, ContainerRecord, WaitCondition } from './api/directory.ts';
+import type { RecordWithSettings } from './api/containerViews.ts';
 import type { LiveFeed } from './api/liveFeed.ts';
 import { composeAttach } from './composition.ts';
 
@@ -28,10 +29,16 @@ export interface DirectoryOptions {
 
 /** What the directory needs of the containers the API creates (appliance/containerStore.ts). */
 export interface CreatedContainers {
-  /** Each such container as the API knows it, for when no guest has reported it (yet). */
-  records(): ContainerRecord[];
-  /** Whether containerVM `vm` was removed: its guest's reports, still in the inventory, no longer show. */
-  isRemoved(vm: string): boolean;
+  /** Each such container as the API knows it, for when no guest has reported it (yet), with its create-time settings. */
+  records(): RecordWithSettings[];
+  /**
+   * Whether what link `linkId` reported of containerVM `vm` no longer shows:
+   * the container was removed, or it was started again since, and the
+   * inventory still holds the reports of its earlier run.
+   */
+  hides(vm: string, linkId: string): boolean;
+  /** Calls `listener` after every change; returns what stops it. */
+  subscribe(listener: () => void): () => void;
 }
 
 /**
@@ -51,7 +58,7 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
   const entries = (): Record<string, InventoryEntry> => {
     const all = appliance.getSnapshot().context.containers;
     const created = options.created;
-    return created ? Object.fromEntries(Object.entries(all).filter(([, entry]) => !created.isRemoved(entry.vm))) : all;
+    return created ? Object.fromEntries(Object.entries(all).filter(([, entry]) => !created.hides(entry.vm, entry.linkId))) : all;
   };
   const record = (entry: InventoryEntry): ContainerRecord => {
     const { info } = entry;
@@ -63,13 +70,21 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
       link: { up: entry.linkUp, detail: entry.linkDetail },
     };
   };
-  /** What the guests report (created when the API created it), then what the API created and no guest has reported. */
-  const records = (): ContainerRecord[] => {
+  /**
+   * What the guests report, then what the API created and no guest has
+   * reported. Of a container the API created, its name (a rename is the
+   * API's), creation time and settings are the API's; and once the API knows
+   * its containerVM is gone, a guest's last word that it runs is out of date.
+   */
+  const records = (): RecordWithSettings[] => {
     const created = new Map((options.created?.records() ?? []).map((r) => [r.id, r]));
-    const reported = Object.values(entries()).map((entry) => {
+    const reported = Object.values(entries()).map((entry): RecordWithSettings => {
       const own = created.get(entry.info.id);
       created.delete(entry.info.id);
-      return own ? { ...record(entry), created: own.created } : record(entry);
+      if (!own) return record(entry);
+      const guest = record(entry);
+      if (own.state === 'exited' && !isOver(entry)) return { ...own, link: guest.link };
+      return { ...guest, name: own.name, created: own.created, settings: own.settings };
     });
     return [...reported, ...created.values()];
   };
@@ -155,22 +170,41 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     for (const ref of refs) ref.send({ type: 'RESIZE', ...size });
   }
 
+  /**
+   * Docker's conditions: `not-running` is met at once by a container that is
+   * not running (a created one too), `next-exit` by the next time a running
+   * container stops (one not running must start first), `removed` by its
+   * removal. A removal ends every wait, with the last status known, so no
+   * wait outlives its container. A container only a guest reports cannot be
+   * removed through the API: `removed` waits for its exit instead.
+   */
   async function wait(id: string, condition: WaitCondition): Promise<{ exitCode: number; error?: string }> {
     const container = await mustFind(id);
-    // next-exit ignores an exit that already happened; the others answer at once.
-    if (condition !== 'next-exit' && isOver(entries()[container.id])) return result(entries()[container.id]!);
-    let sawRunning = !isOver(entries()[container.id]);
+    const removable = options.created?.records().some((r) => r.id === container.id) ?? false;
+    const until = condition === 'removed' && !removable ? 'not-running' : condition;
+    if (until === 'not-running' && !isRunning(container)) return result(container);
+    let last = container;
+    let sawRunning = isRunning(container);
     return new Promise((resolve) => {
-      const subscription = appliance.subscribe((snapshot) => {
-        const entry = snapshot.context.containers[container.id];
-        if (!isOver(entry)) {
-          sawRunning = true;
+      let stopWatching = () => {};
+      const check = () => {
+        const now = find(container.id);
+        // Ended, not merely not running: a restarted container's guest first reports it created.
+        const ended = now !== undefined && (now.state === 'exited' || now.state === 'failed');
+        if (now === undefined || (until !== 'removed' && ended && (until === 'not-running' || sawRunning))) {
+          stopWatching();
+          resolve(result(now ?? last));
           return;
         }
-        if (!sawRunning) return;
+        last = now;
+        if (isRunning(now)) sawRunning = true;
+      };
+      const subscription = appliance.subscribe(check);
+      const unsubscribe = options.created?.subscribe(check);
+      stopWatching = () => {
         subscription.unsubscribe();
-        resolve(result(entry!));
-      });
+        unsubscribe?.();
+      };
     });
   }
 
@@ -313,8 +347,8 @@ function commandError(what: 'kill' | 'stop' | 'exec', container: ContainerRecord
   }
 }
 
-function result(entry: InventoryEntry): { exitCode: number; error?: string } {
-  return entry.info.error ? { exitCode: entry.info.exitCode ?? 127, error: entry.info.error } : { exitCode: entry.info.exitCode ?? 0 };
+function result(record: ContainerRecord): { exitCode: number; error?: string } {
+  return record.error ? { exitCode: record.exitCode ?? 127, error: record.error } : { exitCode: record.exitCode ?? 0 };
 }
 
 /** Why an attach ended before its channel opened, as the HTTP error Docker would give. */

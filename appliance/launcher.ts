@@ -4,62 +4,136 @@
  * it to a launcher; what runs it (a sandbox of namespaces here, a hypervisor
  * later) is the launcher's business. The guest then reaches the appliance
  * over its serial line and reports its containers like any other.
+ *
+ * A containerVM outlives the appliance that launched it, as a VM outlives
+ * its management daemon: a later appliance adopts it (`adopt`), and its
+ * guest reconnects to it on its own.
  */
-import { once } from 'node:events';
-import { mkdirSync } from 'node:fs';
-import { constants } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startSandbox } from '../tools/sandbox.ts';
+import { archiveRuns } from '../shared/outputLogFiles.ts';
+import { bundlePath } from '../tools/paths.ts';
+import { formatAddress } from './address.ts';
+import { unregisterGuest } from './trust.ts';
+import { containerDir } from './containerStore.ts';
+import { readJson } from './jsonFile.ts';
+import { EXIT_FILE, exitStatus, isAlive, lostVm, MONITOR_FILE, watchVm, type MonitorRecord } from './vmMonitor.ts';
 
 export interface LaunchOptions {
   /** Names the VM in error messages, e.g. `container web`. */
   readonly source: string;
 }
 
+/** How a containerVM ended. */
+export interface VmExit {
+  /** The init's exit status: the primary session's, or 128 + the signal that ended it. */
+  readonly status: number;
+  /** ISO 8601 */
+  readonly finishedAt: string;
+  /** Why the status is not the init's own, when it is not. */
+  readonly error?: string;
+}
+
 export interface LaunchedVm {
   /** TERM to its init (every session stops), then waits until it is gone. */
   stop(): Promise<void>;
-  /** The init's exit status once it is gone (the primary session's, or 128 + the signal that ended it). */
-  readonly exited: Promise<number>;
+  readonly exited: Promise<VmExit>;
+  /** Stops watching it and leaves it running: the appliance is closing, and the VM outlives it. */
+  release(): void;
 }
 
 export interface Launcher {
   launch(config: Record<string, unknown>, options: LaunchOptions): Promise<LaunchedVm>;
+  /** The containerVM `id` that an earlier appliance launched: still running, or how it ended. */
+  adopt(id: string): LaunchedVm | VmExit;
 }
+
+/** How long a monitor may take to bring its sandbox up before the launch is given up. */
+const MONITOR_START_MS = 30_000;
 
 /**
  * Runs each containerVM as a sandbox (tools/sandbox.ts), which registers
- * its fresh host key with the appliance's trust store. The guest's console
- * is appended to `<stateDir>/containers/<id>/console.log`, beside its
+ * its fresh host key with the appliance's trust store, held by a monitor
+ * process of its own (vmMonitor.ts) in `<stateDir>/containers/<id>`. The
+ * guest's console and the monitor's go to `console.log` there, beside the
  * output logs, where whoever debugs a boot looks.
  */
 export function sandboxLauncher(options: { appliance: { host: string; port: number }; stateDir: string }): Launcher {
   return {
     async launch(config, { source }) {
-      const dir = join(options.stateDir, 'containers', String(config.id));
+      const id = String(config.id);
+      const dir = containerDir(options.stateDir, id);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const sandbox = await startSandbox({
-        config,
-        source,
-        appliance: options.appliance,
-        stateDir: options.stateDir,
-        console: { file: join(dir, 'console.log') },
-      });
-      const exited = once(sandbox.guest, 'exit').then(([code, signal]) =>
-        (code as number | null) ?? 128 + (signal ? constants.signals[signal as NodeJS.Signals] : 0),
+      // An earlier run's output stays for `docker logs`; its records are of a VM that is gone.
+      archiveRuns(join(dir, 'logs'), id);
+      for (const file of [MONITOR_FILE, EXIT_FILE]) rmSync(join(dir, file), { force: true });
+      const configPath = join(dir, 'launch.json');
+      writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
+      const consolePath = join(dir, 'console.log');
+      const console = openSync(consolePath, 'a');
+      const appliance = formatAddress({ kind: 'tcp', ...options.appliance });
+      // Detached, in a session of its own: neither the appliance's exit nor a ctrl-c meant for it reaches the VM.
+      const monitor = spawn(
+        process.execPath,
+        [bundlePath('tether.cjs'), 'sandbox', '--config', configPath, '--appliance', appliance, '--state', options.stateDir, '--monitor', dir],
+        { detached: true, stdio: ['ignore', console, console], env: monitorEnv() },
       );
-      // Once only: a stop and the init ending on its own both release the pty, bridge and config file.
-      let closing: Promise<void> | undefined;
-      const close = () => (closing ??= sandbox.close());
-      void exited.then(close);
-      return {
-        exited,
-        stop: async () => {
-          await close();
-          await exited;
-        },
-      };
+      closeSync(console);
+      monitor.unref();
+      try {
+        return watchVm(dir, await monitorStarted(monitor, dir, consolePath));
+      } catch (error) {
+        throw new Error(`cannot launch the containerVM of ${source}: ${(error as Error).message}`);
+      }
+    },
+    adopt(id) {
+      const dir = containerDir(options.stateDir, id);
+      const record = readJson<MonitorRecord>(join(dir, MONITOR_FILE));
+      if (record && isAlive(record.monitor)) return watchVm(dir, record);
+      // Read after the liveness check: a monitor writes the exit record just before it exits.
+      const exit = readJson<VmExit>(join(dir, EXIT_FILE));
+      if (exit) return exit;
+      // The monitor did not live to forget the VM's host key: nobody should be trusted with it later.
+      unregisterGuest(options.stateDir, id);
+      return lostVm(record);
     },
   };
 }
 
+/**
+ * The appliance's environment without what only a test runner or a debugger
+ * gave it (a loader, an inspector): the monitor is a program of its own.
+ */
+function monitorEnv(): NodeJS.ProcessEnv {
+  const { NODE_OPTIONS: _, ...env } = process.env;
+  return env;
+}
+
+/** Resolves once the monitor has said who it is; rejects when it exits first (with what it said), or takes too long. */
+async function monitorStarted(monitor: ChildProcess, dir: string, consolePath: string): Promise<MonitorRecord> {
+  let exit: [number | null, NodeJS.Signals | null] | undefined;
+  const onExit = (code: number | null, signal: NodeJS.Signals | null) => (exit = [code, signal]);
+  monitor.once('exit', onExit);
+  try {
+    const deadline = Date.now() + MONITOR_START_MS;
+    for (;;) {
+      const record = readJson<MonitorRecord>(join(dir, MONITOR_FILE));
+      if (record && record.monitor.pid === monitor.pid) return record;
+      if (exit) throw new Error(`its monitor exited with status ${exitStatus(...exit)} before the containerVM ran: ${consoleTail(consolePath)}`);
+      if (Date.now() > deadline) {
+        monitor.kill('SIGKILL');
+        throw new Error(`its monitor (PID ${monitor.pid}) did not bring the containerVM up within ${MONITOR_START_MS} ms: ${consoleTail(consolePath)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    monitor.off('exit', onExit);
+  }
+}
+
+/** The end of a console log, for an error message. */
+function consoleTail(path: string): string {
+  const text = readFileSync(path, 'utf8').trim();
+  return text === '' ? `nothing in ${path}` : `${path} ends: ${text.slice(-600)}`;
+}

@@ -10,7 +10,11 @@ export const DEFAULT_SERIAL = 'tcp://127.0.0.1:2377';
 export const applianceUsage = `usage: tether appliance [--api tcp://127.0.0.1:2375] [--api unix:///PATH ...] [--serial tcp://127.0.0.1:2377]
                         [--tls-ca FILE --tls-cert FILE --tls-key FILE] [--state DIR] [--attach-timeout MS]`;
 
-/** `tether appliance`: runs the appliance service until SIGINT or SIGTERM. */
+/**
+ * `tether appliance`: runs the appliance service until SIGINT or SIGTERM.
+ * The containerVMs it launched go on running; the next appliance on the
+ * same state directory and serial address adopts them.
+ */
 export async function applianceCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,

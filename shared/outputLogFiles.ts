@@ -6,7 +6,7 @@
  * readLoggedOutput, the guest replaying an attach as well as `docker logs`
  * reading a stopped VM's disk.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OutputStream } from './outputLog.ts';
 
@@ -43,6 +43,42 @@ export function sessionLogDir(logDir: string, sessionId: string, generation: Gen
     throw new RangeError(`no output log directory for session ID ${JSON.stringify(sessionId)}: expected 1-128 characters of [A-Za-z0-9_.-]`);
   }
   return join(logDir, `${sessionId}.log${generation === 'previous' ? '.prev' : ''}`);
+}
+
+/** `<id>.log.run-<n>`: an earlier run's files, which no current (`.log`) or previous (`.log.prev`) directory name matches. */
+const RUN_SUFFIX = /^\.log\.run-(\d+)$/;
+
+/**
+ * The directories holding every run of a session that the log directory
+ * keeps, oldest first: the runs archived by archiveRuns, then the previous
+ * generation and the current one. Any of them may be missing.
+ */
+export function sessionLogDirs(logDir: string, sessionId: string): string[] {
+  const current = sessionLogDir(logDir, sessionId);
+  const runs = existsSync(logDir)
+    ? readdirSync(logDir)
+        .filter((name) => name.startsWith(sessionId) && RUN_SUFFIX.test(name.slice(sessionId.length)))
+        .map((name) => ({ name, run: Number(RUN_SUFFIX.exec(name.slice(sessionId.length))![1]) }))
+        .sort((a, b) => a.run - b.run)
+        .map(({ name }) => join(logDir, name))
+    : [];
+  return [...runs, sessionLogDir(logDir, sessionId, 'previous'), current];
+}
+
+/**
+ * Keeps the files of a session's earlier runs for good, before its guest
+ * boots again: the guest itself keeps only one previous generation (it
+ * replaces the one before, so a guest rebooting in a loop cannot fill its
+ * disk), but a container restarted by `docker start` keeps the logs of every
+ * run, as Docker's do. Each run stays bounded as the guest bounds it.
+ */
+export function archiveRuns(logDir: string, sessionId: string): void {
+  const next = sessionLogDirs(logDir, sessionId).length - 1;
+  let run = next;
+  for (const generation of ['previous', 'current'] as const) {
+    const dir = sessionLogDir(logDir, sessionId, generation);
+    if (existsSync(dir)) renameSync(dir, join(logDir, `${sessionId}.log.run-${run++}`));
+  }
 }
 
 /** A segment's file name: its first byte's absolute offset, so names sort in log order. */

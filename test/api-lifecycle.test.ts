@@ -1,18 +1,12 @@
 import t from 'tap';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
-import { api, docker, dockerMissing, eventually, startWorld, type World } from './support/world.ts';
+import { api, docker, dockerMissing, eventually, psLine, startWorld } from './support/world.ts';
 
 // docker create, start, run and rm end to end: the real CLI against an
 // appliance that launches each container's containerVM as a sandbox.
 
 const skip = sandboxUnsupported() ?? dockerMissing();
 if (skip) t.comment(`skipping container lifecycle tests: ${skip}`);
-
-/** The `docker ps -a` line of container `name`, or undefined. */
-async function psLine(world: World, name: string): Promise<string | undefined> {
-  const ps = await docker(world, ['ps', '-a', '--format', '{{.Names}} {{.Status}}']);
-  return ps.stdout.split('\n').find((line) => line.startsWith(`${name} `));
-}
 
 t.test('docker run --rm host echo hi prints hi, returns 0 and leaves no container', { skip }, async (t) => {
   const world = await startWorld(t);
@@ -28,6 +22,13 @@ t.test('docker run returns the exit code of the container process', { skip }, as
   t.equal(result.stdout, 'out\n');
   t.equal(result.stderr, 'err\n');
   t.equal(result.code, 42);
+});
+
+t.test('docker run --rm returns the exit code of the container process once it is removed', { skip }, async (t) => {
+  const world = await startWorld(t);
+  const result = await docker(world, ['run', '--rm', '--name', 'rm42', 'host', 'sh', '-c', 'exit 42']);
+  t.equal(result.code, 42, result.stderr);
+  t.equal(world.appliance.directory.find('rm42'), undefined, 'the wait for its removal ended with the removal');
 });
 
 t.test('docker run passes -e, -w, -u and --hostname to the process', { skip }, async (t) => {

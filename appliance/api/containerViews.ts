@@ -4,8 +4,21 @@
  * ports, mounts, labels) are present with Docker's empty values, because
  * clients index into them without checking.
  */
+import type { CreateConfig } from '../containerStore.ts';
 import type { ContainerRecord } from './directory.ts';
 import { dockerStatus, exitCodeOf, isRunning, statusText } from './containerState.ts';
+
+/** What a create request asked for, as the container store keeps it: only containers created through the API have them. */
+export interface ContainerSettings {
+  /** The image as the client named it, and the ID it resolved to. */
+  readonly Image: string;
+  readonly ImageID: string;
+  readonly Config: CreateConfig;
+  readonly HostConfig: { readonly AutoRemove: boolean };
+}
+
+/** A record as the directory gives it: with its create-time settings when the API created it. */
+export type RecordWithSettings = ContainerRecord & { readonly settings?: ContainerSettings };
 
 /** Go's zero time.Time, which Docker prints for "never". */
 const NEVER = '0001-01-01T00:00:00Z';
@@ -16,12 +29,12 @@ const NEVER = '0001-01-01T00:00:00Z';
  */
 const NETWORK_MODE = 'default';
 
-export function listEntry(record: ContainerRecord, now: number): object {
+export function listEntry(record: RecordWithSettings, now: number): object {
   return {
     Id: record.id,
     Names: [`/${record.name}`],
-    Image: '',
-    ImageID: '',
+    Image: record.settings?.Image ?? '',
+    ImageID: record.settings?.ImageID ?? '',
     Command: record.cmd.join(' '),
     Created: Math.floor(Date.parse(record.created) / 1000),
     State: dockerStatus(record),
@@ -35,8 +48,10 @@ export function listEntry(record: ContainerRecord, now: number): object {
   };
 }
 
-export function inspectView(record: ContainerRecord): object {
+export function inspectView(record: RecordWithSettings): object {
   const running = isRunning(record);
+  const settings = record.settings;
+  const config = settings?.Config;
   return {
     Id: record.id,
     Created: record.created,
@@ -55,12 +70,14 @@ export function inspectView(record: ContainerRecord): object {
       StartedAt: record.startedAt ?? NEVER,
       FinishedAt: record.finishedAt ?? NEVER,
     },
-    Image: '',
+    // Docker's top-level Image is the ID the name resolved to; Config.Image is the name as given.
+    Image: settings?.ImageID ?? '',
     ResolvConfPath: '',
     HostnamePath: '',
     HostsPath: '',
     LogPath: '',
     Name: `/${record.name}`,
+    // Counts restarts by a restart policy, which tether has none of; `docker start` and `docker restart` set it to 0 in Docker too.
     RestartCount: 0,
     Driver: '',
     Platform: 'linux',
@@ -71,7 +88,7 @@ export function inspectView(record: ContainerRecord): object {
     HostConfig: {
       NetworkMode: NETWORK_MODE,
       RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
-      AutoRemove: false,
+      AutoRemove: settings?.HostConfig.AutoRemove ?? false,
       Binds: null,
       PortBindings: {},
       Runtime: 'tether',
@@ -81,7 +98,7 @@ export function inspectView(record: ContainerRecord): object {
     Config: {
       Hostname: record.hostname ?? '',
       Domainname: '',
-      User: '',
+      User: config?.User ?? '',
       AttachStdin: record.openStdin,
       AttachStdout: true,
       AttachStderr: true,
@@ -90,14 +107,17 @@ export function inspectView(record: ContainerRecord): object {
       // A client's EOF on a non-tty attach closes the process's stdin, which is
       // what Docker does for StdinOnce containers.
       StdinOnce: record.openStdin && !record.tty,
-      Env: null,
+      Env: config ? config.Env : null,
       Cmd: record.cmd,
-      Image: '',
+      Image: settings?.Image ?? '',
       Volumes: null,
-      WorkingDir: '',
+      WorkingDir: config?.WorkingDir ?? '',
       Entrypoint: null,
       OnBuild: null,
       Labels: {},
+      // Docker leaves both out when the create request did not set them.
+      ...(config?.StopSignal ? { StopSignal: config.StopSignal } : {}),
+      ...(config?.StopTimeout === undefined ? {} : { StopTimeout: config.StopTimeout }),
     },
     NetworkSettings: { SandboxID: '', SandboxKey: '', Ports: {}, Networks: {} },
     // Not Docker's: where the container lives and whether the appliance can

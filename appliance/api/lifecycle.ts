@@ -1,29 +1,35 @@
 /**
  * The container lifecycle: `POST /containers/create`, `POST
- * /containers/{id}/start` and `DELETE /containers/{id}` (`docker create`,
- * `docker start`, `docker run`, `docker rm`).
+ * /containers/{id}/start`, `.../restart`, `.../rename` and `DELETE
+ * /containers/{id}` (`docker create`, `docker start`, `docker run`,
+ * `docker restart`, `docker rename`, `docker rm`).
  *
  * Creating a container resolves its image, builds the guest config
  * document its containerVM will boot from (docs/CONFIG.md) and keeps both
- * in the container store; starting it hands the document to the launcher.
- * Once the guest is up it reports the container through the inventory like
- * any other, so ps, inspect, attach, logs, wait, kill, stop and exec need
- * nothing from here but an attach that comes before the start (below).
+ * in the container store; starting it hands the document to the launcher,
+ * again for each later start. Once the guest is up it reports the container
+ * through the inventory like any other, so ps, inspect, attach, logs, wait,
+ * kill, stop and exec need nothing from here but an attach that comes
+ * before the start (below).
+ *
+ * containerVMs outlive the appliance: closing it leaves them running, and
+ * the next appliance on the same state directory adopts them (`adopt`).
  */
 import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { ConfigError, isHostname, parseSessionConfig, sessionDocument } from '../../shared/config.ts';
-import type { ContainerStore, CreateConfig, StoredContainer } from '../containerStore.ts';
+import { MAX_STOP_TIMEOUT } from '../../shared/wire.ts';
+import type { ContainerChanges, ContainerStore, CreateConfig, StoredContainer } from '../containerStore.ts';
 import { AmbiguousImage, HOST_IMAGE, type ImageStore, type StoredImage } from '../images.ts';
-import type { LaunchedVm, Launcher } from '../launcher.ts';
+import type { LaunchedVm, Launcher, VmExit } from '../launcher.ts';
 import { isRunning } from './containerState.ts';
 import { readJsonBody } from './body.ts';
 import { findContainer } from './containers.ts';
-import type { Attachment, AttachOptions, ContainerControl, ContainerDirectory } from './directory.ts';
+import type { Attachment, AttachOptions, ContainerControl, ContainerDirectory, ContainerRecord } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
 import type { ApiLog } from './log.ts';
-import { boolParam } from './query.ts';
+import { boolParam, intParam } from './query.ts';
 import { json, type Reply } from './reply.ts';
 import type { Route } from './router.ts';
 
@@ -33,8 +39,10 @@ export interface LifecycleOptions {
   readonly launcher: Launcher;
   /** The directory over the inventory and the store (appliance/directory.ts). */
   readonly directory: ContainerDirectory & ContainerControl;
-  /** Resolves once a guest has reported container `id` in the inventory: from then on it can be attached to. */
+  /** Resolves once a guest has reported container `id` in the inventory (on a link the store does not hide): from then on it can be attached to. */
   readonly reported: (id: string) => Promise<void>;
+  /** The links whose reports of containerVM `vm` the inventory holds. */
+  readonly reportingLinks: (vm: string) => string[];
   readonly log: ApiLog;
 }
 
@@ -55,33 +63,41 @@ export class Lifecycle {
   readonly #waiting = new Map<string, Waiting>();
   /** Each container's open attaches: an auto-removed container goes once they have delivered its output. */
   readonly #attaches = new Map<string, Set<Promise<unknown>>>();
+  /** containerVMs being shut down because their container is over or removed. */
+  readonly #stopping = new Set<Promise<void>>();
 
   constructor(private readonly options: LifecycleOptions) {
     const inner = options.directory;
     this.directory = {
       ...inner,
       attach: (id, want) => this.#attach(id, want),
-      // A container never started has nothing to stop; its guest could not be asked.
-      stop: async (id, stopOptions) => (this.#unstarted(id) ? 'not-running' : inner.stop(id, stopOptions)),
+      // A container whose containerVM is not running has nothing to stop; no guest could be asked.
+      stop: async (id, stopOptions) => (this.#vmDown(id) ? 'not-running' : inner.stop(id, stopOptions)),
     };
+  }
+
+  /**
+   * Takes over the containerVMs an earlier appliance on this state directory
+   * launched: those still running are watched again (their guests reconnect
+   * on their own); those that ended meanwhile are recorded as exited.
+   */
+  adopt(): void {
+    for (const stored of this.options.store.list()) {
+      if (stored.State !== 'running') continue;
+      const vm = this.options.launcher.adopt(stored.Id);
+      if ('exited' in vm) this.#track(stored, vm);
+      else this.#ended(stored, vm);
+    }
   }
 
   async create(nameParam: string | null, body: unknown): Promise<{ Id: string; Warnings: string[] }> {
     const request = parseCreate(body);
-    if (nameParam && !DOCKER_NAME.test(nameParam)) {
-      throw new ApiError(400, `Invalid container name (${nameParam}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
-    }
+    if (nameParam) checkName(nameParam);
     const image = await this.#image(request.image);
     const id = randomBytes(32).toString('hex');
     // Checked after the last await, and the record added in the same turn: two creates cannot both take a name.
     const name = nameParam ? nameParam.replace(/^\//, '') : `tether_${id.slice(0, 12)}`;
-    const holder = this.options.directory.list().find((record) => record.name === name);
-    if (holder) {
-      throw new ApiError(
-        409,
-        `Conflict. The container name "/${name}" is already in use by container "${holder.vm}". You have to remove (or rename) that container to be able to reuse that name.`,
-      );
-    }
+    this.#checkNameFree(name);
     const config = withImageDefaults(request.config, image.record.Config);
     const hostname = config.Hostname || id.slice(0, 12);
     this.options.store.add({
@@ -104,40 +120,77 @@ export class Lifecycle {
     return { Id: id, Warnings: [] };
   }
 
-  /** 'started', or 'running' when it already was. */
+  /** 'started', or 'running' when it already was. A container that has run is launched again from its stored config. */
   async start(ref: string): Promise<'started' | 'running'> {
     const found = findContainer(this.options.directory, ref);
     const stored = this.options.store.get(found.vm);
     if (isRunning(found)) return 'running';
     if (!stored) throw new ApiError(409, `cannot start container ${ref}: its containerVM was not created through this appliance's API, so the appliance cannot boot it`);
-    if (stored.State !== 'created') throw new ApiError(409, `cannot start container ${ref} again: restarting a container whose containerVM has run is not supported yet`);
+    // Its process has ended and its containerVM is on its way out: a VM at a time.
+    await this.#vms.get(stored.Id)?.exited;
+    // Another start got here first (this one's record was read before its await).
+    if (stored.State === 'running') return 'running';
     const id = stored.Id;
-    // Before the launch's await: a second start meanwhile sees it started.
-    stored.State = 'running';
+    const before: ContainerChanges = { State: stored.State, StartedAt: stored.StartedAt, ExitCode: stored.ExitCode, Error: stored.Error };
+    // Before the launch's await: a second start meanwhile sees it started, and what the last run's guest reported shows no more.
+    this.options.store.hideReports(id, this.options.reportingLinks(id));
+    // As Docker's, FinishedAt stays the last run's until this one ends.
+    this.options.store.update(stored, { State: 'running', StartedAt: new Date().toISOString(), ExitCode: undefined, Error: undefined });
     const waiting = this.#waiting.get(id);
     // Held until an attach that is waiting for this start opens, so it sees the first byte.
-    const document = { ...stored.GuestConfig, sessions: { [id]: { ...primarySessionOf(stored), runBlock: (waiting?.attaches ?? 0) > 0 } } };
+    const document = {
+      ...stored.GuestConfig,
+      name: stored.Name,
+      sessions: { [id]: { ...primarySessionOf(stored), runBlock: (waiting?.attaches ?? 0) > 0 } },
+    };
     let vm: LaunchedVm;
     try {
-      vm = await this.options.launcher.launch(document, { source: `the config of container ${stored.Name} (${id})` });
+      vm = await this.options.launcher.launch(document, { source: `container ${stored.Name} (${id})` });
     } catch (error) {
-      stored.State = 'created';
-      throw new ApiError(500, `cannot start container ${ref}: launching its containerVM failed: ${messageOf(error)}`);
+      this.options.store.update(stored, before);
+      throw new ApiError(500, `cannot start container ${ref}: ${messageOf(error)}`);
     }
-    this.#vms.set(id, vm);
     this.#waiting.delete(id);
     waiting?.start(vm);
-    void vm.exited.then((code) => {
-      this.#vms.delete(id);
-      stored.State = 'exited';
-      stored.ExitCode = code;
-    });
-    if (stored.HostConfig.AutoRemove) void this.#removeWhenOver(stored, vm);
+    this.#track(stored, vm);
     // Answered once the guest has reported it, as Docker answers once the process runs: an exec or a stop right after reaches it.
     await untilReported(this.options.reported(id), vm).catch((error: unknown) => {
       throw new ApiError(500, `cannot start container ${ref}: ${messageOf(error)} (its console is in the appliance's state directory, containers/${id}/console.log)`);
     });
     return 'started';
+  }
+
+  /** `docker restart`: stop (with `timeout` seconds before SIGKILL) when running, then start. */
+  async restart(ref: string, timeout: number | undefined): Promise<void> {
+    const found = findContainer(this.options.directory, ref);
+    if (!this.options.store.get(found.vm)) {
+      throw new ApiError(409, `cannot restart container ${ref}: its containerVM was not created through this appliance's API, so the appliance cannot boot it again`);
+    }
+    try {
+      await this.directory.stop(found.id, timeout === undefined ? {} : { timeout });
+    } catch (error) {
+      // Its guest cannot be reached: its init is told instead, and stops every session the same way.
+      const vm = this.#vms.get(found.vm);
+      if (!vm) throw error;
+      this.options.log('warn', `restarting container ${ref}: ${messageOf(error)}; stopping its containerVM instead`);
+      await this.#stop(vm);
+    }
+    await this.start(found.vm);
+  }
+
+  /** `docker rename`: the new name shows in ps and inspect at once, and is the guest's from its next boot. */
+  rename(ref: string, nameParam: string | null): void {
+    if (!nameParam) throw new ApiError(400, `cannot rename container ${ref}: the new name is empty`);
+    checkName(nameParam);
+    const found = findContainer(this.options.directory, ref);
+    const stored = this.options.store.get(found.vm);
+    if (!stored || found.id !== stored.Id) {
+      throw new ApiError(409, `cannot rename container ${ref}: its containerVM was not created through this appliance's API; its name is the one its guest config gives it`);
+    }
+    const name = nameParam.replace(/^\//, '');
+    if (name === stored.Name) throw new ApiError(400, `Renaming a container with the same name as its current name (${name})`);
+    this.#checkNameFree(name);
+    this.options.store.update(stored, { Name: name });
   }
 
   async remove(ref: string, force: boolean): Promise<void> {
@@ -150,33 +203,96 @@ export class Lifecycle {
     await this.#discard(stored);
   }
 
-  /** Stops every containerVM this appliance launched: it is closing. */
+  /**
+   * Lets go of the containerVMs, which go on running: the appliance is
+   * closing, and the next one adopts them. Shut-downs under way finish
+   * first, so the store says what became of those.
+   */
   async close(): Promise<void> {
+    await Promise.allSettled(this.#stopping);
+    for (const vm of this.#vms.values()) vm.release();
+  }
+
+  /** Stops every containerVM this appliance runs (whoever tears the whole system down). */
+  async stopContainers(): Promise<void> {
     await Promise.all([...this.#vms.values()].map((vm) => vm.stop()));
+  }
+
+  /** Follows a launched or adopted containerVM until it ends; the container is exited from then on. */
+  #track(stored: StoredContainer, vm: LaunchedVm): void {
+    const id = stored.Id;
+    this.#vms.set(id, vm);
+    void vm.exited.then((exit) => {
+      if (this.#vms.get(id) === vm) this.#vms.delete(id);
+      this.#ended(stored, exit);
+    });
+    void this.#shutDownWhenOver(stored, vm);
+  }
+
+  /** What its guest last reported of the exit, where it did: it knows the session's error; else the containerVM's own exit. */
+  #ended(stored: StoredContainer, exit: VmExit): void {
+    const seen = this.options.directory.find(stored.Id);
+    const reported: Partial<ContainerRecord> = seen && seen.vm === stored.Id && !isRunning(seen) && seen.state !== 'created' ? seen : {};
+    this.options.store.update(stored, {
+      State: 'exited',
+      ExitCode: reported.exitCode ?? exit.status,
+      FinishedAt: reported.finishedAt ?? exit.finishedAt,
+      Error: reported.error ?? exit.error,
+    });
   }
 
   async #discard(stored: StoredContainer): Promise<void> {
     const id = stored.Id;
     this.#waiting.get(id)?.abandon(new Error(`container ${stored.Name} (${id}) was removed before it started`));
     this.#waiting.delete(id);
-    await this.#vms.get(id)?.stop();
+    const vm = this.#vms.get(id);
+    if (vm) await this.#stop(vm);
     this.options.store.remove(id);
   }
 
-  /** --rm: once the container has exited (or its VM has, unreported) and its attaches have had its output. */
-  async #removeWhenOver(stored: StoredContainer, vm: LaunchedVm): Promise<void> {
+  /**
+   * A guest whose container has exited goes on serving its link until it is
+   * shut down; a stopped container has no processes, in Docker's terms, so
+   * its containerVM is shut down (and with --rm the container removed) once
+   * its attaches have had its output.
+   */
+  async #shutDownWhenOver(stored: StoredContainer, vm: LaunchedVm): Promise<void> {
     try {
       await Promise.race([this.options.directory.wait(stored.Id, 'not-running'), vm.exited]);
       await Promise.allSettled(this.#attaches.get(stored.Id) ?? []);
-      await this.#discard(stored);
+      if (stored.HostConfig.AutoRemove) await this.#discard(stored);
+      else await this.#stop(vm);
     } catch (error) {
-      this.options.log('warn', `could not remove container ${stored.Name} (${stored.Id}) after it exited: ${messageOf(error)}`);
+      this.options.log('warn', `could not shut down the containerVM of container ${stored.Name} (${stored.Id}) after it exited: ${messageOf(error)}`);
     }
   }
 
-  #unstarted(ref: string): boolean {
+  async #stop(vm: LaunchedVm): Promise<void> {
+    const stopping = vm.stop();
+    this.#stopping.add(stopping);
+    try {
+      await stopping;
+    } finally {
+      this.#stopping.delete(stopping);
+    }
+  }
+
+  /** Whether `ref` is a container of the API's whose containerVM is not running (never started, or ended). */
+  #vmDown(ref: string): boolean {
     const found = this.options.directory.find(ref);
-    return found !== undefined && this.options.store.get(found.vm)?.State === 'created';
+    const state = found && this.options.store.get(found.vm)?.State;
+    return state !== undefined && state !== 'running';
+  }
+
+  /** A 409 naming the holder when a container (the API's or a guest's) has the name. */
+  #checkNameFree(name: string): void {
+    const holder = this.options.directory.list().find((record) => record.name === name);
+    if (holder) {
+      throw new ApiError(
+        409,
+        `Conflict. The container name "/${name}" is already in use by container "${holder.vm}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
+    }
   }
 
   async #image(reference: string): Promise<StoredImage> {
@@ -194,7 +310,9 @@ export class Lifecycle {
   async #attach(ref: string, want: AttachOptions): Promise<Attachment> {
     const found = this.options.directory.find(ref);
     const stored = found && this.options.store.get(found.vm);
-    const attachment = stored?.State === 'created' && found?.primary ? this.#attachOnStart(stored, want) : await this.options.directory.attach(ref, want);
+    // A streaming attach to a container that is not running waits for its next start (`docker start -a`).
+    const attachment =
+      stored && found?.primary && !isRunning(found) && want.stream ? this.#attachOnStart(stored, want) : await this.options.directory.attach(ref, want);
     if (found) {
       const open = this.#attaches.get(found.id) ?? new Set();
       this.#attaches.set(found.id, open.add(attachment.done));
@@ -284,7 +402,9 @@ export class Lifecycle {
 
 /** Rejects when the containerVM exits before its guest has reported. */
 function untilReported(reported: Promise<void>, vm: LaunchedVm): Promise<void> {
-  const gone = vm.exited.then((code) => Promise.reject(new Error(`its containerVM exited with status ${code} before its guest reported the container`)));
+  const gone = vm.exited.then((exit) =>
+    Promise.reject(new Error(`its containerVM exited with status ${exit.status} before its guest reported the container${exit.error ? ` (${exit.error})` : ''}`)),
+  );
   gone.catch(() => {});
   return Promise.race([reported, gone]);
 }
@@ -301,6 +421,22 @@ export function lifecycleRoutes(lifecycle: Lifecycle): Route[] {
       method: 'POST',
       path: '/containers/{id}/start',
       handler: async ({ params }) => empty((await lifecycle.start(params.id!)) === 'started' ? 204 : 304),
+    },
+    {
+      method: 'POST',
+      path: '/containers/{id}/restart',
+      handler: async ({ params, query }) => {
+        await lifecycle.restart(params.id!, intParam(query, 't', { min: 0, max: MAX_STOP_TIMEOUT }));
+        return empty(204);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/containers/{id}/rename',
+      handler: ({ params, query }) => {
+        lifecycle.rename(params.id!, query.get('name'));
+        return empty(204);
+      },
     },
     {
       method: 'DELETE',
@@ -402,6 +538,11 @@ function primarySession(config: CreateConfig): Record<string, unknown> {
 
 function primarySessionOf(stored: StoredContainer): Record<string, unknown> {
   return (stored.GuestConfig.sessions as Record<string, Record<string, unknown>>)[stored.Id]!;
+}
+
+/** Docker's rule for container names; a 400 otherwise. */
+function checkName(name: string): void {
+  if (!DOCKER_NAME.test(name)) throw new ApiError(400, `Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
 }
 
 /** The container's host name, as the guest will take it (RFC 1123); a 400 otherwise. */

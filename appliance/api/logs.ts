@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { OutputStream } from '../../shared/outputLog.ts';
-import { type LoggedRecord, readLoggedOutput, sessionLogDir } from '../../shared/outputLogFiles.ts';
+import { type LoggedRecord, readLoggedOutput, sessionLogDir, sessionLogDirs } from '../../shared/outputLogFiles.ts';
 import { findContainer } from './containers.ts';
 import type { ContainerDirectory, ContainerRecord } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
@@ -215,16 +215,18 @@ export function logsRoute(directory: ContainerDirectory, logDirOf: LogDirOf, log
       const options = parseLogsQuery(query);
       const record = findContainer(directory, params.id!);
       const logDir = logDirOf(record);
-      let previous: LoggedRecord[];
+      let earlier: LoggedRecord[];
       let current: { records: LoggedRecord[]; next: number };
       try {
-        // The boot before this one's output came first; Docker's logs, too, span a container's restarts.
-        previous = readRecords(sessionLogDir(logDir, record.id, 'previous'), 0).records;
+        // Earlier runs' output comes first: Docker's logs, too, span a container's restarts.
+        earlier = sessionLogDirs(logDir, record.id)
+          .slice(0, -1)
+          .flatMap((dir) => readRecords(dir, 0).records);
         current = readRecords(sessionLogDir(logDir, record.id), 0);
       } catch (error) {
         throw new Error(`cannot read the logs of container ${record.name} in ${logDir}: ${messageOf(error)}`);
       }
-      const chosen = [...previous, ...current.records].filter((r) => selected(options, r));
+      const chosen = [...earlier, ...current.records].filter((r) => selected(options, r));
       const initial = options.tail === undefined ? chosen : tailLines(chosen, options.tail);
       return {
         kind: 'hijack',

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,10 @@ export interface World {
   sandbox(config: Record<string, unknown>, options?: { line?: 'pty' | 'tcp'; console?: string }): Promise<Sandbox>;
   /** Waits until the appliance lists `id` and `ready` holds for it. */
   container(id: string, ready?: (c: ContainerRecord) => boolean): Promise<ContainerRecord>;
+  /** Closes the appliance as SIGTERM does (its containerVMs go on running), for `restartAppliance`. */
+  stopAppliance(): Promise<void>;
+  /** Starts a new appliance on the same state directory and serial port; `appliance` is the new one from then on. */
+  restartAppliance(): Promise<void>;
 }
 
 interface Teardown {
@@ -32,23 +36,31 @@ interface Teardown {
 
 export async function startWorld(t: Teardown, options: { attachTimeoutMs?: number } = {}): Promise<World> {
   const stateDir = mkdtempSync(join(tmpdir(), 'tether-world-'));
-  const appliance = await startAppliance({
-    serial: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-    api: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-    stateDir,
-    attachTimeoutMs: options.attachTimeoutMs ?? 10_000,
-    log: createLog('appliance', process.env.TETHER_LOG ? undefined : 'error'),
-  });
+  const start = (serialPort: number) =>
+    startAppliance({
+      serial: { kind: 'tcp', host: '127.0.0.1', port: serialPort },
+      api: { kind: 'tcp', host: '127.0.0.1', port: 0 },
+      stateDir,
+      attachTimeoutMs: options.attachTimeoutMs ?? 10_000,
+      log: createLog('appliance', process.env.TETHER_LOG ? undefined : 'error'),
+    });
+  let appliance = await start(0);
+  let running = true;
   const [host, port] = appliance.serial.replace('tcp://', '').split(':');
   const serial = { host: host!, port: Number(port) };
   const sandboxes: Sandbox[] = [];
   t.teardown(async () => {
     await Promise.all(sandboxes.map((s) => s.close()));
+    // The containerVMs the API launched outlive an appliance: stopped here, so no test leaves one behind.
+    if (!running) await world.restartAppliance();
+    await appliance.stopContainers();
     await appliance.close();
     rmSync(stateDir, { recursive: true, force: true });
   });
-  return {
-    appliance,
+  const world: World = {
+    get appliance() {
+      return appliance;
+    },
     stateDir,
     serial,
     async sandbox(config, sandboxOptions = {}) {
@@ -68,14 +80,25 @@ export async function startWorld(t: Teardown, options: { attachTimeoutMs?: numbe
         const found = appliance.directory.find(id);
         return found && ready(found) ? found : undefined;
       }, `container ${id} to be reported by its guest`),
+    async stopAppliance() {
+      running = false;
+      await appliance.close();
+    },
+    async restartAppliance() {
+      if (running) await world.stopAppliance();
+      // The same serial port: the containerVMs' bridges reconnect to where the appliance was.
+      appliance = await start(serial.port);
+      running = true;
+    },
   };
+  return world;
 }
 
-/** Polls `probe` until it returns a value; fails after 20 s naming what it waited for. */
-export async function eventually<T>(probe: () => T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
+/** Polls `probe` (which may be async) until it returns a value; fails after 20 s naming what it waited for. */
+export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
@@ -112,10 +135,17 @@ export function readUntil(stream: Readable, pattern: RegExp | string, what = Str
   });
 }
 
-/** Runs the real docker CLI against the world's API. */
-export function docker(world: World, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Starts the real docker CLI against the world's API, with a config directory of its own (not the user's). */
+export function dockerProcess(world: World, args: string[]): ChildProcessWithoutNullStreams {
   const config = mkdtempSync(join(tmpdir(), 'tether-docker-config-'));
   const child = spawn('docker', ['-H', world.appliance.api, ...args], { env: { ...process.env, DOCKER_CONFIG: config }, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.on('close', () => rmSync(config, { recursive: true, force: true }));
+  return child;
+}
+
+/** Runs the real docker CLI against the world's API. */
+export function docker(world: World, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = dockerProcess(world, args);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -123,11 +153,14 @@ export function docker(world: World, args: string[], input?: string): Promise<{ 
   child.stdin.end(input ?? '');
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => {
-      rmSync(config, { recursive: true, force: true });
-      resolve({ code, stdout, stderr });
-    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The `docker ps -a` line of container `name` (`NAME STATUS`), or undefined. */
+export async function psLine(world: World, name: string): Promise<string | undefined> {
+  const ps = await docker(world, ['ps', '-a', '--format', '{{.Names}} {{.Status}}']);
+  return ps.stdout.split('\n').find((line) => line.startsWith(`${name} `));
 }
 
 /** Where the docker CLI is, or why a test that needs it is skipped. */

@@ -1,0 +1,28 @@
+/**
+ * JSON records in the state directory, written so that a reader (another
+ * process, or the appliance after a crash) sees the old file or the new
+ * one, never a part: a temporary file renamed over it.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+
+export function writeJsonAtomic(path: string, value: unknown): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  renameSync(temporary, path);
+}
+
+/** The JSON in `path`, or undefined when there is no such file. */
+export function readJson<T>(path: string): T | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new Error(`${path} is not JSON: ${(error as Error).message}`);
+  }
+}
