@@ -51,7 +51,7 @@ async function sandboxCommand(args: string[]): Promise<void> {
   });
   if (!values.config) throw new Error('sandbox: --config FILE is required (see docs/CONFIG.md)');
   const appliance = parseSerialAddress(values.appliance!, '--appliance');
-  const sandbox = await startSandbox({ config: readConfigFile(values.config), source: values.config, appliance, stateDir: values.state! });
+  const sandbox = await startSandbox({ config: readConfigFile(values.config), source: values.config, appliance, stateDir: values.state!, workDir: values.monitor });
   process.stdout.write(`tether sandbox: containerVM ${sandbox.config.id} on ${sandbox.serialDevice}, bridged to ${values.appliance}\n`);
   if (values.monitor) {
     const exit = await monitorSandbox(sandbox, values.monitor);

@@ -28,6 +28,13 @@ export interface SandboxOptions {
    * link without the serial path, for benchmarks).
    */
   line?: 'pty' | 'tcp';
+  /**
+   * Where the config document the guest reads (with its host key) is
+   * written: a fresh temporary directory by default, removed on close. A
+   * monitor gives its container's directory, so that whatever ends the
+   * monitor, the key goes with the container (`docker rm`).
+   */
+  workDir?: string;
 }
 
 export interface Sandbox {
@@ -133,8 +140,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     throw err;
   }
 
-  const dir = mkdtempSync(join(tmpdir(), 'tether-sandbox-'));
-  const configPath = join(dir, 'config.json');
+  const dir = options.workDir ?? mkdtempSync(join(tmpdir(), 'tether-sandbox-'));
+  const configPath = join(dir, 'guest-config.json');
   // The document as written (with what the sandbox fills in), for the guest to parse as it would any other.
   writeFileSync(configPath, JSON.stringify(filled, null, 2), { mode: 0o600 });
   const line = pty && bridge({ master: pty.master, host: options.appliance.host, port: options.appliance.port });
@@ -177,7 +184,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       }
       await line?.close();
       await pty?.close();
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(options.workDir ? configPath : dir, { recursive: true, force: true });
       // The host key was made for this run; nobody should be trusted with it later.
       if (made) unregisterGuest(options.stateDir, config.id);
     },
