@@ -100,6 +100,10 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
 
   async function attach(id: string, want: AttachOptions): Promise<Attachment> {
     const container = await mustFind(id);
+    // Nothing could answer before the attach's deadline: an exited container's guest is shut down, or not there to ask.
+    if (!isRunning(container) && container.state !== 'created' && container.state !== 'blocked' && !container.link.up) {
+      throw new ApiError(409, `You cannot attach to a stopped container, start it first (container ${id} exited with code ${container.exitCode ?? 0}; its containerVM's link is down)`);
+    }
     const tty = container.tty;
     const stdout = new PassThrough();
     const stderr = tty ? undefined : new PassThrough();
@@ -165,9 +169,8 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
 
   async function resize(id: string, size: { cols: number; rows: number }): Promise<void> {
     const container = await mustFind(id);
-    const refs = attached.get(container.id);
-    if (!refs || refs.size === 0) throw new ApiError(409, `cannot resize container ${id}: nothing is attached to its terminal`);
-    for (const ref of refs) ref.send({ type: 'RESIZE', ...size });
+    // With nothing attached there is no channel to carry it; Docker answers 200 all the same, and each attach sends its own size.
+    for (const ref of attached.get(container.id) ?? []) ref.send({ type: 'RESIZE', ...size });
   }
 
   /**

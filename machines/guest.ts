@@ -238,6 +238,7 @@ export function containerInfo(config: GuestConfig, sessions: Record<string, Sess
       openStdin: spec.openStdin,
       primary: id === config.id,
       hostname: config.hostname,
+      stopTimeout: spec.stopTimeout,
       ...view,
     };
   });

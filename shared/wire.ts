@@ -298,6 +298,8 @@ export interface ContainerInfo {
   finishedAt?: string;
   /** The containerVM's host name. */
   hostname?: string;
+  /** Seconds a stop waits after the stop signal before SIGKILL (the session's stopTimeout). */
+  stopTimeout?: number;
 }
 
 const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
@@ -342,6 +344,7 @@ function checkContainerInfo(value: unknown, path: string): ContainerInfo {
   optional('startedAt', timestamp, 'ISO 8601 timestamp');
   optional('finishedAt', timestamp, 'ISO 8601 timestamp');
   optional('hostname', (v) => typeof v === 'string', 'string');
+  optional('stopTimeout', (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_STOP_TIMEOUT, `integer 0..${MAX_STOP_TIMEOUT}`);
 
   const info: ContainerInfo = {
     id: o.id as string,
@@ -352,7 +355,7 @@ function checkContainerInfo(value: unknown, path: string): ContainerInfo {
     primary: o.primary as boolean,
     state: o.state as ContainerState,
   };
-  for (const key of ['pid', 'exitCode', 'signal', 'error', 'startedAt', 'finishedAt', 'hostname'] as const) {
+  for (const key of ['pid', 'exitCode', 'signal', 'error', 'startedAt', 'finishedAt', 'hostname', 'stopTimeout'] as const) {
     if (o[key] !== undefined) (info as unknown as Record<string, unknown>)[key] = o[key];
   }
   return info;

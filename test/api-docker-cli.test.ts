@@ -371,6 +371,50 @@ t.test('docker ps lists running and blocked containers; docker ps -a adds exited
   t.equal(filtered.stdout.trim(), 'quitter', 'a status filter finds stopped containers without -a');
 });
 
+t.test('docker ps --filter: exited, ancestor, before, since, name, id and label as Docker reads them', async (t) => {
+  const api = await startApi(t, [
+    { name: 'held', cmd: ['cat'] },
+    { name: 'sleeper', cmd: ['sleep', '1000'], start: 'now' },
+    { name: 'quitter', cmd: ['sh', '-c', 'exit 3'], start: 'now' },
+    { name: 'zero', cmd: ['true'], start: 'now' },
+  ]);
+  const [held, sleeper, quitter, zero] = api.directory.containers;
+  await Promise.all([quitter!.exited(), zero!.exited()]);
+  // One second apart, oldest first, so before and since have an order to go by.
+  for (const [i, container] of [held!, sleeper!, quitter!, zero!].entries()) container.record.created = `2025-01-01T00:00:0${i}Z`;
+  // As the container store gives a container created through the API from an image.
+  Object.assign(sleeper!.record, { settings: { Image: 'alpine', ImageID: `sha256:abc123${'0'.repeat(58)}` } });
+
+  const names = async (...filters: string[]) => {
+    const result = await api.docker(['ps', '-a', ...filters.flatMap((f) => ['--filter', f]), '--format', '{{.Names}}']);
+    t.equal(result.code, 0, result.stderr);
+    return result.stdout.split('\n').filter(Boolean);
+  };
+  t.same(await names('exited=3'), ['quitter']);
+  t.same(await names('exited=0'), ['zero']);
+  t.same(await names('exited=0', 'exited=3'), ['zero', 'quitter'], 'values of one filter are alternatives');
+  t.same(await names('ancestor=alpine'), ['sleeper']);
+  t.same(await names('ancestor=alpine:latest'), ['sleeper'], 'an absent tag is latest');
+  t.same(await names('ancestor=abc123'), ['sleeper'], 'an image ID prefix');
+  t.same(await names('ancestor=busybox'), []);
+  t.same(await names('before=quitter'), ['sleeper', 'held']);
+  t.same(await names('since=sleeper'), ['zero', 'quitter']);
+  t.same(await names('since=held', 'before=zero'), ['quitter', 'sleeper'], 'different filters must all hold');
+  t.same(await names('name=sleep'), ['sleeper']);
+  t.same(await names(`id=${quitter!.record.id.slice(0, 12)}`), ['quitter']);
+  t.same(await names('label=com.example=x'), [], 'no container has labels');
+
+  const notAll = await api.docker(['ps', '--filter', 'exited=3', '--format', '{{.Names}}']);
+  t.equal(notAll.stdout, '', 'as in Docker, an exited filter does not imply -a');
+
+  const badCode = await api.docker(['ps', '--filter', 'exited=three']);
+  t.not(badCode.code, 0);
+  t.match(badCode.stderr, "invalid filter 'exited=three'");
+  const unknownRef = await api.docker(['ps', '--filter', 'before=nope']);
+  t.not(unknownRef.code, 0);
+  t.match(unknownRef.stderr, 'No such container: nope');
+});
+
 t.test('docker inspect prints the container as JSON, Config.Tty included', async (t) => {
   const api = await startApi(t, [
     { name: 'console', cmd: ['cat'], tty: true },

@@ -76,7 +76,7 @@ t.test('kill and stop answer as Docker does: 404 unknown, 400 bad signal, 409 ki
 
   const unknown = await api(world, 'POST', '/containers/nothing-here/kill');
   t.equal(unknown.status, 404);
-  t.match(unknown.body, { message: /^No such container: nothing-here/ });
+  t.match(unknown.body, { message: /^Cannot kill container: nothing-here: No such container: nothing-here/ });
   t.equal((await api(world, 'POST', '/containers/nothing-here/stop')).status, 404);
 
   const bad = await api(world, 'POST', '/containers/answers/kill?signal=NOPE');
@@ -85,7 +85,7 @@ t.test('kill and stop answer as Docker does: 404 unknown, 400 bad signal, 409 ki
   t.equal((await api(world, 'POST', '/containers/answers/stop?t=soon')).status, 400);
 
   const stopped = await api(world, 'POST', '/containers/done/kill?signal=TERM');
-  t.same([stopped.status, stopped.body], [409, { message: 'Container done is not running' }]);
+  t.same([stopped.status, stopped.body], [409, { message: 'Cannot kill container: done: Container done is not running' }]);
   t.equal((await api(world, 'POST', '/containers/done/stop')).status, 304);
   t.equal(world.appliance.directory.find('answers')!.state, 'running', 'none of it touched the running container');
 });

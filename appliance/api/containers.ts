@@ -1,27 +1,15 @@
 /**
  * The container routes that answer with JSON: list, inspect, wait, resize.
  */
+import { parseListFilter } from './containerFilters.ts';
 import type { ContainerDirectory, ContainerRecord, WaitCondition } from './directory.ts';
-import { DOCKER_STATUSES, dockerStatus, isRunning } from './containerState.ts';
+import { isRunning } from './containerState.ts';
 import { inspectView, listEntry } from './containerViews.ts';
 import { ApiError, messageOf, noSuchContainer } from './errors.ts';
-import { matchesAny, parseFilters } from './filters.ts';
 import { boolParam, intParam, requiredIntParam } from './query.ts';
 import { json, jsonBody } from './reply.ts';
 import type { ReleasingAttaches } from './releasingAttaches.ts';
 import type { Route } from './router.ts';
-
-/** How each list filter Docker's `docker ps --filter` sends is decided for one container. */
-const LIST_FILTERS: Record<string, (values: readonly string[], record: ContainerRecord) => boolean> = {
-  id: (values, record) => matchesAny(values, record.id),
-  name: (values, record) => matchesAny(values, `/${record.name}`),
-  status: (values, record) => values.includes(dockerStatus(record)),
-  // tether containers carry no labels, so no label filter matches (rather than
-  // a 400 that would break tools such as compose that always send one).
-  label: () => false,
-};
-
-const KNOWN_STATUSES: ReadonlySet<string> = new Set(DOCKER_STATUSES);
 
 const WAIT_CONDITIONS: readonly WaitCondition[] = ['not-running', 'next-exit', 'removed'];
 
@@ -41,18 +29,15 @@ export function containerRoutes(directory: ContainerDirectory, releasing: Releas
       method: 'GET',
       path: '/containers/json',
       handler: ({ query }) => {
-        const filters = parseFilters(query.get('filters'), Object.keys(LIST_FILTERS));
-        for (const status of filters.get('status') ?? []) {
-          if (!KNOWN_STATUSES.has(status)) throw new ApiError(400, `invalid filter 'status=${status}'`);
-        }
+        const filter = parseListFilter(query.get('filters'), directory);
         const limit = intParam(query, 'limit') ?? 0;
         // As in Docker: a limit or a status filter implies stopped containers too.
-        const all = boolParam(query, 'all') || limit > 0 || filters.has('status');
+        const all = boolParam(query, 'all') || limit > 0 || filter.impliesAll;
         const now = Date.now();
         const records = directory
           .list()
           .filter((record) => all || isRunning(record))
-          .filter((record) => [...filters].every(([name, values]) => LIST_FILTERS[name]!(values, record)))
+          .filter(filter.matches)
           .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
         return json(200, (limit > 0 ? records.slice(0, limit) : records).map((record) => listEntry(record, now)));
       },
@@ -88,6 +73,8 @@ export function containerRoutes(directory: ContainerDirectory, releasing: Releas
         const rows = requiredIntParam(query, 'h', { min: 0, max: 65535 });
         const cols = requiredIntParam(query, 'w', { min: 0, max: 65535 });
         const record = findContainer(directory, params.id!);
+        // Docker's answer for a container that has no terminal running to resize.
+        if (!isRunning(record)) throw new ApiError(409, `Container ${record.id} is not running`);
         await directory.resize(record.id, { cols, rows });
         return { kind: 'full', status: 200, headers: {}, body: '' };
       },

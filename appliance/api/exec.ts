@@ -157,7 +157,7 @@ export function execRoutes(directory: ContainerDirectory, control: ContainerCont
       path: '/exec/{id}/start',
       handler: async ({ params, body }): Promise<Reply> => {
         const instance = instanceOf(params.id!);
-        if (instance.sessionId !== undefined) throw new ApiError(409, `exec ${instance.id} has already started`);
+        if (instance.sessionId !== undefined) throw new ApiError(409, `Exec command ${instance.id} is already running`);
         const options = (await readJsonBody(body, 'exec start')) as { Detach?: unknown; ConsoleSize?: unknown };
         const detach = options.Detach === true;
         const { config } = instance;

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { ConfigError, isHostname, parseSessionConfig, sessionDocument } from '../../shared/config.ts';
+import { ConfigError, DEFAULT_STOP_TIMEOUT, isHostname, parseSessionConfig, sessionDocument } from '../../shared/config.ts';
 import { MAX_STOP_TIMEOUT } from '../../shared/wire.ts';
 import type { ContainerChanges, ContainerStore, CreateConfig, StoredContainer } from '../containerStore.ts';
 import { AmbiguousImage, HOST_IMAGE, type ImageStore, type StoredImage } from '../images.ts';
@@ -32,6 +32,7 @@ import type { ApiLog } from './log.ts';
 import { boolParam, intParam } from './query.ts';
 import { json, type Reply } from './reply.ts';
 import type { Route } from './router.ts';
+import { withinStopDeadline } from './stopDeadline.ts';
 
 export interface LifecycleOptions {
   readonly store: ContainerStore;
@@ -167,9 +168,10 @@ export class Lifecycle {
       throw new ApiError(409, `cannot restart container ${ref}: its containerVM was not created through this appliance's API, so the appliance cannot boot it again`);
     }
     try {
-      await this.directory.stop(found.id, timeout === undefined ? {} : { timeout });
+      const stopping = this.directory.stop(found.id, timeout === undefined ? {} : { timeout });
+      await withinStopDeadline(stopping, ref, timeout ?? found.stopTimeout ?? DEFAULT_STOP_TIMEOUT);
     } catch (error) {
-      // Its guest cannot be reached: its init is told instead, and stops every session the same way.
+      // Its guest cannot be reached, or its process outlived SIGKILL: its init is told instead, and stops every session the same way.
       const vm = this.#vms.get(found.vm);
       if (!vm) throw error;
       this.options.log('warn', `restarting container ${ref}: ${messageOf(error)}; stopping its containerVM instead`);

@@ -37,7 +37,7 @@ export interface ApiServerOptions extends BuildInfo {
   /** The live states `GET /tether/v1/inspect` streams; without them there is no such route. */
   readonly inspect?: LiveFeed;
   /** Kill and stop; without them there are no such routes. */
-  readonly control?: ContainerControl;
+  readonly control?: ContainerControl & Pick<ContainerDirectory, 'find'>;
   /** Where each container's output log files lie; without it there is no logs route. */
   readonly logDirOf?: LogDirOf;
   /** The local root file systems `docker import`, `docker images` and `docker rmi` manage; without it there are no image routes. */
