@@ -15,7 +15,7 @@ import {
 import type { Log } from '../shared/log.ts';
 import { signalExitCode } from '../shared/signals.ts';
 import type { LinkRegistry } from './links.ts';
-import { AttachOpenError, openAttach, type ClientAttachChannel } from './ssh/extension.ts';
+import { AttachOpenError, flushed, openAttach, type ClientAttachChannel } from './ssh/extension.ts';
 
 /**
  * One `attach` channel on a link, for the container channel machine. Output
@@ -64,6 +64,7 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
           ch.close();
         }
       });
+      ch.on('drain', () => report({ type: 'STDIN_ROOM' }));
       ch.on('data', (data: Buffer) => report({ type: 'OUTPUT', stream: 'stdout', data }));
       ch.stderr.on('data', (data: Buffer) => report({ type: 'OUTPUT', stream: 'stderr', data }));
       ch.on('exit', (code: number | null, signal?: string) => {
@@ -95,10 +96,12 @@ export function createAttachChannelActor(registry: LinkRegistry, log: Log) {
         case 'UNBLOCK':
           return request(CHANNEL_REQ_UNBLOCK, encodeNoPayload());
         case 'STDIN':
-          channel?.write(command.data);
+          if (channel && !channel.write(command.data)) report({ type: 'STDIN_FULL' });
           return;
         case 'CLOSE_STDIN':
-          return request(CHANNEL_REQ_CLOSE_STDIN, encodeNoPayload());
+          // A channel request overtakes data still waiting for window space: the close goes once that has gone.
+          if (channel) void flushed(channel).then(() => request(CHANNEL_REQ_CLOSE_STDIN, encodeNoPayload()));
+          return;
         case 'RESIZE':
           return request(CHANNEL_REQ_WINDOW_CHANGE, encodeWindowChange({ cols: command.cols, rows: command.rows, widthPx: 0, heightPx: 0 }));
         case 'SIGNAL':

@@ -111,10 +111,24 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     let opened: () => void;
     const ready = new Promise<void>((resolve) => (opened = resolve));
 
+    // The client's input waits here (its connection paused) while the machine says to hold it.
+    let holdingStdin = false;
+    let heldWrite: (() => void) | undefined;
+    const releaseStdin = () => {
+      holdingStdin = false;
+      const write = heldWrite;
+      heldWrite = undefined;
+      write?.();
+    };
     const user = fromCallback<UserCommand>(({ receive, sendBack }) => {
       const blocked = new Set<PassThrough>();
       receive((command) => {
-        if (command.type === 'ATTACHED') return opened();
+        if (command.type === 'STDIN_HOLD') return void (holdingStdin = true);
+        if (command.type === 'STDIN_GO') return releaseStdin();
+        if (command.type === 'ATTACHED') {
+          releaseStdin();
+          return opened();
+        }
         const wanted = command.stream === 'stderr' ? want.stderr : want.stdout;
         const target = command.stream === 'stderr' && stderr ? stderr : stdout;
         if (!wanted || target.write(command.data)) return;
@@ -137,6 +151,8 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     const outcome = toPromise(actor).finally(() => {
       unlist();
       refs.delete(actor);
+      // Input held for a channel that is gone now goes nowhere; the stream must not wait for it.
+      releaseStdin();
       stdout.end();
       stderr?.end();
     });
@@ -149,7 +165,8 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
         ? new Writable({
             write(chunk: Buffer, _encoding, done) {
               actor.send({ type: 'STDIN', data: chunk });
-              done();
+              if (holdingStdin) heldWrite = done;
+              else done();
             },
             final(done) {
               actor.send({ type: 'CLOSE_STDIN' });

@@ -60,7 +60,10 @@ export type ChannelEvent =
   | { type: 'CHANNEL_REJECTED'; kind: AttachFailureKind; message: string; exitCode?: number }
   | { type: 'OUTPUT'; stream: Stream; data: Uint8Array }
   | { type: 'EXIT'; exitCode: number; signal?: string }
-  | { type: 'CHANNEL_LOST'; reason: string };
+  | { type: 'CHANNEL_LOST'; reason: string }
+  /** The channel's window is full of the user's input / has room again. */
+  | { type: 'STDIN_FULL' }
+  | { type: 'STDIN_ROOM' };
 
 export type ContainerChannelEvent = UserEvent | ChannelEvent;
 
@@ -74,10 +77,17 @@ export type ChannelCommand =
   | { type: 'PAUSE' }
   | { type: 'RESUME' };
 
-/** Commands to the user's side. */
+/**
+ * Commands to the user's side. ATTACHED also means the user may send input;
+ * STDIN_HOLD asks it to send none until STDIN_GO (or the next ATTACHED): the
+ * channel is full, or gone and being reopened. So the input waiting in the
+ * appliance is at most what one write brings.
+ */
 export type UserCommand =
   | { type: 'OUTPUT'; stream: Stream; data: Uint8Array }
-  | { type: 'ATTACHED' };
+  | { type: 'ATTACHED' }
+  | { type: 'STDIN_HOLD' }
+  | { type: 'STDIN_GO' };
 
 /** How an attach ended: the machine's output. */
 export interface AttachOutcome {
@@ -191,7 +201,7 @@ export const containerChannelMachine = setup({
         // The link died under the channel: find the next one and resume at our offset.
         CHANNEL_LOST: {
           target: 'resolving',
-          actions: assign({ reconnects: ({ context }) => context.reconnects + 1, linkId: undefined }),
+          actions: [assign({ reconnects: ({ context }) => context.reconnects + 1, linkId: undefined }), sendTo('user', { type: 'STDIN_HOLD' })],
         },
         // Leaving `connected` stops the channel actor, which closes the SSH channel;
         // the process and its stdin are left as they are.
@@ -237,6 +247,8 @@ export const containerChannelMachine = setup({
             },
             RESIZE: { actions: ['rememberSize', sendTo('channel', ({ event }) => event as ChannelCommand)] },
             SIGNAL: { actions: sendTo('channel', ({ event }) => event as ChannelCommand) },
+            STDIN_FULL: { actions: sendTo('user', { type: 'STDIN_HOLD' }) },
+            STDIN_ROOM: { actions: sendTo('user', { type: 'STDIN_GO' }) },
             USER_BLOCKED: { actions: [assign({ userBlocked: true }), sendTo('channel', { type: 'PAUSE' })] },
             USER_READY: { actions: [assign({ userBlocked: false }), sendTo('channel', { type: 'RESUME' })] },
             EXIT: {

@@ -463,13 +463,13 @@ export const guestMachine = setup({
       enqueue.sendTo('outputLog', { type: 'APPEND', sessionId: event.sessionId, stream: event.stream, data: event.data });
       const server = system.get('sshServer');
       if (!server) return;
-      const channels = { ...context.channels };
+      let fallen: Record<string, AttachedChannel> | undefined;
       for (const [channelId, channel] of Object.entries(context.channels)) {
         if (channel.sessionId !== event.sessionId || channel.behind !== undefined) continue;
-        if (channel.blocked) channels[channelId] = { ...channel, behind: log.end };
+        if (channel.blocked) (fallen ??= { ...context.channels })[channelId] = { ...channel, behind: log.end };
         else enqueue.sendTo(server, as<SshServerCommand>({ type: 'CHANNEL_OUTPUT', channelId, stream: event.stream, data: event.data }));
       }
-      enqueue.assign({ channels });
+      if (fallen) enqueue.assign({ channels: fallen });
     }),
     /** An accepted channel starts behind, at the offset decided: the log replays from there, then it goes live. */
     attachOpen: enqueueActions(({ context, event, enqueue, system }) => {
@@ -549,23 +549,26 @@ export const guestMachine = setup({
      */
     settleHolds: enqueueActions(({ context, enqueue, system }) => {
       const capacity = context.config.outputLogBytes;
-      const channels = { ...context.channels };
+      // Runs on every output chunk: context changes only when a hold does.
+      let channels: Record<string, AttachedChannel> | undefined;
       const held: Record<string, true> = {};
       for (const [channelId, channel] of Object.entries(context.channels)) {
         const holding = holds(channel, context.logs[channel.sessionId]!, capacity);
         if (holding) held[channel.sessionId] = true;
         if (holding === channel.holding) continue;
-        channels[channelId] = { ...channel, holding };
+        (channels ??= { ...context.channels })[channelId] = { ...channel, holding };
         if (holding) enqueue.raise({ type: 'CHANNEL_STALLED', channelId }, { id: stallTimer(channelId), delay: STALL_LIMIT_MS });
         else enqueue.cancel(stallTimer(channelId));
       }
+      let heldChanged = false;
       for (const sessionId of new Set([...Object.keys(held), ...Object.keys(context.held)])) {
+        if (!held[sessionId] === !context.held[sessionId]) continue;
+        heldChanged = true;
         const session = system.get(sessionRef(sessionId));
-        if (session && !held[sessionId] !== !context.held[sessionId]) {
-          enqueue.sendTo(session, as<SessionCommand>({ type: held[sessionId] ? 'PAUSE_OUTPUT' : 'RESUME_OUTPUT' }));
-        }
+        if (session) enqueue.sendTo(session, as<SessionCommand>({ type: held[sessionId] ? 'PAUSE_OUTPUT' : 'RESUME_OUTPUT' }));
       }
-      enqueue.assign({ channels, held });
+      if (channels) enqueue.assign({ channels });
+      if (heldChanged) enqueue.assign({ held });
     }),
     /** The link is gone and with it every channel. */
     linkEnded: enqueueActions(({ context, enqueue }) => {

@@ -18,12 +18,13 @@ async function running(t: Tap, id: string): Promise<World> {
   return world;
 }
 
-t.test('docker exec runs a command in the container: its stdout, stderr and exit code', { skip }, async (t) => {
+t.test('docker exec runs a command in the container: its stdout, stderr and exit code; docker ps lists the container, not the exec', { skip }, async (t) => {
   const world = await running(t, 'ex1');
   const result = await docker(world, ['exec', 'ex1', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
   t.equal(result.stdout, 'out\n');
   t.equal(result.stderr, 'err\n');
   t.equal(result.code, 7);
+  t.equal((await docker(world, ['ps', '-a', '--format', '{{.Names}}'])).stdout, 'ex1\n');
 });
 
 t.test('docker exec -e, -w and -u reach the process', { skip }, async (t) => {

@@ -366,9 +366,9 @@ t.test('without stdin, a half-close changes nothing', async (t) => {
   await client.closed;
 });
 
-t.test('detach keys: bytes before them reach stdin, the rest does not, stdin stays open and the connection ends', async (t) => {
+t.test('detach keys on a tty: bytes before them reach stdin, the rest does not, stdin stays open and the connection ends', async (t) => {
   const api = await startApi(t);
-  const client = await api.connect(attachRequest('cat', 'stream=1&stdin=1&stdout=1'));
+  const client = await api.connect(attachRequest('console', 'stream=1&stdin=1&stdout=1'));
   await client.head();
   const attached = await api.directory.attached();
   // ctrl-p then x: a prefix that stops matching is passed on.
@@ -384,13 +384,26 @@ t.test('detach keys: bytes before them reach stdin, the rest does not, stdin sta
 
 t.test("detachKeys in Docker's notation replace the default", async (t) => {
   const api = await startApi(t);
-  const client = await api.connect(attachRequest('cat', 'stream=1&stdin=1&stdout=1&detachKeys=ctrl-a,x'));
+  const client = await api.connect(attachRequest('console', 'stream=1&stdin=1&stdout=1&detachKeys=ctrl-a,x'));
   await client.head();
   const attached = await api.directory.attached();
   client.socket.write('\x10\x11\x01y\x01x');
   await client.closed;
   t.ok(attached.detached);
   t.equal(attached.input.toString('latin1'), '\x10\x11\x01y');
+});
+
+t.test('without a tty the detach keys are data: every byte reaches stdin and nothing detaches', async (t) => {
+  const api = await startApi(t);
+  const client = await api.connect(attachRequest('cat', 'stream=1&stdin=1&stdout=1'));
+  await client.head();
+  const attached = await api.directory.attached();
+  client.socket.write('ab\x10\x11cd');
+  client.socket.end();
+  await once(attached.stdin, 'finish');
+  t.equal(attached.input.toString('latin1'), 'ab\x10\x11cd');
+  t.notOk(attached.detached);
+  attached.exit(0);
 });
 
 t.test('bad detachKeys are a 400 naming them, before anything is attached', async (t) => {

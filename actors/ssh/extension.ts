@@ -307,7 +307,7 @@ export interface ServerHandlers {
 const EMPTY = Buffer.alloc(0);
 
 /** Resolves once everything written to `stream` so far has been handed to ssh2. */
-function flushed(stream: Writable): Promise<void> {
+export function flushed(stream: Writable): Promise<void> {
   if (stream.writableFinished) return Promise.resolve();
   if (stream.writableEnded) return once(stream, 'finish').then(() => undefined);
   // ssh2's _write calls back only after the chunk went out, so an empty write is a barrier.

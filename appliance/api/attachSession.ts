@@ -73,7 +73,8 @@ export function runAttachSession(session: AttachSession): void {
 
   const stdin = attachment.stdin;
   if (stdin) {
-    const scanner = new DetachKeyScanner(session.detachKeys);
+    // As Docker: only a terminal's input is watched for the detach keys; any other is data, byte for byte.
+    const scanner = attachment.tty ? new DetachKeyScanner(session.detachKeys) : undefined;
     let inputPaused = false;
     stdin.on('drain', () => {
       if (!inputPaused) return;
@@ -83,7 +84,7 @@ export function runAttachSession(session: AttachSession): void {
     stdin.on('error', (error) => say('debug', `stdin: ${error.message}`));
     const receive = (chunk: Buffer) => {
       if (detached || finished) return;
-      const scanned = scanner.scan(chunk);
+      const scanned = scanner ? scanner.scan(chunk) : { forward: chunk, detached: false };
       if (scanned.forward.length > 0 && !stdin.write(scanned.forward)) {
         inputPaused = true;
         socket.pause();
@@ -96,8 +97,8 @@ export function runAttachSession(session: AttachSession): void {
     socket.on('data', receive);
     socket.on('end', () => {
       if (detached || finished) return;
-      const held = scanner.flush();
-      if (held.length > 0) stdin.write(held);
+      const held = scanner?.flush();
+      if (held && held.length > 0) stdin.write(held);
       if (attachment.tty) detach('client closed its side');
       else stdin.end();
     });

@@ -9,7 +9,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import type { TlsCredentials } from '../address.ts';
 import type { ImageStore } from '../images.ts';
 import { API_VERSION } from './apiVersion.ts';
@@ -75,11 +75,11 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
   // Connections an attach took over without an upgrade (see respond()).
   const hijacked = new WeakSet<Duplex>();
 
-  const answer = async (req: http.IncomingMessage, upgrade: boolean): Promise<Reply> => {
+  const answer = async (req: http.IncomingMessage, upgrade: boolean, body: Readable = req): Promise<Reply> => {
     let reply: Reply;
     try {
       const { handler, request } = route(req.method ?? '', req.url ?? '');
-      reply = await handler({ ...request, body: req });
+      reply = await handler({ ...request, body });
     } catch (error) {
       reply = errorToReply(error, req, log);
     }
@@ -166,7 +166,21 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     // node:http stops listening for errors on a socket it hands over.
     socket.on('error', (error) => log('debug', `${req.method} ${req.url}: ${error.message}`));
-    void answer(req, true).then((reply) => respondOnSocket(req, socket, head, reply)).catch((error: unknown) => abandon(socket, error));
+    void (async () => {
+      let rest = head;
+      let readOn = false;
+      let reply: Reply;
+      try {
+        const split = await upgradeBody(req, socket, head);
+        ({ rest, readOn } = split);
+        reply = await answer(req, true, Readable.from([split.body]));
+      } catch (error) {
+        reply = errorToReply(error, req, log);
+      }
+      respondOnSocket(req, socket, rest, reply);
+      // Paused to read the rest of the body; whoever took the socket listens now.
+      if (readOn) socket.resume();
+    })().catch((error: unknown) => abandon(socket, error));
   });
 
   server.on('clientError', (error: Error, socket: Duplex) => {
@@ -188,6 +202,50 @@ function errorToReply(error: unknown, req: http.IncomingMessage, log: ApiLog): R
   if (error instanceof ApiError) return errorReply(error.status, error.message);
   log('error', `${req.method} ${req.url} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   return errorReply(500, messageOf(error));
+}
+
+/** More than any request body an upgrade carries (exec start's JSON). */
+const MAX_UPGRADE_BODY = 1024 * 1024;
+
+/**
+ * An upgraded request's body, which node:http leaves in the stream with
+ * what follows it: its Content-Length bytes (read on from the socket when
+ * the first packet did not hold them all), and the client's stream after
+ * them. Without it exec start's JSON would reach the process as stdin.
+ */
+async function upgradeBody(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<{ body: Buffer; rest: Buffer; readOn: boolean }> {
+  const what = `${req.method} ${req.url}`;
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (!Number.isSafeInteger(length) || length < 0 || length > MAX_UPGRADE_BODY) {
+    throw new ApiError(400, `${what}: Content-Length ${req.headers['content-length']} is not a body length up to ${MAX_UPGRADE_BODY} bytes`);
+  }
+  const chunks = [head];
+  let have = head.length;
+  while (have < length) {
+    const chunk = await new Promise<Buffer>((resolve, reject) => {
+      const data = (c: Buffer) => {
+        stop();
+        socket.pause();
+        resolve(c);
+      };
+      const ended = () => {
+        stop();
+        reject(new ApiError(400, `${what}: the connection ended after ${have} of the body's ${length} bytes`));
+      };
+      const stop = () => {
+        socket.off('data', data);
+        socket.off('end', ended);
+        socket.off('close', ended);
+      };
+      socket.on('data', data);
+      socket.once('end', ended);
+      socket.once('close', ended);
+    });
+    chunks.push(chunk);
+    have += chunk.length;
+  }
+  const all = Buffer.concat(chunks);
+  return { body: all.subarray(0, length), rest: all.subarray(length), readOn: chunks.length > 1 };
 }
 
 function responseHead(status: number, headers: Headers, reason = http.STATUS_CODES[status] ?? ''): string {
