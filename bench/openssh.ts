@@ -27,6 +27,8 @@ export interface OpenSsh {
   readonly knownHostsPath: string;
   /** Bytes/s of remote `head -c N /dev/zero` read to the end from the local ssh client's stdout. */
   throughput(bytes: number): Promise<number>;
+  /** The ssh client's argv that runs `remote` on the server over a fresh connection, for a caller that feeds and reads it. */
+  command(remote: string): string[];
   /** Wall ms of each new `true` session on one warm ControlMaster connection. */
   sessionLatency(samples: number): Promise<number[]>;
   close(): Promise<void>;
@@ -201,6 +203,8 @@ export async function startOpenSsh(options: OpenSshOptions = {}): Promise<OpenSs
       if (last === first) throw new Error(`${bytes} bytes arrived in one read: too few to time`);
       return ((received - firstLength) * 1000) / (last - first);
     },
+
+    command: (remote) => ['ssh', ...ssh, HOST, remote],
 
     async sessionLatency(samples) {
       if (!muxStarted) {

@@ -95,10 +95,12 @@ async function startCommand(args: string[]): Promise<void> {
       id,
       name: 'demo',
       hostname: 'demo',
-      sessions: { [id]: { cmd: ['/bin/sh'], env: ['PS1=demo$ ', 'TERM=xterm'], tty: true, openStdin: true } },
+      // An interactive shell ignores TERM; HUP, its terminal going away, is what ends one.
+      sessions: { [id]: { cmd: ['/bin/sh'], env: ['PS1=demo$ ', 'TERM=xterm'], tty: true, openStdin: true, stopSignal: 'HUP' } },
     },
     source: 'the demo containerVM',
-    appliance: serial,
+    // Where it listens, which --serial may leave to the system (port 0).
+    appliance: parseSerialAddress(appliance.serial, 'the serial listener'),
     stateDir,
     console: { file: consoleLog },
   });
@@ -108,11 +110,14 @@ async function startCommand(args: string[]): Promise<void> {
       `tether is running: serial listener ${appliance.serial}, Docker API ${tcp} and ${unix}`,
       `demo containerVM ${id.slice(0, 12)} (name: demo) runs an interactive /bin/sh; its console goes to ${consoleLog}`,
       '',
-      `  docker -H ${tcp} ps`,
-      `  docker -H ${tcp} inspect demo`,
-      `  docker -H ${unix} attach demo     (detach: ctrl-p ctrl-q)`,
+      'From another terminal:',
+      `  docker -H ${tcp} run -it --rm host sh     a containerVM of its own, booted from the host's root (image "host")`,
+      `  docker -H ${tcp} exec demo ls /`,
+      `  docker -H ${tcp} logs demo`,
+      `  docker -H ${unix} attach demo     detach: ctrl-p ctrl-q (over TCP the docker CLI never completes a detach)`,
       '',
-      'ctrl-c here stops both.',
+      'ctrl-c here stops the appliance and the demo. Containers made with docker run keep running;',
+      'the next npm start with this state directory takes them up again.',
       '',
     ].join('\n'),
   );
@@ -121,10 +126,17 @@ async function startCommand(args: string[]): Promise<void> {
 }
 
 async function untilStopped(sandbox: Sandbox): Promise<void> {
+  let stopping = false;
   await new Promise<void>((resolve) => {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => {
+        stopping = true;
+        resolve();
+      });
+    }
     sandbox.guest.once('exit', (code, signal) => {
-      process.stderr.write(`the guest init exited (${signal ?? `code ${code}`})\n`);
+      // Only an exit of its own is news; the one sandbox.close() causes below is not.
+      if (!stopping) process.stderr.write(`the guest init exited (${signal ?? `code ${code}`})\n`);
       resolve();
     });
   });
