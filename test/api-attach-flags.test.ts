@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn as spawnPty } from '@lydell/node-pty';
 import t, { type Test } from 'tap';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
-import { docker, dockerMissing, eventually, startWorld, transcript, type World } from './support/world.ts';
+import { onTerminal } from './support/terminal.ts';
+import { docker, dockerMissing, startWorld, transcript, type World } from './support/world.ts';
 
 // `docker attach` and `docker start -a` flags end to end: the real CLI (on a
 // real terminal where it insists on one) against sandboxed containerVMs.
@@ -57,21 +57,8 @@ function cliEnv(t: Test): Record<string, string> {
 }
 
 /** `docker -H host ARGS` on a terminal of its own. */
-function onTerminal(t: Test, host: string, args: string[]) {
-  const cli = spawnPty('docker', ['-H', host, ...args], { name: 'xterm', cols: 100, rows: 30, env: cliEnv(t) });
-  let screen = '';
-  cli.onData((data) => (screen += data));
-  const exited = new Promise<number>((resolve) => cli.onExit(({ exitCode }) => resolve(exitCode)));
-  t.teardown(() => cli.kill('SIGKILL'));
-  return {
-    type: (keys: string) => cli.write(keys),
-    screen: () => screen,
-    shows: (text: string) =>
-      eventually(() => (screen.includes(text) ? true : undefined), `${JSON.stringify(text)} on the terminal`).catch((error: Error) => {
-        throw new Error(`${error.message}; it shows ${JSON.stringify(screen.slice(-300))}`);
-      }),
-    exited,
-  };
+function dockerOnTerminal(t: Test, host: string, args: string[]) {
+  return onTerminal(t, ['docker', '-H', host, ...args], cliEnv(t));
 }
 
 /** `docker -H (the world's API) ARGS` on pipes, its output kept. */
@@ -88,7 +75,7 @@ t.test('docker attach to a tty container: ctrl-p ctrl-q detaches, the container 
   const world = await runningContainer(t, 'tty1', shell);
   const host = await unixEndpoint(t, world);
 
-  const first = onTerminal(t, host, ['attach', 'tty1']);
+  const first = dockerOnTerminal(t, host, ['attach', 'tty1']);
   // $((...)) is expanded by the shell, so the sum on screen is its output, not the typed echo.
   first.type('echo first-$((20+1))\r');
   await first.shows('first-21');
@@ -97,7 +84,7 @@ t.test('docker attach to a tty container: ctrl-p ctrl-q detaches, the container 
   t.match(first.screen(), /read escape sequence/);
   t.equal(world.appliance.directory.find('tty1')?.state, 'running', 'the container runs on');
 
-  const second = onTerminal(t, host, ['attach', 'tty1']);
+  const second = dockerOnTerminal(t, host, ['attach', 'tty1']);
   second.type('echo second-$((40+2))\r');
   await second.shows('second-42');
   t.notMatch(second.screen(), /first-21/, 'a new attach streams from now, not the earlier output');
@@ -110,7 +97,7 @@ t.test('docker run -it: ctrl-p ctrl-q detaches the CLI and the container keeps r
   const world = await startWorld(t);
   const host = await unixEndpoint(t, world);
 
-  const run = onTerminal(t, host, ['run', '-it', '--name', 'it1', 'host', 'sh']);
+  const run = dockerOnTerminal(t, host, ['run', '-it', '--name', 'it1', 'host', 'sh']);
   run.type('echo run-$((3*3))\r');
   await run.shows('run-9');
   run.type('\x10\x11');
@@ -120,7 +107,7 @@ t.test('docker run -it: ctrl-p ctrl-q detaches the CLI and the container keeps r
   const started = await docker(world, ['run', '-dit', '--name', 'dit1', 'host', 'sh']);
   t.equal(started.code, 0, started.stderr);
   await world.container('dit1', (c) => c.state === 'running' && c.link.up);
-  const attach = onTerminal(t, host, ['attach', 'dit1']);
+  const attach = dockerOnTerminal(t, host, ['attach', 'dit1']);
   attach.type('echo dit-$((4*4))\r');
   await attach.shows('dit-16');
   attach.type('\x10\x11');
@@ -131,7 +118,7 @@ t.test('docker run -it: ctrl-p ctrl-q detaches the CLI and the container keeps r
 t.test('docker attach --detach-keys on a tty container detaches on those keys; a lone first key passes through', { skip }, async (t) => {
   const world = await runningContainer(t, 'tty2', shell);
   const host = await unixEndpoint(t, world);
-  const cli = onTerminal(t, host, ['attach', '--detach-keys', 'ctrl-x,x', 'tty2']);
+  const cli = dockerOnTerminal(t, host, ['attach', '--detach-keys', 'ctrl-x,x', 'tty2']);
   // ctrl-x then y is not the sequence: both go through, and the shell's line ends up "y...".
   cli.type('echo \x18');
   cli.type('y-$((2+3))\r');

@@ -2,34 +2,16 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn as spawnPty } from '@lydell/node-pty';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
-import { dockerMissing, eventually, transcript } from './support/world.ts';
+import { onTerminal } from './support/terminal.ts';
+import { dockerMissing, transcript } from './support/world.ts';
 
 // `tether start` (npm start) as the README's new user meets it: every
 // command it prints, typed as printed, against the appliance and demo it runs.
 
 const skip = sandboxUnsupported() ?? dockerMissing();
 if (skip) t.comment(`skipping tether start tests: ${skip}`);
-
-/** `docker ARGS` on a terminal of its own, as a user types it. */
-function onTerminal(t: Test, argv: string[], env: Record<string, string>) {
-  const cli = spawnPty(argv[0]!, argv.slice(1), { name: 'xterm', cols: 100, rows: 30, env });
-  let screen = '';
-  cli.onData((data) => (screen += data));
-  const exited = new Promise<number>((resolve) => cli.onExit(({ exitCode }) => resolve(exitCode)));
-  t.teardown(() => cli.kill('SIGKILL'));
-  return {
-    type: (keys: string) => cli.write(keys),
-    shows: (text: string) =>
-      eventually(() => (screen.includes(text) ? true : undefined), `${JSON.stringify(text)} on the terminal`).catch((error: Error) => {
-        throw new Error(`${error.message}; it shows ${JSON.stringify(screen.slice(-300))}`);
-      }),
-    screen: () => screen,
-    exited,
-  };
-}
 
 t.test('tether start prints docker commands that run, exec, read the logs of and attach to its demo, and ctrl-c stops it', { skip }, async (t) => {
   const state = mkdtempSync(join(tmpdir(), 'tether-start-'));
