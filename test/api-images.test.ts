@@ -189,3 +189,28 @@ t.test('a body that is not a tarball is a 400 naming the problem, and leaves not
   t.same(storeEntries(world), [], 'no temporary directory and no image remain');
   t.notOk(existsSync(join(world.stateDir, 'images', 'broken')));
 });
+
+const BUSYBOX = '/bin/busybox';
+
+t.test('docker run --rm of an imported busybox root file system prints hi, returns 0, and sees the image\'s files, not the host\'s', { skip: skip || (existsSync(BUSYBOX) ? false : `needs a static ${BUSYBOX} (Debian package busybox-static)`) }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-mini-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const root = join(dir, 'root');
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  mkdirSync(join(root, 'etc'));
+  execFileSync('cp', [BUSYBOX, join(root, 'bin', 'busybox')]);
+  for (const applet of ['sh', 'echo', 'cat', 'ls']) execFileSync('ln', ['-s', 'busybox', join(root, 'bin', applet)]);
+  writeFileSync(join(root, 'etc', 'os-release'), 'NAME="mini"\n');
+  const tarball = join(dir, 'mini.tar');
+  execFileSync('tar', ['-c', '-f', tarball, '-C', root, '.']);
+
+  const world = await startWorld(t);
+  const imported = await docker(world, ['import', tarball, 'mini']);
+  t.equal(imported.code, 0, imported.stderr);
+  const hi = await docker(world, ['run', '--rm', 'mini', 'echo', 'hi']);
+  t.same([hi.code, hi.stdout, hi.stderr], [0, 'hi\n', '']);
+  const release = await docker(world, ['run', '--rm', 'mini', 'cat', '/etc/os-release']);
+  t.equal(release.stdout, 'NAME="mini"\n', "the image's /etc, not the host's");
+  const bin = await docker(world, ['run', '--rm', 'mini', 'ls', '/bin']);
+  t.same(bin.stdout.split('\n').filter(Boolean).sort(), ['busybox', 'cat', 'echo', 'ls', 'sh'], 'only what the image holds');
+});
