@@ -21,6 +21,9 @@ const slot = (logic: AnyStateMachine, name: string) => logic.implementations.act
 /** A machine's own action, to run inside a mutant's (enqueue takes an action object; its typing wants the machine's names). */
 const original = (logic: AnyStateMachine, name: string) => logic.implementations.actions[name] as never;
 
+/** One reader whose window fills twice: the smallest space where falling behind and catching up happen. */
+const stalled = scenario('one-stalled-reader', { sessions: { c1: { chunks: 3, exitCode: 3, runBlock: true } }, attaches: [{ containerId: 'c1', logs: true }], faults: { stalls: 2 } });
+
 const mutants: Array<{ name: string; breaks: string; scenario: Scenario; overrides: Overrides }> = [
   {
     name: 'a guest that launches a run-block session without waiting for unblock',
@@ -119,7 +122,7 @@ const mutants: Array<{ name: string; breaks: string; scenario: Scenario; overrid
   {
     name: 'a guest that forgets what a full channel missed once its window opens',
     breaks: 'output-order',
-    scenario: scenarios.stall!,
+    scenario: stalled,
     overrides: {
       guest: (guest) =>
         guest.provide({
@@ -138,7 +141,7 @@ const mutants: Array<{ name: string; breaks: string; scenario: Scenario; overrid
   {
     name: 'a guest that sends the exit status to a channel still catching up',
     breaks: 'exit-status',
-    scenario: scenarios.stall!,
+    scenario: stalled,
     overrides: {
       guest: (guest) =>
         guest.provide({

@@ -109,9 +109,9 @@ export const scenarios: Record<string, Scenario> = {
   },
   stall: {
     name: 'stall',
-    description: 'a reader that stops reading: a container writing 3 chunks, one attach with logs whose window fills twice',
+    description: 'readers that stop reading: a container writing 3 chunks, two attaches (one with logs) whose windows fill twice in all',
     sessions: { c1: { chunks: 3, exitCode: 3, runBlock: true } },
-    attaches: [{ containerId: 'c1', logs: true }],
+    attaches: [{ containerId: 'c1', logs: true }, { containerId: 'c1', logs: false }],
     faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 2 },
     ...common,
     maxStates: 2_000_000,
