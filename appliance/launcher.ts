@@ -76,7 +76,7 @@ export function sandboxLauncher(options: { appliance: { host: string; port: numb
       // Detached, in a session of its own: neither the appliance's exit nor a ctrl-c meant for it reaches the VM.
       const monitor = spawn(
         process.execPath,
-        [bundlePath('tether.cjs'), 'sandbox', '--config', configPath, '--appliance', appliance, '--state', options.stateDir, '--monitor', dir],
+        [bundlePath('monitor.cjs'), '--config', configPath, '--appliance', appliance, '--state', options.stateDir, '--dir', dir],
         { detached: true, stdio: ['ignore', console, console], env: monitorEnv() },
       );
       closeSync(console);

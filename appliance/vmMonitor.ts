@@ -3,8 +3,9 @@
  * (its launcher, its pty and the bridge to the appliance's serial listener)
  * apart from the appliance, so the VM outlives an appliance restart as a VM
  * outlives its management daemon under a hypervisor (as conmon outlives
- * podman). The sandbox launcher (launcher.ts) starts it detached, as `tether
- * sandbox --monitor DIR`, in a session of its own, and it tells whichever
+ * podman). The sandbox launcher (launcher.ts) starts it detached, as `node
+ * dist/monitor.cjs ... --dir DIR` (monitorMain.ts), in a session of its own,
+ * and it tells whichever
  * appliance is running through two files in the container's directory DIR,
  * each written whole (jsonFile.ts):
  * - `monitor.json`: which processes it and the VM's launcher are, once the

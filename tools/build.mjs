@@ -1,5 +1,6 @@
 // Builds the bundles: dist/guest.cjs (the guest init, PID 1 in a containerVM),
-// dist/appliance.cjs (the appliance service) and dist/tether.cjs (the CLI).
+// dist/appliance.cjs (the appliance service), dist/monitor.cjs (each
+// containerVM's monitor) and dist/tether.cjs (the CLI).
 // Native addons cannot be bundled; they are copied, with what they need at
 // run time, into dist/node_modules so dist/ is self-contained (the guest image
 // builder ships exactly this directory).
@@ -18,6 +19,7 @@ const sourceDirs = ['machines', 'actors', 'shared', 'guest', 'appliance', 'tools
 export const entries = {
   guest: 'guest/main.ts',
   appliance: 'appliance/service.ts',
+  monitor: 'appliance/monitorMain.ts',
   tether: 'tools/cli.ts',
 };
 

@@ -6,7 +6,6 @@ import { parseAddress, parseSerialAddress } from '../appliance/address.ts';
 import { startAppliance } from '../appliance/assembly.ts';
 import { applianceCommand, applianceUsage, DEFAULT_API, DEFAULT_SERIAL } from '../appliance/main.ts';
 import { defaultStateDir } from '../appliance/trust.ts';
-import { monitorSandbox } from '../appliance/vmMonitor.ts';
 import { createLog } from '../shared/log.ts';
 import { readConfigFile, startSandbox, type Sandbox } from './sandbox.ts';
 import { checkCommand, checkUsage } from './check/command.ts';
@@ -17,10 +16,8 @@ const usage = `tether: containerVM consoles over SSH on a serial line, served th
 usage:
   tether start                     the appliance and one demo containerVM (an interactive shell)
   ${applianceUsage.replace('usage: ', '')}
-  tether sandbox --config FILE [--appliance tcp://127.0.0.1:2377] [--state DIR] [--monitor DIR]
+  tether sandbox --config FILE [--appliance tcp://127.0.0.1:2377] [--state DIR]
                                    one containerVM: the guest init on a pty bridged to the appliance
-                                   (--monitor: as the appliance launches containers, recording its
-                                   PID and the VM's exit in DIR)
   ${checkUsage.join('\n  ')}
                                    model-check the composed guest and appliance machines
   ${vizUsage.join('\n  ')}
@@ -46,18 +43,12 @@ async function sandboxCommand(args: string[]): Promise<void> {
       config: { type: 'string' },
       appliance: { type: 'string', default: DEFAULT_SERIAL },
       state: { type: 'string', default: defaultStateDir() },
-      monitor: { type: 'string' },
     },
   });
   if (!values.config) throw new Error('sandbox: --config FILE is required (see docs/CONFIG.md)');
   const appliance = parseSerialAddress(values.appliance!, '--appliance');
-  const sandbox = await startSandbox({ config: readConfigFile(values.config), source: values.config, appliance, stateDir: values.state!, workDir: values.monitor });
+  const sandbox = await startSandbox({ config: readConfigFile(values.config), source: values.config, appliance, stateDir: values.state! });
   process.stdout.write(`tether sandbox: containerVM ${sandbox.config.id} on ${sandbox.serialDevice}, bridged to ${values.appliance}\n`);
-  if (values.monitor) {
-    const exit = await monitorSandbox(sandbox, values.monitor);
-    process.stdout.write(`tether sandbox: containerVM ${sandbox.config.id} exited with status ${exit.status}\n`);
-    return;
-  }
   await untilStopped(sandbox);
 }
 
