@@ -110,11 +110,15 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     images,
     launcher: sandboxLauncher({ appliance: { host: options.serial.host, port: serialPort }, stateDir: options.stateDir }),
     directory: reported,
-    reported: async (id) =>
-      void (await waitFor(actor, (snapshot) => {
-        const entry = snapshot.context.containers[id];
-        return entry !== undefined && !store.hides(entry.vm, entry.linkId);
-      })),
+    reported: async (id, signal) =>
+      void (await waitFor(
+        actor,
+        (snapshot) => {
+          const entry = snapshot.context.containers[id];
+          return entry !== undefined && !store.hides(entry.vm, entry.linkId);
+        },
+        { signal },
+      )),
     reportingLinks: (vm) => [...new Set(Object.values(actor.getSnapshot().context.containers).filter((entry) => entry.vm === vm).map((entry) => entry.linkId))],
     log: (level, message) => apiLog(level, message),
   });

@@ -122,6 +122,7 @@ export class ContainerStore implements CreatedContainers {
   remove(id: string): void {
     if (!this.#containers.delete(id)) return;
     this.#removed.add(id);
+    this.#staleLinks.delete(id);
     rmSync(containerDir(this.#stateDir, id), { recursive: true, force: true });
     this.#changed();
   }

@@ -3,11 +3,18 @@
  * process, or the appliance after a crash) sees the old file or the new
  * one, never a part: a temporary file renamed over it.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 export function writeJsonAtomic(path: string, value: unknown): void {
   const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  const fd = openSync(temporary, 'w', 0o600);
+  try {
+    writeFileSync(fd, JSON.stringify(value, null, 2) + '\n');
+    // On disk before the rename, so that after a host crash the name holds the old record or the new one, never an empty file.
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(temporary, path);
 }
 

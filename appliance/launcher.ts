@@ -11,7 +11,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join } from 'node:path';
+import { killQuietly } from '../actors/processTree.ts';
 import { archiveRuns } from '../shared/outputLogFiles.ts';
 import { bundlePath } from '../tools/paths.ts';
 import { formatAddress } from './address.ts';
@@ -82,23 +84,28 @@ export function sandboxLauncher(options: { appliance: { host: string; port: numb
       closeSync(console);
       monitor.unref();
       try {
-        return watchVm(dir, await monitorStarted(monitor, dir, consolePath));
+        return watchVm(dir, await monitorStarted(monitor, dir, consolePath), (record) => lost(id, record));
       } catch (error) {
+        // Whatever it started (the VM's launcher is in its process group) goes with it, and so does the key it registered.
+        if (monitor.pid !== undefined) killQuietly(-monitor.pid, constants.signals.SIGKILL);
+        unregisterGuest(options.stateDir, id);
         throw new Error(`cannot launch the containerVM of ${source}: ${(error as Error).message}`);
       }
     },
     adopt(id) {
       const dir = containerDir(options.stateDir, id);
       const record = readJson<MonitorRecord>(join(dir, MONITOR_FILE));
-      if (record && isAlive(record.monitor)) return watchVm(dir, record);
+      if (record && isAlive(record.monitor)) return watchVm(dir, record, (gone) => lost(id, gone));
       // Read after the liveness check: a monitor writes the exit record just before it exits.
-      const exit = readJson<VmExit>(join(dir, EXIT_FILE));
-      if (exit) return exit;
-      // The monitor did not live to forget the VM's host key: nobody should be trusted with it later.
-      unregisterGuest(options.stateDir, id);
-      return lostVm(record);
+      return readJson<VmExit>(join(dir, EXIT_FILE)) ?? lost(id, record);
     },
   };
+
+  /** A VM whose monitor is gone without a word: what is left of it is killed, and its key, which the monitor did not live to forget, trusted no more. */
+  function lost(id: string, record: MonitorRecord | undefined): VmExit {
+    unregisterGuest(options.stateDir, id);
+    return lostVm(record);
+  }
 }
 
 /**
@@ -113,22 +120,27 @@ function monitorEnv(): NodeJS.ProcessEnv {
 /** Resolves once the monitor has said who it is; rejects when it exits first (with what it said), or takes too long. */
 async function monitorStarted(monitor: ChildProcess, dir: string, consolePath: string): Promise<MonitorRecord> {
   let exit: [number | null, NodeJS.Signals | null] | undefined;
+  let failed: Error | undefined;
   const onExit = (code: number | null, signal: NodeJS.Signals | null) => (exit = [code, signal]);
+  // spawn(2) itself can fail (EAGAIN, ENOMEM): then there is no monitor to wait for.
+  const onError = (error: Error) => (failed = error);
   monitor.once('exit', onExit);
+  monitor.once('error', onError);
   try {
     const deadline = Date.now() + MONITOR_START_MS;
     for (;;) {
       const record = readJson<MonitorRecord>(join(dir, MONITOR_FILE));
       if (record && record.monitor.pid === monitor.pid) return record;
+      if (failed) throw new Error(`its monitor could not be started: ${failed.message}`);
       if (exit) throw new Error(`its monitor exited with status ${exitStatus(...exit)} before the containerVM ran: ${consoleTail(consolePath)}`);
       if (Date.now() > deadline) {
-        monitor.kill('SIGKILL');
         throw new Error(`its monitor (PID ${monitor.pid}) did not bring the containerVM up within ${MONITOR_START_MS} ms: ${consoleTail(consolePath)}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   } finally {
     monitor.off('exit', onExit);
+    monitor.off('error', onError);
   }
 }
 

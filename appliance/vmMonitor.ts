@@ -17,9 +17,9 @@
  */
 import { once } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
-import { constants } from 'node:os';
 import { join } from 'node:path';
 import { statFields } from '../actors/processTree.ts';
+import { signalExitCode } from '../shared/signals.ts';
 import type { Sandbox } from '../tools/sandbox.ts';
 import { readJson, writeJsonAtomic } from './jsonFile.ts';
 import type { LaunchedVm, VmExit } from './launcher.ts';
@@ -50,14 +50,19 @@ export function processId(pid: number): ProcessId | undefined {
   return fields && { pid, startTime: Number(fields[19]) };
 }
 
-/** Whether that very process still runs (a zombie counts: it has not been reaped). */
+/**
+ * Whether that very process still runs. A zombie has ended: nothing of it
+ * runs, and its PID cannot be reused until it is reaped (a monitor adopted
+ * by an appliance that is PID 1 or a subreaper is never reaped by Node).
+ */
 export function isAlive(id: ProcessId): boolean {
-  return processId(id.pid)?.startTime === id.startTime;
+  const fields = statFields(id.pid);
+  return fields !== undefined && fields[0] !== 'Z' && Number(fields[19]) === id.startTime;
 }
 
 /** The exit status of a process that ended with `code` or by `signal`, as a shell reports it. */
 export function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
-  return code ?? 128 + (signal ? constants.signals[signal] : 0);
+  return code ?? signalExitCode(signal?.replace(/^SIG/, '') ?? '');
 }
 
 /**
@@ -92,7 +97,7 @@ export function lostVm(record: MonitorRecord | undefined): VmExit {
   if (record && isAlive(record.launcher)) process.kill(record.launcher.pid, 'SIGKILL');
   const who = record ? `its monitor (PID ${record.monitor.pid})` : 'its monitor';
   return {
-    status: 128 + constants.signals.SIGKILL,
+    status: signalExitCode('KILL'),
     finishedAt: new Date().toISOString(),
     error: `${who} ended without recording how the containerVM ended; its exit status is unknown`,
   };
@@ -100,15 +105,17 @@ export function lostVm(record: MonitorRecord | undefined): VmExit {
 
 /**
  * The appliance's hold on a VM its monitor runs: `exited` resolves from the
- * exit record, or when the monitor is found gone without one; `stop` is TERM
- * to the monitor; `release` stops watching and leaves the VM running.
+ * exit record, or from `lost` when the monitor is found gone without one;
+ * `stop` is TERM to the monitor; `release` stops watching and leaves the VM
+ * running (a later stop does nothing: the next appliance holds it).
  */
-export function watchVm(dir: string, record: MonitorRecord): LaunchedVm {
+export function watchVm(dir: string, record: MonitorRecord, lost: (record: MonitorRecord) => VmExit): LaunchedVm {
   let settle: (exit: VmExit) => void = () => {};
   const exited = new Promise<VmExit>((resolve) => (settle = resolve));
   let watcher: FSWatcher | undefined;
   let done = false;
-  const release = () => {
+  let released = false;
+  const unwatch = () => {
     done = true;
     watcher?.close();
     clearInterval(timer);
@@ -117,15 +124,18 @@ export function watchVm(dir: string, record: MonitorRecord): LaunchedVm {
   const check = () => {
     if (done) return;
     // Read again after the liveness check: the monitor writes the record just before it exits.
-    const exit = recorded() ?? (isAlive(record.monitor) ? undefined : (recorded() ?? lostVm(record)));
+    const exit = recorded() ?? (isAlive(record.monitor) ? undefined : (recorded() ?? lost(record)));
     if (!exit) return;
-    release();
+    unwatch();
     settle(exit);
   };
   const timer = setInterval(check, POLL_MS);
   timer.unref();
   try {
-    watcher = watch(dir, { persistent: false }, check);
+    // The console grows in the same directory: only the exit record is news.
+    watcher = watch(dir, { persistent: false }, (_event, name) => {
+      if (name === null || name === EXIT_FILE) check();
+    });
     // The directory going away (a removal) is no news: the poll settles whatever is left.
     watcher.on('error', () => {});
   } catch {
@@ -135,11 +145,15 @@ export function watchVm(dir: string, record: MonitorRecord): LaunchedVm {
   return {
     exited,
     stop: async () => {
+      if (released) return;
       if (!done && isAlive(record.monitor)) process.kill(record.monitor.pid, 'SIGTERM');
       await exited;
       // Its exit record is its last act: nothing of the VM is left once it is gone too.
       while (isAlive(record.monitor)) await new Promise((resolve) => setTimeout(resolve, 10));
     },
-    release,
+    release: () => {
+      released = true;
+      unwatch();
+    },
   };
 }

@@ -344,9 +344,12 @@ export const guestMachine = setup({
       const spec = context.config.sessions[sessionId]!;
       // The ended session's actor still holds the name; its log goes on from where it was.
       enqueue.stopChild(sessionRef(sessionId));
+      // A hold was the old process's: the new one starts reading freely until settleHolds says otherwise.
+      const { [sessionId]: _, ...held } = context.held;
       enqueue.assign({
         restarts: { ...context.restarts, [sessionId]: (context.restarts[sessionId] ?? 0) + 1 },
         sessions: { ...context.sessions, [sessionId]: { state: 'created' } },
+        held,
       });
       enqueue.spawnChild('session', { id: sessionRef(sessionId), systemId: sessionRef(sessionId), input: { sessionId, spec } });
     }),
@@ -609,7 +612,7 @@ export const guestMachine = setup({
       on: {
         SHUTDOWN: { target: 'stopping', actions: 'requestShutdown' },
         SESSION_CHANGED: { actions: ['sessionChanged', 'announce', 'scheduleRestart', 'settleHolds'] },
-        RESTART_SESSION: { actions: 'restartSession' },
+        RESTART_SESSION: { actions: ['restartSession', 'settleHolds'] },
         RELOAD: { actions: 'reload' },
         SESSION_ADD: { actions: 'addSession' },
       },

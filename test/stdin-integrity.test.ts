@@ -1,4 +1,6 @@
 import t from 'tap';
+import { once } from 'node:events';
+import net from 'node:net';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
 import { docker, dockerMissing, startWorld } from './support/world.ts';
 
@@ -27,4 +29,34 @@ t.test('docker exec -i: the input is the process\'s own, without the request\'s 
   const result = await docker(world, ['exec', '-i', 'typed', 'cat'], input);
   t.equal(result.code, 0, result.stderr);
   t.equal(result.stdout, input);
+});
+
+t.test('an exec start whose body comes in pieces, after its headers, is answered, and what follows the body is stdin', { skip, timeout: 30_000 }, async (t) => {
+  const world = await startWorld(t);
+  await world.sandbox({ id: 'pieces', name: 'pieces', hostname: 'pieces', sessions: { pieces: { cmd: ['sleep', '1000'] } } });
+  await world.container('pieces', (c) => c.state === 'running');
+  const base = world.appliance.api.replace(/^tcp:/, 'http:');
+  const created = (await (await fetch(`${base}/containers/pieces/exec`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ Cmd: ['head', '-c', '5'], AttachStdin: true, AttachStdout: true }),
+  })).json()) as { Id: string };
+  const body = JSON.stringify({ Detach: false, Tty: false });
+  const { hostname: host, port } = new URL(base);
+  const socket = net.connect({ host, port: Number(port) });
+  t.teardown(() => socket.destroy());
+  await once(socket, 'connect');
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  const ended = once(socket, 'end');
+  socket.write(`POST /exec/${created.Id}/start HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+  for (const piece of [body.slice(0, 5), body.slice(5, 12), body.slice(12)]) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.write(piece);
+  }
+  socket.write('hello');
+  await ended;
+  t.match(received, /^HTTP\/1\.1 101 UPGRADED\r\n/);
+  // One stdout frame: the 8-byte header, then the payload.
+  t.equal(received.slice(received.indexOf('\r\n\r\n') + 4 + 8), 'hello', 'the process read what followed the body, and nothing of it');
 });

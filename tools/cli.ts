@@ -6,6 +6,7 @@ import { parseAddress, parseSerialAddress } from '../appliance/address.ts';
 import { startAppliance } from '../appliance/assembly.ts';
 import { applianceCommand, applianceUsage, DEFAULT_API, DEFAULT_SERIAL } from '../appliance/main.ts';
 import { defaultStateDir } from '../appliance/trust.ts';
+import type { ContainerDirectory } from '../appliance/api/directory.ts';
 import { createLog } from '../shared/log.ts';
 import { readConfigFile, startSandbox, type Sandbox } from './sandbox.ts';
 import { checkCommand, checkUsage } from './check/command.ts';
@@ -95,6 +96,8 @@ async function startCommand(args: string[]): Promise<void> {
     stateDir,
     console: { file: consoleLog },
   });
+  // The commands printed below reach the demo only once its guest has reported it.
+  await untilReported(appliance.directory, sandbox, id, consoleLog);
   const [tcp, unix] = appliance.apis;
   process.stdout.write(
     [
@@ -115,6 +118,21 @@ async function startCommand(args: string[]): Promise<void> {
   await untilStopped(sandbox);
   await appliance.close();
 }
+
+/** Resolves once the demo's guest has reported it over its serial line; fails naming where to look when it does not. */
+async function untilReported(directory: ContainerDirectory, sandbox: Sandbox, id: string, consoleLog: string): Promise<void> {
+  const deadline = Date.now() + DEMO_REPORT_MS;
+  while (!directory.find(id)) {
+    if (sandbox.guest.exitCode !== null || sandbox.guest.signalCode !== null) {
+      throw new Error(`the demo containerVM exited before its guest reported; its console is in ${consoleLog}`);
+    }
+    if (Date.now() > deadline) throw new Error(`the demo containerVM's guest has not reported over its serial line after ${DEMO_REPORT_MS / 1000} s; its console is in ${consoleLog}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Longer than a guest's boot on a loaded machine. */
+const DEMO_REPORT_MS = 30_000;
 
 async function untilStopped(sandbox: Sandbox): Promise<void> {
   let stopping = false;

@@ -9,6 +9,7 @@ import { DOCKER_STATUSES, dockerStatus } from './containerState.ts';
 import type { ContainerDirectory } from './directory.ts';
 import { ApiError, noSuchContainer } from './errors.ts';
 import { type Filters, matchesAny, parseFilters } from './filters.ts';
+import { normalizeTag } from '../images.ts';
 
 export interface ListFilter {
   /** Whether the filters ask for stopped containers as well (Docker: a status filter does). */
@@ -53,12 +54,12 @@ function invalid(name: string, value: string): ApiError {
   return new ApiError(400, `invalid filter '${name}=${value}'`);
 }
 
-/** Docker's image reference match: the name as given (an absent tag is `latest`), or an ID or a prefix of one. */
+/** Docker's image reference match: the name as given (an absent tag is `latest`, docker.io/library/ is implied), or an ID or a prefix of one. */
 function isImage(record: RecordWithSettings, reference: string): boolean {
   const settings = record.settings;
   if (!settings) return false;
-  const withTag = (name: string) => (/:[^/]*$/.test(name) ? name : `${name}:latest`);
-  if (withTag(settings.Image) === withTag(reference)) return true;
+  const tag = normalizeTag(reference);
+  if (tag !== undefined && normalizeTag(settings.Image) === tag) return true;
   const id = settings.ImageID.replace(/^sha256:/, '');
   const asked = reference.replace(/^sha256:/, '');
   return /^[0-9a-f]+$/.test(asked) && id.startsWith(asked);

@@ -40,8 +40,12 @@ export interface LifecycleOptions {
   readonly launcher: Launcher;
   /** The directory over the inventory and the store (appliance/directory.ts). */
   readonly directory: ContainerDirectory & ContainerControl;
-  /** Resolves once a guest has reported container `id` in the inventory (on a link the store does not hide): from then on it can be attached to. */
-  readonly reported: (id: string) => Promise<void>;
+  /**
+   * Resolves once a guest has reported container `id` in the inventory (on
+   * a link the store does not hide): from then on it can be attached to.
+   * Rejects once `signal` aborts.
+   */
+  readonly reported: (id: string, signal: AbortSignal) => Promise<void>;
   /** The links whose reports of containerVM `vm` the inventory holds. */
   readonly reportingLinks: (vm: string) => string[];
   readonly log: ApiLog;
@@ -127,8 +131,9 @@ export class Lifecycle {
     const stored = this.options.store.get(found.vm);
     if (isRunning(found)) return 'running';
     if (!stored) throw new ApiError(409, `cannot start container ${ref}: its containerVM was not created through this appliance's API, so the appliance cannot boot it`);
-    // Its process has ended and its containerVM is on its way out: a VM at a time.
-    await this.#vms.get(stored.Id)?.exited;
+    // Its process has ended and its containerVM is on its way out (or held up by an attach that is not reading): a VM at a time.
+    const previous = this.#vms.get(stored.Id);
+    if (previous) await this.#stop(previous);
     // Another start got here first (this one's record was read before its await).
     if (stored.State === 'running') return 'running';
     const id = stored.Id;
@@ -155,7 +160,7 @@ export class Lifecycle {
     waiting?.start(vm);
     this.#track(stored, vm);
     // Answered once the guest has reported it, as Docker answers once the process runs: an exec or a stop right after reaches it.
-    await untilReported(this.options.reported(id), vm).catch((error: unknown) => {
+    await untilReported(this.options.reported, id, vm).catch((error: unknown) => {
       throw new ApiError(500, `cannot start container ${ref}: ${messageOf(error)} (its console is in the appliance's state directory, containers/${id}/console.log)`);
     });
     return 'started';
@@ -342,7 +347,7 @@ export class Lifecycle {
     const joined: Promise<Outcome | { failed: unknown }> = waiting.started
       .then(async (vm) => {
         // The attach needs the link that carries the container, which its guest opens as it boots.
-        await untilReported(this.options.reported(stored.Id), vm);
+        await untilReported(this.options.reported, stored.Id, vm);
         if (detached) return { detached: true };
         real = await this.options.directory.attach(stored.Id, want);
         if (detached) real.detach();
@@ -402,13 +407,20 @@ export class Lifecycle {
   }
 }
 
-/** Rejects when the containerVM exits before its guest has reported. */
-function untilReported(reported: Promise<void>, vm: LaunchedVm): Promise<void> {
+/** Rejects when the containerVM exits before its guest has reported; the wait for the report ends either way. */
+async function untilReported(reported: LifecycleOptions['reported'], id: string, vm: LaunchedVm): Promise<void> {
+  const over = new AbortController();
+  const report = reported(id, over.signal);
+  report.catch(() => {});
   const gone = vm.exited.then((exit) =>
     Promise.reject(new Error(`its containerVM exited with status ${exit.status} before its guest reported the container${exit.error ? ` (${exit.error})` : ''}`)),
   );
   gone.catch(() => {});
-  return Promise.race([reported, gone]);
+  try {
+    await Promise.race([report, gone]);
+  } finally {
+    over.abort();
+  }
 }
 
 export function lifecycleRoutes(lifecycle: Lifecycle): Route[] {

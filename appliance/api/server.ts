@@ -206,6 +206,8 @@ function errorToReply(error: unknown, req: http.IncomingMessage, log: ApiLog): R
 
 /** More than any request body an upgrade carries (exec start's JSON). */
 const MAX_UPGRADE_BODY = 1024 * 1024;
+/** How long the rest of an upgraded request's body may take to arrive. */
+const UPGRADE_BODY_MS = 10_000;
 
 /**
  * An upgraded request's body, which node:http leaves in the stream with
@@ -219,33 +221,38 @@ async function upgradeBody(req: http.IncomingMessage, socket: Duplex, head: Buff
   if (!Number.isSafeInteger(length) || length < 0 || length > MAX_UPGRADE_BODY) {
     throw new ApiError(400, `${what}: Content-Length ${req.headers['content-length']} is not a body length up to ${MAX_UPGRADE_BODY} bytes`);
   }
+  if (head.length >= length) return { body: head.subarray(0, length), rest: head.subarray(length), readOn: false };
   const chunks = [head];
   let have = head.length;
-  while (have < length) {
-    const chunk = await new Promise<Buffer>((resolve, reject) => {
-      const data = (c: Buffer) => {
-        stop();
-        socket.pause();
-        resolve(c);
-      };
-      const ended = () => {
-        stop();
-        reject(new ApiError(400, `${what}: the connection ended after ${have} of the body's ${length} bytes`));
-      };
-      const stop = () => {
-        socket.off('data', data);
-        socket.off('end', ended);
-        socket.off('close', ended);
-      };
-      socket.on('data', data);
-      socket.once('end', ended);
-      socket.once('close', ended);
-    });
-    chunks.push(chunk);
-    have += chunk.length;
-  }
+  await new Promise<void>((resolve, reject) => {
+    const data = (chunk: Buffer) => {
+      chunks.push(chunk);
+      have += chunk.length;
+      if (have < length) return;
+      // What follows the body is the client's stream: it waits for whoever takes the socket.
+      socket.pause();
+      stop();
+      resolve();
+    };
+    const fail = (why: string) => () => {
+      stop();
+      reject(new ApiError(400, `${what}: ${why} after ${have} of the body's ${length} bytes`));
+    };
+    const ended = fail('the connection ended');
+    const late = setTimeout(fail(`no more came for ${UPGRADE_BODY_MS} ms`), UPGRADE_BODY_MS);
+    const stop = () => {
+      clearTimeout(late);
+      socket.off('data', data);
+      socket.off('end', ended);
+      socket.off('close', ended);
+    };
+    socket.on('data', data);
+    socket.once('end', ended);
+    socket.once('close', ended);
+    socket.resume();
+  });
   const all = Buffer.concat(chunks);
-  return { body: all.subarray(0, length), rest: all.subarray(length), readOn: chunks.length > 1 };
+  return { body: all.subarray(0, length), rest: all.subarray(length), readOn: true };
 }
 
 function responseHead(status: number, headers: Headers, reason = http.STATUS_CODES[status] ?? ''): string {
