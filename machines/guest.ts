@@ -68,9 +68,10 @@ export function holds(channel: AttachedChannel, log: LogExtent, capacity: number
 }
 
 /**
- * The most a channel that is behind is sent in one replay piece: about
- * what its window takes at once, so a reader catching up from a long log
- * costs the guest one piece of memory, not the log.
+ * The most a channel that is behind is sent in one replay piece: an eighth
+ * of its SSH window (2 MiB), so that pieces keep the window busy while a
+ * reader catching up from a long log costs the guest one piece of memory,
+ * not the log.
  */
 export const REPLAY_PIECE_BYTES = 256 * 1024;
 
