@@ -56,7 +56,8 @@ t.test('a run-block session delivers its output and exit code on every one of 20
   for (let i = 0; i < runs; i++) sessions[`rb${i}`] = session(['sh', '-c', 'echo hi; exit 3'], { runBlock: true });
   // The held sessions are execs of a container that stays up: execs end with their container's primary.
   await world.sandbox(vm('rbhost', { rbhost: session(['sleep', '1000']), ...sessions }));
-  await world.container(`rb${runs - 1}`);
+  // Their info comes in several pieces, in no promised order: every one must have arrived.
+  for (const id of Object.keys(sessions)) await world.container(id);
   const results = new Map<string, string>();
   // Four attaches at a time: each releases its own held session.
   const ids = Object.keys(sessions);
