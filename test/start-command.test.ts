@@ -18,10 +18,15 @@ t.test('tether start prints docker commands that run, exec, read the logs of and
   const config = mkdtempSync(join(tmpdir(), 'tether-docker-config-'));
   const env = { ...(process.env as Record<string, string>), DOCKER_CONFIG: config };
   // Port 0 for both listeners: another test may hold the defaults.
-  const start = spawn(process.execPath, ['bin/tether.js', 'start', '--state', state, '--api', 'tcp://127.0.0.1:0', '--serial', 'tcp://127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A process group of its own: a failed test kills it whole, the demo's sandbox with it.
+  const start = spawn(process.execPath, ['bin/tether.js', 'start', '--state', state, '--api', 'tcp://127.0.0.1:0', '--serial', 'tcp://127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => start.on('close', (code, signal) => resolve({ code, signal })));
   t.teardown(() => {
-    start.kill('SIGKILL');
+    try {
+      process.kill(-start.pid!, 'SIGKILL');
+    } catch {
+      // Already gone: it stopped as the test asked.
+    }
     rmSync(state, { recursive: true, force: true });
     rmSync(config, { recursive: true, force: true });
   });
