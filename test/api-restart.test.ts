@@ -142,10 +142,11 @@ t.test('docker wait: not-running answers at once for a created container; a wait
   t.equal(created.stdout, '0\n', `as Docker's: ${created.stderr}`);
 
   // next-exit on a created container waits for a run; its removal ends the wait.
-  const nextExit = fetch(`${world.appliance.api.replace('tcp://', 'http://')}/containers/idle/wait?condition=next-exit`, { method: 'POST' });
+  // Its headers come at once: the wait is in place before the removal.
+  const nextExit = await fetch(`${world.appliance.api.replace('tcp://', 'http://')}/containers/idle/wait?condition=next-exit`, { method: 'POST' });
   const removed = await docker(world, ['rm', 'idle']);
   t.equal(removed.code, 0, removed.stderr);
-  t.same(await (await nextExit).json(), { StatusCode: 0, Error: null });
+  t.same(await nextExit.json(), { StatusCode: 0, Error: null });
 
   await docker(world, ['run', '-d', '--name', 'busy', 'host', 'sleep', '1000']);
   await world.container('busy', (c) => c.state === 'running' && c.link.up);
