@@ -42,7 +42,7 @@ import { isStale } from '../tools/build.mjs';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
 import { apiExec } from './apiExec.ts';
 import { SSHD, startOpenSsh, type OpenSsh } from './openssh.ts';
-import { formatBytesPerSecond, formatMs, median, p90, ratio } from './stats.ts';
+import { formatBytesPerSecond, formatMs, median, p90, ratio, TransferClock } from './stats.ts';
 
 export const description = 'the appliance as a Docker host: docker exec latency and attach throughput, beside OpenSSH';
 
@@ -122,26 +122,19 @@ function throughput(argv: string[], bytes: number, env: NodeJS.ProcessEnv): Prom
     feed.stdout.pipe(child.stdin);
     // A contender that fails early stops reading: its error is in its exit, not here.
     child.stdin.on('error', () => {});
-    let received = 0;
-    let firstLength = 0;
-    let first = 0;
-    let last = 0;
+    const clock = new TransferClock();
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      last = performance.now();
-      if (received === 0) {
-        first = last;
-        firstLength = chunk.length;
-      }
-      received += chunk.length;
-    });
+    child.stdout.on('data', (chunk: Buffer) => clock.chunk(chunk.length));
     child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
     child.once('error', reject);
     child.once('close', (code) => {
       if (code !== 0) return reject(new Error(`${what} exited with ${code}: ${stderr.trim()}`));
-      if (received !== bytes) return reject(new Error(`${what} wrote ${received} of ${bytes} bytes: ${stderr.trim()}`));
-      if (last === first) return reject(new Error(`${what}: ${bytes} bytes came in one read, too few to time`));
-      resolve(((received - firstLength) * 1000) / (last - first));
+      if (clock.received !== bytes) return reject(new Error(`${what} wrote ${clock.received} of ${bytes} bytes: ${stderr.trim()}`));
+      try {
+        resolve(clock.bytesPerSecond(what));
+      } catch (error) {
+        reject(error);
+      }
     });
   });
 }

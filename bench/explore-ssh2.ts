@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Algorithms, CipherAlgorithm, Client, ClientChannel, ServerChannel } from 'ssh2';
 import { startOpenSsh, type OpenSsh } from './openssh.ts';
-import { formatBytesPerSecond, ratio } from './stats.ts';
+import { formatBytesPerSecond, ratio, TransferClock } from './stats.ts';
 
 type Ssh2 = typeof import('ssh2');
 
@@ -163,22 +163,14 @@ async function receive({ ssh2, nagle }: Setup, served: Served, password: string,
     const stream = await new Promise<ClientChannel>((resolve, reject) =>
       conn.exec(command, (err, stream) => (err ? reject(err) : resolve(stream))),
     );
-    let received = 0;
-    let firstLength = 0;
-    let first = 0;
-    let last = 0;
+    const clock = new TransferClock();
     stream.on('data', (chunk: Buffer) => {
-      last = performance.now();
-      if (received === 0) {
-        first = last;
-        firstLength = chunk.length;
-      }
-      received += chunk.length;
+      clock.chunk(chunk.length);
       if (opts.window) widen(conn, stream, opts.window);
     });
     await once(stream, 'close');
-    if (received !== bytes) throw new Error(`ssh2 delivered ${received} of ${bytes} bytes`);
-    return { bytesPerSecond: ((received - firstLength) * 1000) / (last - first), cipher: negotiated.sc.cipher };
+    if (clock.received !== bytes) throw new Error(`ssh2 delivered ${clock.received} of ${bytes} bytes`);
+    return { bytesPerSecond: clock.bytesPerSecond('ssh2'), cipher: negotiated.sc.cipher };
   } finally {
     conn.end();
   }

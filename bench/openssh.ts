@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatBytesPerSecond, formatMs, mean, median, p90 } from './stats.ts';
+import { formatBytesPerSecond, formatMs, mean, median, p90, TransferClock } from './stats.ts';
 
 export const SSHD = '/usr/sbin/sshd';
 const HOST = '127.0.0.1';
@@ -187,21 +187,10 @@ export async function startOpenSsh(options: OpenSshOptions = {}): Promise<OpenSs
       if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`bad byte count ${bytes}`);
       // Time from the first byte to the last: the handshake and teardown are not
       // transfer, and at 256 MiB they would still skew the rate by several percent.
-      let received = 0;
-      let firstLength = 0;
-      let first = 0;
-      let last = 0;
-      await check('ssh', run('ssh', [...ssh, HOST, `head -c ${bytes} /dev/zero`], (chunk) => {
-        last = performance.now();
-        if (received === 0) {
-          first = last;
-          firstLength = chunk.length;
-        }
-        received += chunk.length;
-      }));
-      if (received !== bytes) throw new Error(`ssh delivered ${received} of ${bytes} bytes`);
-      if (last === first) throw new Error(`${bytes} bytes arrived in one read: too few to time`);
-      return ((received - firstLength) * 1000) / (last - first);
+      const clock = new TransferClock();
+      await check('ssh', run('ssh', [...ssh, HOST, `head -c ${bytes} /dev/zero`], (chunk) => clock.chunk(chunk.length)));
+      if (clock.received !== bytes) throw new Error(`ssh delivered ${clock.received} of ${bytes} bytes`);
+      return clock.bytesPerSecond('ssh');
     },
 
     command: (remote) => ['ssh', ...ssh, HOST, remote],

@@ -28,6 +28,33 @@ export function mean(samples: readonly number[]): number {
   return samples.reduce((sum, x) => sum + x, 0) / samples.length;
 }
 
+/**
+ * A transfer's rate from its first chunk to its last: whatever came before
+ * the first byte (a handshake, a boot) is not transfer, and the first chunk
+ * itself arrived at the start, so it is not counted.
+ */
+export class TransferClock {
+  received = 0;
+  #first = 0;
+  #firstLength = 0;
+  #last = 0;
+
+  chunk(length: number): void {
+    this.#last = performance.now();
+    if (this.received === 0) {
+      this.#first = this.#last;
+      this.#firstLength = length;
+    }
+    this.received += length;
+  }
+
+  /** Bytes/s; fails naming `what` when everything came in one read. */
+  bytesPerSecond(what: string): number {
+    if (this.#last === this.#first) throw new Error(`${what}: ${this.received} bytes came in one read, too few to time`);
+    return ((this.received - this.#firstLength) * 1000) / (this.#last - this.#first);
+  }
+}
+
 const BYTE_UNITS = ['B/s', 'KiB/s', 'MiB/s', 'GiB/s'];
 
 export function formatBytesPerSecond(bytesPerSecond: number): string {
