@@ -63,7 +63,7 @@ export const STALL_LIMIT_MS = 10_000;
 export const holdBytes = (capacity: number) => Math.floor(capacity / 2);
 
 /** Whether `channel` holds its session's output (see AttachedChannel.holding). */
-export function holds(channel: AttachedChannel, log: LogExtent, capacity: number): boolean {
+function holds(channel: AttachedChannel, log: LogExtent, capacity: number): boolean {
   return !channel.loose && channel.behind !== undefined && log.end - channel.behind >= holdBytes(capacity);
 }
 
@@ -274,6 +274,11 @@ type Enqueue = { sendTo: (target: 'outputLog', command: OutputLogCommand) => voi
 
 const stallTimer = (channelId: string) => `stall:${channelId}`;
 
+/** What an ended session's channels are told: its code, and the signal that ended it, if one did. */
+function exitOf(view: SessionView): NonNullable<AttachedChannel['exit']> {
+  return { exitCode: view.exitCode ?? 0, ...(view.signal ? { signal: view.signal } : {}) };
+}
+
 type Answer = { sendTo: (target: AnyActorRef, command: SshServerCommand & { type: string }) => void };
 
 /** The SSH server replies to the appliance's request with this. */
@@ -445,7 +450,7 @@ export const guestMachine = setup({
       // reports the exit after the end of its output), so the status goes last:
       // now to a live channel, after its replay to one that is behind.
       const server = system.get('sshServer');
-      const exit = { exitCode: event.view.exitCode ?? 0, ...(event.view.signal ? { signal: event.view.signal } : {}) };
+      const exit = exitOf(event.view);
       const channels = { ...context.channels };
       for (const [channelId, channel] of Object.entries(context.channels)) {
         if (channel.sessionId !== event.sessionId) continue;
@@ -488,7 +493,7 @@ export const guestMachine = setup({
       enqueue.sendTo(server, as<SshServerCommand>({ type: 'ATTACH_ACCEPT', channelId: event.channelId, offset: decision.from }));
       const view = context.sessions[event.containerId]!;
       // An exited session's status follows its replay.
-      const exit = view.state === 'exited' ? { exit: { exitCode: view.exitCode ?? 0, ...(view.signal ? { signal: view.signal } : {}) } } : {};
+      const exit = view.state === 'exited' ? { exit: exitOf(view) } : {};
       const opened: AttachedChannel = { sessionId: event.containerId, blocked: false, behind: decision.from, replaying: false, holding: false, loose: false, ...exit };
       enqueue.assign({ channels: { ...context.channels, [event.channelId]: replayNext(enqueue, event.channelId, opened) } });
     }),

@@ -27,6 +27,11 @@ export function dockerStatus(record: ContainerRecord): DockerStatus {
   return STATUS_OF[record.state];
 }
 
+/** Whether Docker would list it: a containerVM's container is its primary session; the others are its execs, which Docker never lists. */
+export function isListed(record: ContainerRecord): boolean {
+  return record.primary;
+}
+
 export function isRunning(record: ContainerRecord): boolean {
   return dockerStatus(record) === 'running';
 }

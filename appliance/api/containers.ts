@@ -3,7 +3,7 @@
  */
 import { parseListFilter } from './containerFilters.ts';
 import type { ContainerDirectory, ContainerRecord, WaitCondition } from './directory.ts';
-import { isRunning } from './containerState.ts';
+import { isListed, isRunning } from './containerState.ts';
 import { inspectView, listEntry } from './containerViews.ts';
 import { ApiError, messageOf, noSuchContainer } from './errors.ts';
 import { boolParam, intParam, requiredIntParam } from './query.ts';
@@ -34,10 +34,9 @@ export function containerRoutes(directory: ContainerDirectory, releasing: Releas
         // As in Docker: a limit or a status filter implies stopped containers too.
         const all = boolParam(query, 'all') || limit > 0 || filter.impliesAll;
         const now = Date.now();
-        // A containerVM's container is its primary session; the others are its execs, which Docker never lists.
         const records = directory
           .list()
-          .filter((record) => record.primary)
+          .filter(isListed)
           .filter((record) => all || isRunning(record))
           .filter(filter.matches)
           .sort((a, b) => Date.parse(b.created) - Date.parse(a.created));

@@ -1,11 +1,11 @@
 /**
  * `GET /info` (`docker info`, `docker system info`): the appliance as a
  * Docker host, in the fields the CLI prints. Containers are counted as ps
- * lists them (primary sessions: execs are no containers); the host's figures (CPUs, memory, kernel) are the appliance
+ * lists them; the host's figures (CPUs, memory, kernel) are the appliance
  * machine's, where the sandboxed containerVMs run.
  */
 import os from 'node:os';
-import { dockerStatus } from './containerState.ts';
+import { dockerStatus, isListed } from './containerState.ts';
 import type { ContainerDirectory } from './directory.ts';
 import { json } from './reply.ts';
 import type { Route } from './router.ts';
@@ -24,7 +24,7 @@ export function infoRoute(directory: ContainerDirectory, options: InfoOptions): 
     method: 'GET',
     path: '/info',
     handler: async () => {
-      const statuses = directory.list().filter((record) => record.primary).map(dockerStatus);
+      const statuses = directory.list().filter(isListed).map(dockerStatus);
       const count = (status: string) => statuses.filter((s) => s === status).length;
       const images = options.images ? (await options.images.list()).length : 0;
       return json(200, {
