@@ -7,7 +7,10 @@
  * are reported at once: the document is delivered through a VM's config
  * channel, where each round trip to fix one typo is a reboot.
  */
+import { checkSecurity, DEFAULT_SECURITY, type SecurityConfig } from './security.ts';
 import { parseSignal } from './signals.ts';
+
+export type { DeviceConfig, SecurityConfig } from './security.ts';
 
 export interface SessionConfig {
   cmd: string[];
@@ -27,6 +30,8 @@ export interface SessionConfig {
   stopTimeout: number;
   /** Whether the session is started again when its process ends (exec sessions only). */
   restart: RestartPolicy;
+  /** Every capability for this process (`docker exec --privileged`); the container's seccomp filter still applies, as in Docker. */
+  privileged?: boolean;
 }
 
 /** Docker's restart policies, as `docker run --restart` spells them. */
@@ -51,6 +56,8 @@ export interface GuestConfig {
   rootfs: string;
   /** Where the sessions' output logs are written (an absolute directory path). */
   logDir: string;
+  /** How the container's processes are confined (shared/security.ts). */
+  security: SecurityConfig;
 }
 
 export const DEFAULT_SERIAL_DEVICE = '/dev/ttyS0';
@@ -125,7 +132,7 @@ class Validator {
   readonly problems: string[] = [];
 
   guest(doc: unknown): GuestConfig | undefined {
-    const o = this.object('', doc, ['id', 'name', 'hostname', 'sessions', 'ssh', 'serial', 'outputLogBytes', 'rootfs', 'logDir']);
+    const o = this.object('', doc, ['id', 'name', 'hostname', 'sessions', 'ssh', 'serial', 'outputLogBytes', 'rootfs', 'logDir', 'security']);
     if (o === undefined) return undefined;
     const id = this.required('id', o.id, (p, x) => this.id(p, x, 'a container ID'));
     const name = this.required('name', o.name, (p, x) => this.matching(p, x, DOCKER_NAME, 'a Docker-style name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)'));
@@ -140,13 +147,15 @@ class Validator {
     const outputLogBytes = o.outputLogBytes === undefined ? DEFAULT_OUTPUT_LOG_BYTES : this.outputLogBytes('outputLogBytes', o.outputLogBytes);
     const rootfs = o.rootfs === undefined || o.rootfs === 'host' ? 'host' : this.absolutePath('rootfs', o.rootfs);
     const logDir = o.logDir === undefined ? DEFAULT_LOG_DIR : this.absolutePath('logDir', o.logDir);
+    const security = o.security === undefined ? DEFAULT_SECURITY : this.security('security', o.security);
     if (id === undefined || name === undefined || hostname === undefined || sessions === undefined
-      || ssh === undefined || serial === undefined || outputLogBytes === undefined || rootfs === undefined || logDir === undefined) return undefined;
+      || ssh === undefined || serial === undefined || outputLogBytes === undefined || rootfs === undefined || logDir === undefined
+      || security === undefined) return undefined;
     if (id in sessions && sessions[id]!.restart.name !== 'no') {
       this.problems.push(`sessions.${id}.restart: the primary session cannot have a restart policy (the container ends with it); expected "no"`);
       return undefined;
     }
-    return { id, name, hostname, sessions, ssh, serial, outputLogBytes, rootfs, logDir };
+    return { id, name, hostname, sessions, ssh, serial, outputLogBytes, rootfs, logDir, security };
   }
 
   private sessions(path: string, x: unknown): Record<string, SessionConfig> | undefined {
@@ -169,7 +178,7 @@ class Validator {
   }
 
   session(path: string, x: unknown): SessionConfig | undefined {
-    const o = this.object(path, x, ['cmd', 'env', 'cwd', 'user', 'tty', 'openStdin', 'runBlock', 'stopSignal', 'stopTimeout', 'restart']);
+    const o = this.object(path, x, ['cmd', 'env', 'cwd', 'user', 'tty', 'openStdin', 'runBlock', 'stopSignal', 'stopTimeout', 'restart', 'privileged']);
     if (o === undefined) return undefined;
     const at = (k: string) => `${path}.${k}`;
     const cmd = this.required(at('cmd'), o.cmd, (p, c) => this.command(p, c));
@@ -183,10 +192,11 @@ class Validator {
     const stopSignal = o.stopSignal === undefined ? 'TERM' : this.signal(at('stopSignal'), o.stopSignal);
     const stopTimeout = o.stopTimeout === undefined ? DEFAULT_STOP_TIMEOUT : this.stopTimeout(at('stopTimeout'), o.stopTimeout);
     const restart = o.restart === undefined ? { name: 'no' as const } : this.restart(at('restart'), o.restart);
+    const privileged = this.boolean(at('privileged'), o.privileged);
     if (cmd === undefined || env === undefined || cwd === undefined || (o.user !== undefined && user === undefined)
       || tty === undefined || openStdin === undefined || runBlock === undefined || stopSignal === undefined
-      || stopTimeout === undefined || restart === undefined) return undefined;
-    return { cmd, env, cwd, ...(user === undefined ? {} : { user }), tty, openStdin, runBlock, stopSignal, stopTimeout, restart };
+      || stopTimeout === undefined || restart === undefined || privileged === undefined) return undefined;
+    return { cmd, env, cwd, ...(user === undefined ? {} : { user }), tty, openStdin, runBlock, stopSignal, stopTimeout, restart, ...(privileged ? { privileged } : {}) };
   }
 
   /**
@@ -215,6 +225,13 @@ class Validator {
       return m[1] === 'on-failure' ? { name: 'on-failure', maxRetries: Number(m[2] ?? 0) } : { name: m[1] as 'no' | 'always' };
     }
     this.problems.push(`${path}: expected "no", "always", "on-failure" or "on-failure:N", got ${show(x)}`);
+    return undefined;
+  }
+
+  private security(path: string, x: unknown): SecurityConfig | undefined {
+    const checked = checkSecurity(path, x);
+    if ('security' in checked) return checked.security;
+    this.problems.push(...checked.problems);
     return undefined;
   }
 

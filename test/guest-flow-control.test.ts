@@ -8,6 +8,7 @@ import { composeGuest } from '../guest/composition.ts';
 import { holdBytes, REPLAY_PIECE_BYTES, STALL_LIMIT_MS, type GuestEvent, type SshServerCommand } from '../machines/guest.ts';
 import type { ProcessCommand, ProcessInput, ProcessReport } from '../machines/processSession.ts';
 import type { GuestConfig } from '../shared/config.ts';
+import { DEFAULT_SECURITY } from '../shared/security.ts';
 
 // The backpressure policy as the guest machine decides it (docs/PROTOCOL.md,
 // "Backpressure"), on a simulated clock: a process the test makes write, the
@@ -24,7 +25,7 @@ function world(t: Test, capacity = CAPACITY) {
     id: 'main', name: 'flow', hostname: 'flow',
     sessions: { main: { cmd: ['x'], env: [], cwd: '/', tty: false, openStdin: false, runBlock: false, stopSignal: 'TERM', stopTimeout: 10, restart: { name: 'no' } } },
     ssh: { hostKey: 'unused', authorizedKeys: [] }, serial: { device: '/dev/null' },
-    outputLogBytes: capacity, rootfs: 'host', logDir: dir,
+    outputLogBytes: capacity, rootfs: 'host', logDir: dir, security: DEFAULT_SECURITY,
   };
   const toServer: SshServerCommand[] = [];
   /** Bytes each channel may still be sent before its window is full (absent: no limit). */

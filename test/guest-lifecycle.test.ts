@@ -4,6 +4,7 @@ import { composeGuest } from '../guest/composition.ts';
 import type { ProcessCommand, ProcessInput, ProcessReport } from '../machines/processSession.ts';
 import { restartDelay, shouldRestart } from '../machines/guest.ts';
 import type { GuestConfig, SessionConfig } from '../shared/config.ts';
+import { DEFAULT_SECURITY } from '../shared/security.ts';
 
 // The container's life as the guest machine decides it, with processes that
 // do what each test tells them: when the primary ends, the other sessions are
@@ -19,7 +20,7 @@ function config(sessions: Record<string, SessionConfig>): GuestConfig {
   return {
     id: 'main', name: 'demo', hostname: 'demo', sessions,
     ssh: { hostKey: 'unused', authorizedKeys: [] }, serial: { device: '/dev/null' },
-    outputLogBytes: 1 << 16, rootfs: 'host', logDir: '/unused',
+    outputLogBytes: 1 << 16, rootfs: 'host', logDir: '/unused', security: DEFAULT_SECURITY,
   };
 }
 

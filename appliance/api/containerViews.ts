@@ -6,6 +6,7 @@
  */
 import type { CreateConfig } from '../containerStore.ts';
 import type { ContainerRecord } from './directory.ts';
+import { NO_HOST_SECURITY, type HostSecuritySettings } from './hostSecurity.ts';
 import { dockerStatus, exitCodeOf, isRunning, statusText } from './containerState.ts';
 
 /** What a create request asked for, as the container store keeps it: only containers created through the API have them. */
@@ -14,7 +15,8 @@ export interface ContainerSettings {
   readonly Image: string;
   readonly ImageID: string;
   readonly Config: CreateConfig;
-  readonly HostConfig: { readonly AutoRemove: boolean };
+  /** The security fields are absent from records an appliance before them kept. */
+  readonly HostConfig: { readonly AutoRemove: boolean } & Partial<HostSecuritySettings>;
 }
 
 /** A record as the directory gives it: with its create-time settings when the API created it. */
@@ -89,6 +91,8 @@ export function inspectView(record: RecordWithSettings): object {
       NetworkMode: NETWORK_MODE,
       RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
       AutoRemove: settings?.HostConfig.AutoRemove ?? false,
+      ...NO_HOST_SECURITY,
+      ...settings?.HostConfig,
       Binds: null,
       PortBindings: {},
       Runtime: 'tether',

@@ -26,6 +26,7 @@ import type { LaunchedVm, Launcher, VmExit } from '../launcher.ts';
 import { isRunning } from './containerState.ts';
 import { readJsonBody } from './body.ts';
 import { findContainer } from './containers.ts';
+import { parseHostSecurity, type HostSecuritySettings } from './hostSecurity.ts';
 import type { Attachment, AttachOptions, ContainerControl, ContainerDirectory, ContainerRecord } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
 import type { ApiLog } from './log.ts';
@@ -112,13 +113,14 @@ export class Lifecycle {
       Image: request.image,
       ImageID: image.record.Id,
       Config: { ...config, Hostname: hostname },
-      HostConfig: { AutoRemove: request.autoRemove },
+      HostConfig: { AutoRemove: request.autoRemove, ...request.hostSecurity },
       GuestConfig: {
         id,
         name,
         hostname: checkHostname(hostname),
         rootfs: image === HOST_IMAGE ? 'host' : image.rootfs,
         sessions: { [id]: primarySession(config) },
+        security: request.security,
       },
       State: 'created',
     });
@@ -464,7 +466,13 @@ export function lifecycleRoutes(lifecycle: Lifecycle): Route[] {
 }
 
 /** What a create body asks for; throws a 400 naming the field. */
-function parseCreate(body: unknown): { image: string; config: CreateConfig; autoRemove: boolean } {
+function parseCreate(body: unknown): {
+  image: string;
+  config: CreateConfig;
+  autoRemove: boolean;
+  hostSecurity: HostSecuritySettings;
+  security: Record<string, unknown>;
+} {
   const what = 'container create';
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, `${what}: expected a JSON object body`);
   const o = body as Record<string, unknown>;
@@ -495,11 +503,14 @@ function parseCreate(body: unknown): { image: string; config: CreateConfig; auto
       throw new ApiError(400, `${what}: HostConfig.${field} is not supported by tether yet (got ${JSON.stringify(value)})`);
     }
   }
+  const { settings: hostSecurity, security } = parseHostSecurity(host, what);
   const stopTimeout = o.StopTimeout;
   if (!absent(stopTimeout) && !Number.isInteger(stopTimeout)) throw new ApiError(400, `${what}: StopTimeout must be a whole number of seconds, got ${JSON.stringify(stopTimeout)}`);
   return {
     image,
     autoRemove: flag('HostConfig.AutoRemove', host.AutoRemove),
+    hostSecurity,
+    security,
     config: {
       Cmd: [...strings('Entrypoint', o.Entrypoint), ...strings('Cmd', o.Cmd)],
       Env: strings('Env', o.Env),

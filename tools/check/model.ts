@@ -2,6 +2,7 @@ import type { AnyActorLogic, AnyActorRef, InspectionEvent } from 'xstate';
 import { composeAppliance, composeAttach } from '../../appliance/composition.ts';
 import { composeGuest } from '../../guest/composition.ts';
 import type { GuestConfig } from '../../shared/config.ts';
+import { DEFAULT_SECURITY } from '../../shared/security.ts';
 import { ACK, NAK, PROBE, SYN } from '../../shared/handshake.ts';
 import type { TraceStep } from './report.ts';
 import { LiveSystem, pathOf, type SystemState } from './runtime.ts';
@@ -68,6 +69,7 @@ export function guestConfig(scenario: Scenario): GuestConfig {
     outputLogBytes: 1 << 20,
     rootfs: 'host',
     logDir: '/var/log/tether',
+    security: DEFAULT_SECURITY,
   };
 }
 

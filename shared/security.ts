@@ -1,0 +1,140 @@
+/**
+ * The `security` part of the guest config (docs/CONFIG.md): how the
+ * container's processes are confined. Its defaults are Docker's: the
+ * default capability set, the default seccomp profile, setuid programs
+ * working (no no_new_privs) and no devices beyond the standard ones.
+ */
+import { CAPABILITIES, capabilityName, DEFAULT_CAPABILITIES, type Capability } from './capabilities.ts';
+import { checkSeccompProfile, type SeccompProfile } from './seccompProfile.ts';
+
+/** A device node the container gets in its /dev (`docker run --device`). */
+export interface DeviceConfig {
+  /** Where it appears in the container: a path under /dev. */
+  path: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  /** What the container may do with it: a non-empty subset of "rwm" (read, write, mknod). */
+  permissions: string;
+  /** The node's permission bits (default 0o666 less the umask). */
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface SecurityConfig {
+  /** Every capability, no seccomp, no masked paths, every device: Docker's --privileged. */
+  privileged: boolean;
+  /** The capabilities the container's processes hold (bounding set; also permitted and effective for root). */
+  capabilities: Capability[];
+  /** "default": Docker's profile; "unconfined": no filter; or a profile in Docker's format. */
+  seccomp: 'default' | 'unconfined' | SeccompProfile;
+  /** PR_SET_NO_NEW_PRIVS: setuid and file capabilities give nothing on exec. */
+  noNewPrivileges: boolean;
+  devices: DeviceConfig[];
+}
+
+export const DEFAULT_SECURITY: SecurityConfig = {
+  privileged: false,
+  capabilities: [...DEFAULT_CAPABILITIES],
+  seccomp: 'default',
+  noNewPrivileges: false,
+  devices: [],
+};
+
+const FIELDS = ['privileged', 'capabilities', 'seccomp', 'noNewPrivileges', 'devices'];
+const DEVICE_FIELDS = ['path', 'type', 'major', 'minor', 'permissions', 'fileMode', 'uid', 'gid'];
+const PERMISSIONS = /^(?!.*(.).*\1)[rwm]{1,3}$/;
+/** Linux's dev_t: 12 bits of major, 20 of minor. */
+const MAX_MAJOR = 4095;
+const MAX_MINOR = 2 ** 20 - 1;
+/** (uid_t)-1 means "unchanged" to chown: not an ID. */
+const MAX_ID = 2 ** 32 - 2;
+
+type Obj = Record<string, unknown>;
+const isObject = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
+const show = (x: unknown) => (typeof x === 'string' ? JSON.stringify(x) : Array.isArray(x) ? 'an array' : isObject(x) ? 'an object' : String(x));
+
+/** Checks the `security` object at `path`; returns it with defaults filled in, or every problem, each naming its field. */
+export function checkSecurity(path: string, x: unknown): { security: SecurityConfig } | { problems: string[] } {
+  const problems: string[] = [];
+  const fail = (at: string, what: string, got: unknown) => void problems.push(`${at}: expected ${what}, got ${show(got)}`);
+  const unknown = (at: string, o: Obj, allowed: string[]) => {
+    for (const key of Object.keys(o)) if (!allowed.includes(key)) problems.push(`${at}.${key}: unknown field (expected one of: ${allowed.join(', ')})`);
+  };
+  const boolean = (at: string, b: unknown) => {
+    if (b === undefined || typeof b === 'boolean') return b === true;
+    fail(at, 'true or false', b);
+    return false;
+  };
+  const whole = (at: string, n: unknown, max: number) => {
+    if (typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max) return n;
+    fail(at, `a whole number from 0 to ${max}`, n);
+    return undefined;
+  };
+
+  if (!isObject(x)) return { problems: [`${path}: expected an object, got ${show(x)}`] };
+  unknown(path, x, FIELDS);
+  const privileged = boolean(`${path}.privileged`, x.privileged);
+  const noNewPrivileges = boolean(`${path}.noNewPrivileges`, x.noNewPrivileges);
+  if (privileged) {
+    for (const field of ['capabilities', 'seccomp'] as const) {
+      if (x[field] !== undefined) problems.push(`${path}.${field}: not allowed with privileged: true, which gives every capability and no seccomp filter`);
+    }
+  }
+
+  let capabilities: Capability[] = privileged ? [...CAPABILITIES] : [...DEFAULT_CAPABILITIES];
+  if (!privileged && x.capabilities !== undefined) {
+    if (!Array.isArray(x.capabilities)) fail(`${path}.capabilities`, 'an array of capability names', x.capabilities);
+    else {
+      capabilities = [];
+      x.capabilities.forEach((name, i) => {
+        const cap = typeof name === 'string' ? capabilityName(name) : undefined;
+        if (cap === undefined) fail(`${path}.capabilities[${i}]`, 'a Linux capability name such as "CAP_NET_ADMIN"', name);
+        else if (!capabilities.includes(cap)) capabilities.push(cap);
+      });
+    }
+  }
+
+  let seccomp: SecurityConfig['seccomp'] = privileged ? 'unconfined' : 'default';
+  if (!privileged && x.seccomp !== undefined) {
+    if (x.seccomp === 'default' || x.seccomp === 'unconfined') seccomp = x.seccomp;
+    else if (!isObject(x.seccomp)) fail(`${path}.seccomp`, '"default", "unconfined" or a seccomp profile object in Docker\'s format', x.seccomp);
+    else {
+      const checked = checkSeccompProfile(`${path}.seccomp`, x.seccomp);
+      if ('problems' in checked) problems.push(...checked.problems);
+      else seccomp = checked.profile;
+    }
+  }
+
+  const devices: DeviceConfig[] = [];
+  if (x.devices !== undefined) {
+    if (!Array.isArray(x.devices)) fail(`${path}.devices`, 'an array', x.devices);
+    else x.devices.forEach((d, i) => {
+      const at = `${path}.devices[${i}]`;
+      if (!isObject(d)) return fail(at, 'an object', d);
+      unknown(at, d, DEVICE_FIELDS);
+      const ok = (v: unknown) => v !== undefined;
+      const devicePath = typeof d.path === 'string' && /^\/dev\/[^\0]+$/.test(d.path) && !d.path.split('/').includes('..') ? d.path : undefined;
+      if (devicePath === undefined) fail(`${at}.path`, 'a path under /dev (without "..")', d.path);
+      const type = d.type === 'c' || d.type === 'b' ? d.type : undefined;
+      if (type === undefined) fail(`${at}.type`, '"c" (character) or "b" (block)', d.type);
+      const major = whole(`${at}.major`, d.major, MAX_MAJOR);
+      const minor = whole(`${at}.minor`, d.minor, MAX_MINOR);
+      const permissions = d.permissions === undefined ? 'rwm' : typeof d.permissions === 'string' && PERMISSIONS.test(d.permissions) ? d.permissions : undefined;
+      if (permissions === undefined) fail(`${at}.permissions`, 'a non-empty subset of "rwm"', d.permissions);
+      const fileMode = d.fileMode === undefined ? undefined : whole(`${at}.fileMode`, d.fileMode, 0o7777);
+      const uid = d.uid === undefined ? undefined : whole(`${at}.uid`, d.uid, MAX_ID);
+      const gid = d.gid === undefined ? undefined : whole(`${at}.gid`, d.gid, MAX_ID);
+      if (![devicePath, type, major, minor, permissions].every(ok)) return;
+      if ([d.fileMode, d.uid, d.gid].some((v, k) => v !== undefined && [fileMode, uid, gid][k] === undefined)) return;
+      devices.push({
+        path: devicePath!, type: type!, major: major!, minor: minor!, permissions: permissions!,
+        ...(fileMode === undefined ? {} : { fileMode }), ...(uid === undefined ? {} : { uid }), ...(gid === undefined ? {} : { gid }),
+      });
+    });
+  }
+
+  if (problems.length > 0) return { problems };
+  return { security: { privileged, capabilities, seccomp, noNewPrivileges, devices } };
+}
