@@ -16,13 +16,16 @@ export const MS_RDONLY = 1;
 export const MS_NOSUID = 2;
 export const MS_NODEV = 4;
 export const MS_NOEXEC = 8;
+/** Change the flags of an existing mount (with MS_BIND: only the mount's own flags). */
+export const MS_REMOUNT = 32;
 export const MS_BIND = 4096;
 /** Move a mount elsewhere. */
 export const MS_MOVE = 8192;
 export const MS_REC = 16384;
 export const MS_PRIVATE = 1 << 18;
 export const MNT_DETACH = 2;
-/** prctl option (linux/prctl.h). */
+/** prctl options (linux/prctl.h). */
+const PR_SET_DUMPABLE = 4;
 const PR_SET_CHILD_SUBREAPER = 36;
 /** reboot(2) command (linux/reboot.h). */
 const RB_POWER_OFF = 0x4321fedc;
@@ -106,6 +109,15 @@ export function becomeSubreaper(): void {
   check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) as number, () => 'prctl(PR_SET_CHILD_SUBREAPER, 1)');
 }
 
+/**
+ * Whether other processes of the same user may reach this one through
+ * /proc/PID (fd, root, mem, environ) and ptrace: with false, only holders of
+ * CAP_SYS_PTRACE may (PR_SET_DUMPABLE).
+ */
+export function setDumpable(dumpable: boolean): void {
+  check(libc().prctl(PR_SET_DUMPABLE, dumpable ? 1 : 0, 0, 0, 0) as number, () => `prctl(PR_SET_DUMPABLE, ${dumpable ? 1 : 0})`);
+}
+
 export function mount(source: string | null, target: string, type: string | null, flags: number, data: string | null = null): void {
   check(libc().mount(source, target, type, flags, data) as number,
     () => `mount(${show(source)}, ${show(target)}, ${show(type)}, 0x${flags.toString(16)}, ${show(data)})`);
@@ -128,12 +140,14 @@ export function setHostname(name: string): void {
   check(libc().sethostname(name, Buffer.byteLength(name)) as number, () => `sethostname(${show(name)})`);
 }
 
-/** mknod(2) of a character device `major:minor` with permission bits `mode`. */
-export function makeCharDevice(path: string, mode: number, major: number, minor: number): void {
+/** mknod(2) of a character ('c') or block ('b') device `major:minor` with permission bits `mode` (before the umask). */
+export function makeDevice(path: string, type: 'c' | 'b', mode: number, major: number, minor: number): void {
   const S_IFCHR = 0o020000;
-  // glibc's makedev for numbers below 4096 / 256: the classic 8:8 layout widened.
-  const dev = ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & ~0xff) << 12);
-  check(libc().mknod(path, S_IFCHR | mode, dev) as number, () => `mknod(${show(path)}, 0${mode.toString(8)}, ${major}:${minor})`);
+  const S_IFBLK = 0o060000;
+  // glibc's makedev: minor's low byte, major's low 12 bits, minor's upper bits, major's upper bits (arithmetic: past 32 bits).
+  const dev = (minor & 0xff) + (major & 0xfff) * 2 ** 8 + Math.floor(minor / 2 ** 8) * 2 ** 20 + Math.floor(major / 2 ** 12) * 2 ** 32;
+  check(libc().mknod(path, (type === 'c' ? S_IFCHR : S_IFBLK) | mode, dev) as number,
+    () => `mknod(${show(path)}, ${type} 0${mode.toString(8)}, ${major}:${minor})`);
 }
 
 /** Flushes every file system's dirty data to its device. */

@@ -1,16 +1,16 @@
 /**
  * The boot's mount steps (machines/boot.ts decides which, in what order and
- * with what options): keeping the guest's mounts away from the host, entering
- * a directory root through an overlay, and mounting the file systems a VM's
- * init mounts.
+ * with what options): keeping the guest's mounts away from the host, holding
+ * what the guest keeps of the host's tree, entering the container's root
+ * through an overlay, and mounting the file systems a VM's init mounts.
  */
 import fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fromPromise } from 'xstate';
-import type { DevNodes, MountFlag, MountSpec } from '../machines/boot.ts';
+import type { DevNodes, MountFlag, MountSpec, OverlayInput } from '../machines/boot.ts';
 import {
-  chroot, makeCharDevice, mount, umount, pivotRoot,
-  MNT_DETACH, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
+  chroot, cloneMount, makeDevice, mount, umount, pivotRoot,
+  MNT_DETACH, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
 } from './libc.ts';
 
 const FLAGS: Record<MountFlag, number> = { ro: MS_RDONLY, nosuid: MS_NOSUID, nodev: MS_NODEV, noexec: MS_NOEXEC, bind: MS_BIND };
@@ -25,11 +25,35 @@ export const mountActor = fromPromise<void, MountSpec>(async ({ input }) => {
   mount(input.source, input.target, input.type, input.flags.reduce((bits, f) => bits | FLAGS[f], 0), input.data ?? null);
 });
 
+/**
+ * Holds `path` as a detached mount (open_tree): unlike an open file, it
+ * can be opened again, and a directory's files reached, through
+ * /proc/self/fd/N after its mount has left the namespace with the old root,
+ * and it appears nowhere in the container's tree.
+ */
+export const holdActor = fromPromise<{ fd: number }, { path: string; directory: boolean }>(async ({ input }) => {
+  if (input.directory) fs.mkdirSync(input.path, { recursive: true, mode: 0o700 });
+  return { fd: cloneMount(input.path) };
+});
+
+/**
+ * Docker's device policy, made with mounts: the nodes are made in /dev
+ * while it may still hold devices, each bound onto itself (a bind mount
+ * has flags of its own, so the node keeps opening), then /dev becomes
+ * nodev. A node made later, there or on any other mount a container can
+ * write (all nodev), does not open, whatever its numbers.
+ */
 export const devNodesActor = fromPromise<void, DevNodes>(async ({ input }) => {
-  for (const { path, major, minor } of input.nodes) {
-    makeCharDevice(path, 0o666, major, minor);
+  for (const node of input.nodes) {
+    const mode = node.fileMode ?? 0o666;
+    fs.mkdirSync(dirname(node.path), { recursive: true });
+    makeDevice(node.path, node.type, mode, node.major, node.minor);
     // mknod applies the umask.
-    fs.chmodSync(path, 0o666);
+    fs.chmodSync(node.path, mode);
+    if (node.uid !== undefined || node.gid !== undefined) fs.chownSync(node.path, node.uid ?? 0, node.gid ?? 0);
+    mount(node.path, node.path, null, MS_BIND);
+    // A bind copies its source mount's flags: a node outside /dev starts out nodev.
+    mount(null, node.path, null, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC);
   }
   for (const { path, target } of input.links) {
     try {
@@ -40,6 +64,7 @@ export const devNodesActor = fromPromise<void, DevNodes>(async ({ input }) => {
       }
     }
   }
+  if (input.exclusive) mount(null, '/dev', null, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV);
 });
 
 function readLink(path: string): string | undefined {
@@ -54,28 +79,21 @@ function readLink(path: string): string | undefined {
 const overlayPath = (path: string) => path.replace(/[\\,:]/g, '\\$&');
 
 /**
- * Covers `dir` with an overlay: the directory is the read-only lower layer,
- * the upper and work directories are on a tmpfs, so the container writes
- * without changing the directory. Nothing is created outside: the tmpfs is
- * mounted on `dir` itself, and the lower layer is named as "." from inside
- * the directory (a process's working directory stays on the directory a
- * later mount covers). The missing mount points are made in the upper layer.
+ * Mounts the container's root at `at`: an overlay whose lower layer is the
+ * image, read-only, and whose upper and work directories are on a tmpfs, so
+ * the container writes without changing the image. The lower layer is named
+ * as "." from inside it (a process's working directory stays on the
+ * directory a later mount covers), so `at` may be the image's own directory
+ * and nothing is created outside. Mount points are made after the pivot,
+ * where the image's symbolic links resolve inside the root.
  */
-export const overlayActor = fromPromise<void, { dir: string; mountPoints: string[] }>(async ({ input: { dir, mountPoints } }) => {
-  process.chdir(dir);
-  mount('tmpfs', dir, 'tmpfs', 0, 'mode=0755');
-  fs.mkdirSync(join(dir, 'upper'));
-  fs.mkdirSync(join(dir, 'work'));
-  mount('overlay', dir, 'overlay', 0, `lowerdir=.,upperdir=${overlayPath(join(dir, 'upper'))},workdir=${overlayPath(join(dir, 'work'))}`);
-  for (const point of mountPoints) fs.mkdirSync(join(dir, point), { recursive: true });
-});
-
-/** The current root's `logDir`, bound to the same path inside `dir`, so the logs outlive the overlay. */
-export const bindLogDirActor = fromPromise<void, { dir: string; logDir: string }>(async ({ input: { dir, logDir } }) => {
-  const inside = join(dir, logDir);
-  fs.mkdirSync(logDir, { recursive: true });
-  fs.mkdirSync(inside, { recursive: true });
-  mount(logDir, inside, null, MS_BIND);
+export const overlayActor = fromPromise<void, OverlayInput>(async ({ input: { lower, at, nodev } }) => {
+  process.chdir(lower);
+  mount('tmpfs', at, 'tmpfs', 0, 'mode=0755');
+  fs.mkdirSync(join(at, 'upper'));
+  fs.mkdirSync(join(at, 'work'));
+  mount('overlay', at, 'overlay', nodev ? MS_NODEV : 0,
+    `lowerdir=.,upperdir=${overlayPath(join(at, 'upper'))},workdir=${overlayPath(join(at, 'work'))}`);
 });
 
 /**

@@ -1,12 +1,13 @@
 import { createActor, toPromise } from 'xstate';
+import { undumpableActor } from '../actors/dumpable.ts';
 import { etcFilesActor } from '../actors/etcFiles.ts';
 import { hostnameActor } from '../actors/hostname.ts';
 import { loopbackActor } from '../actors/loopback.ts';
+import { masksActor } from '../actors/masks.ts';
 import {
-  bindLogDirActor, devNodesActor, mountActor, moveRootActor, overlayActor, pivotRootActor, privatizeActor,
+  devNodesActor, holdActor, mountActor, moveRootActor, overlayActor, pivotRootActor, privatizeActor,
 } from '../actors/mounts.ts';
 import { preloadActor } from '../actors/preload.ts';
-import { exposeSerialActor, holdSerialActor } from '../actors/serialDevice.ts';
 import { bootMachine, STEP_TITLES, type BootStep } from '../machines/boot.ts';
 import type { GuestConfig } from '../shared/config.ts';
 
@@ -14,15 +15,15 @@ import type { GuestConfig } from '../shared/config.ts';
 export const realBoot = bootMachine.provide({
   actors: {
     preload: preloadActor,
+    undumpable: undumpableActor,
     privatize: privatizeActor,
-    holdSerial: holdSerialActor,
+    hold: holdActor,
     overlay: overlayActor,
-    bindLogDir: bindLogDirActor,
     pivotRoot: pivotRootActor,
     moveRoot: moveRootActor,
     mount: mountActor,
     devNodes: devNodesActor,
-    exposeSerial: exposeSerialActor,
+    masks: masksActor,
     etcFiles: etcFilesActor,
     setHostname: hostnameActor,
     loopbackUp: loopbackActor,
@@ -30,8 +31,11 @@ export const realBoot = bootMachine.provide({
 });
 
 export interface BootResult {
-  /** The serial device to open from now on (/dev/ttyS0 for a sandbox's pty). */
+  /** The serial device to open from now on (/proc/self/fd/N once the guest holds it). */
   serialDevice: string;
+  /** The config document to read again on SIGHUP (through the held directory once the root has changed). */
+  configPath: string;
+  /** The log directory (/proc/self/fd/N once the guest holds it). */
   logDir: string;
   /** What did not work and what the guest goes on without, one line each. */
   warnings: string[];
@@ -58,11 +62,11 @@ export class BootError extends Error {
  * uses afterwards; rejects with a BootError naming the step that failed.
  *
  * @example
- *   const boot = await bootGuest(config, { sandbox: true });
+ *   const boot = await bootGuest(config, { sandbox: true, configPath });
  *   for (const w of boot.warnings) log('warn', w);
  *   const guest = assembleGuest({ ...config, serial: { device: boot.serialDevice }, logDir: boot.logDir }, log);
  */
-export async function bootGuest(config: GuestConfig, { sandbox }: { sandbox: boolean }): Promise<BootResult> {
+export async function bootGuest(config: GuestConfig, { sandbox, configPath }: { sandbox: boolean; configPath: string }): Promise<BootResult> {
   const actor = createActor(realBoot, {
     input: {
       pid1: process.pid === 1,
@@ -70,12 +74,17 @@ export async function bootGuest(config: GuestConfig, { sandbox }: { sandbox: boo
       rootfs: config.rootfs,
       hostname: config.hostname,
       serialDevice: config.serial.device,
+      configPath,
       logDir: config.logDir,
+      privileged: config.security.privileged,
+      devices: config.security.devices,
+      hide: config.hide,
     },
   });
   const done = toPromise(actor);
   actor.start();
   const output = await done;
   if (!output.booted) throw new BootError(output.step, output.error, output.warnings);
-  return { serialDevice: output.serialDevice, logDir: output.logDir, warnings: output.warnings, done: output.done };
+  const { booted: _, ...result } = output;
+  return result;
 }

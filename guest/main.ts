@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   const config = readConfig(path);
   let boot: BootResult;
   try {
-    boot = await bootGuest(config, { sandbox: values.sandbox! });
+    boot = await bootGuest(config, { sandbox: values.sandbox!, configPath: path });
   } catch (err) {
     log('error', (err as Error).message);
     return end(INIT_FAILED);
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
       return;
     }
     try {
-      guest.send({ type: 'RELOAD', config: readConfig(path) });
+      guest.send({ type: 'RELOAD', config: readConfig(boot.configPath) });
       log('info', `SIGHUP: read ${path} again`);
     } catch (err) {
       log('error', `SIGHUP: kept the running config: ${(err as Error).message}`);

@@ -1,23 +1,46 @@
-import { and, assign, fromPromise, setup } from 'xstate';
+import { assign, fromPromise, setup } from 'xstate';
 
 /**
  * The guest's boot: what a VM's init does before anything else, done by the
  * guest itself when it is PID 1 (in a containerVM, or in the sandbox's fresh
  * namespaces). One step per state, in order, each performed by an invoked
- * effect actor (actors/preload.ts, mounts.ts, serialDevice.ts, etcFiles.ts,
- * hostname.ts, loopback.ts); this machine decides which steps run, with
- * what, and what a failure means:
+ * effect actor (actors/preload.ts, dumpable.ts, mounts.ts, masks.ts,
+ * etcFiles.ts, hostname.ts, loopback.ts); this machine decides which steps
+ * run, with what, and what a failure means:
  *
- *   [directory root: preload] → privatize → [holdSerial] → [overlay → logDir → pivot (→ moveRoot)]
- *   → proc → sys → dev → devNodes → devPts → shm → run → [serial]
- *   → etcFiles → hostname → loopback → booted
+ *   preload → undumpable → privatize → [VM: hostDev] → [holdSerial] → [holdConfig] → [holdLogDir]
+ *   → overlay → pivot (→ moveRoot) → proc → sys → dev → devNodes → devPts → shm → run
+ *   → masks → etcFiles → hostname → loopback → booted
+ *
+ * The container's root is always a fresh mount tree: an overlay whose lower
+ * layer is the image (the host's root file system for "host", read-only)
+ * and whose upper layer is the guest's tmpfs, pivoted into with the old root
+ * detached, so no mount of the host survives inside. What the guest keeps of
+ * the world it came from (the serial device, the config's directory, the log
+ * directory) it holds as detached mounts, reachable through its own
+ * /proc/self/fd and nowhere in the container's tree; the init is not
+ * dumpable, so a container's process, even root, cannot reach them through
+ * /proc/1.
  *
  * Essential steps (without them the container would run on the host's root,
- * without /proc or /dev/null, or unreachable) end the boot in `failed`,
- * naming the step and the cause. The others add a warning and the boot goes
- * on. Not PID 1 (a test, a run by hand): nothing is touched, since every step
- * would change the host's mounts, host name or network.
+ * without /proc or /dev/null, unreachable, or with the host's secrets or
+ * kernel knobs in sight) end the boot in `failed`, naming the step and the
+ * cause. The others add a warning and the boot goes on. Not PID 1 (a test, a
+ * run by hand): nothing is touched, since every step would change the host's
+ * mounts, host name or network.
  */
+
+/** A device node the container may open (`docker run --device`), as the guest config's `security.devices` has it. */
+export interface DeviceNode {
+  path: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  /** Permission bits of the node (default 0666). */
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
 
 export interface BootInput {
   /** Whether this process is PID 1 of its PID namespace: only then is the OS the guest's to configure. */
@@ -29,31 +52,42 @@ export interface BootInput {
   hostname: string;
   /** The configured serial device: a path, or tcp://HOST:PORT. */
   serialDevice: string;
+  /** The config document, read again on SIGHUP. */
+  configPath: string;
   logDir: string;
+  /** `--privileged`: Docker's masks lifted, the host's devices, /sys writable. */
+  privileged: boolean;
+  /** Device nodes beyond Docker's default set. */
+  devices: DeviceNode[];
+  /** Paths of the root shown empty and read-only (the appliance's state directory in the host image). */
+  hide: string[];
 }
 
 export type BootStep =
-  | 'preload' | 'privatize' | 'holdSerial' | 'overlay' | 'logDir' | 'pivot' | 'moveRoot'
-  | 'proc' | 'sys' | 'dev' | 'devNodes' | 'devPts' | 'shm' | 'run' | 'serial'
-  | 'etcFiles' | 'hostname' | 'loopback';
+  | 'preload' | 'undumpable' | 'privatize' | 'hostDev' | 'holdSerial' | 'holdConfig' | 'holdLogDir'
+  | 'overlay' | 'pivot' | 'moveRoot' | 'proc' | 'sys' | 'dev' | 'devNodes' | 'devPts' | 'shm' | 'run'
+  | 'masks' | 'etcFiles' | 'hostname' | 'loopback';
 
 /** What each step does, for warnings and the boot error. */
 export const STEP_TITLES: Record<BootStep, string> = {
   preload: 'load native code before the root changes',
+  undumpable: 'make the init undumpable, so no container process reaches it through /proc',
   privatize: 'make / recursively private',
+  hostDev: 'mount devtmpfs on the initial root\'s /dev',
   holdSerial: 'take hold of the serial device',
-  overlay: 'mount an overlay over the root directory',
-  logDir: 'bind the log directory into the root',
-  pivot: 'pivot_root into the root directory',
-  moveRoot: 'move the root directory onto / and chroot into it',
+  holdConfig: 'take hold of the config\'s directory',
+  holdLogDir: 'take hold of the log directory',
+  overlay: 'mount the container\'s root: an overlay of the image with a tmpfs upper layer',
+  pivot: 'pivot_root into the container\'s root, detaching the old one',
+  moveRoot: 'move the container\'s root onto / and chroot into it',
   proc: 'mount proc on /proc',
   sys: 'mount sysfs on /sys',
   dev: 'mount /dev',
-  devNodes: 'create the /dev nodes and links',
+  devNodes: 'create the /dev nodes the container may open',
   devPts: 'mount devpts on /dev/pts',
   shm: 'mount tmpfs on /dev/shm',
   run: 'mount tmpfs on /run',
-  serial: 'bind the serial device onto /dev/ttyS0',
+  masks: 'mask and make read-only the paths that reach the host',
   etcFiles: 'layer /etc/hostname and /etc/hosts',
   hostname: 'set the host name',
   loopback: 'bring the loopback interface up',
@@ -64,6 +98,7 @@ export type BootOutput =
     booted: true;
     /** The serial device to open from now on. */
     serialDevice: string;
+    configPath: string;
     logDir: string;
     warnings: string[];
     /** The steps done, in order (none when not PID 1). */
@@ -80,16 +115,30 @@ export interface MountSpec {
   type: string;
   flags: MountFlag[];
   data?: string;
-  /** Create the target directory if missing: only where it lies in a file system the guest just made. */
+  /** Create the target directory if missing (resolved inside the container's root: every such mount comes after the pivot). */
   makeTarget?: boolean;
 }
 
 /** The /dev nodes and links the devNodes actor creates. */
 export interface DevNodes {
-  /** Character devices, each made mode 0666 (umask notwithstanding). */
-  nodes: { path: string; major: number; minor: number }[];
+  /** Made in /dev, each bound onto itself. */
+  nodes: DeviceNode[];
   /** Symbolic links; one already there with the same target is kept. */
   links: { path: string; target: string }[];
+  /** Then /dev becomes nodev: only these nodes open. */
+  exclusive: boolean;
+}
+
+/**
+ * One path covered by the masks step. A pattern's `*` matches within one
+ * path component; a path that does not exist is skipped.
+ * - hide: a file gets /dev/null bound over it, a directory an empty read-only tmpfs;
+ * - empty: a directory gets an empty writable tmpfs with its own mode and owner (a file: as hide);
+ * - readonly: bound onto itself read-only.
+ */
+export interface MaskSpec {
+  path: string;
+  kind: 'hide' | 'empty' | 'readonly';
 }
 
 /** A file written under `dir` and bind-mounted over `target`. */
@@ -103,18 +152,63 @@ export interface EtcFilesInput {
   /** Where the files are written: on the guest's own tmpfs, never in the root's /etc. */
   dir: string;
   files: EtcFile[];
-  /** Create a missing target (the root is the guest's overlay); otherwise skip it with a warning. */
-  createMissing: boolean;
 }
 
-/** Where the sandbox's serial device is seen once /dev is the guest's own. */
-export const SERIAL_TARGET = '/dev/ttyS0';
 /** Where the layered /etc files live (on /run, the guest's tmpfs). */
 export const ETC_DIR = '/run/tether/etc';
+/**
+ * Where the host image's overlay is mounted before the pivot: a directory
+ * every Linux root has. The lower layer is the root file system alone (an
+ * overlay layer never includes the mounts below it), so what the host has
+ * mounted there does not show.
+ */
+export const HOST_VIEW_MOUNT = '/tmp';
 
-const SANDBOX_DEV: MountSpec = { source: 'tmpfs', target: '/dev', type: 'tmpfs', flags: ['nosuid'], data: 'mode=0755,size=65536k' };
-const VM_DEV: MountSpec = { source: 'devtmpfs', target: '/dev', type: 'devtmpfs', flags: ['nosuid'], data: 'mode=0755' };
-const PROC: MountSpec = { source: 'proc', target: '/proc', type: 'proc', flags: ['nosuid', 'nodev', 'noexec'] };
+/** Where the guest reaches a descriptor it holds, once /proc is its own. */
+export const heldPath = (fd: number) => `/proc/self/fd/${fd}`;
+
+/** Docker's masked paths (moby oci/defaults.go): kernel state a container has no business reading. */
+export const DOCKER_MASKED_PATHS = [
+  '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
+  '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+  '/sys/devices/virtual/powercap', '/sys/devices/system/cpu/cpu*/thermal_throttle',
+];
+/** Docker's read-only paths: kernel knobs that act on the whole machine (core_pattern, drop_caches, sysrq). */
+export const DOCKER_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/**
+ * What the host image hides of the host: its users' and administrator's
+ * files, its temporary and log files, password hashes, and the private keys
+ * it holds. The directories come up empty and writable (a container still
+ * has a /tmp and a home), the files empty.
+ */
+export const HOST_EMPTY_DIRS = ['/root', '/home', '/tmp', '/var/tmp', '/var/log', '/var/mail', '/var/spool', '/var/backups', '/etc/ssl/private'];
+export const HOST_HIDDEN_FILES = ['/etc/shadow', '/etc/shadow-', '/etc/gshadow', '/etc/gshadow-', '/etc/ssh/ssh_host_*'];
+
+/** Every mask a container gets, in the order they are applied. */
+export function masks(input: Pick<BootInput, 'rootfs' | 'privileged' | 'hide'>): MaskSpec[] {
+  return [
+    ...(input.rootfs === 'host'
+      ? [...HOST_EMPTY_DIRS.map((path) => ({ path, kind: 'empty' as const })), ...HOST_HIDDEN_FILES.map((path) => ({ path, kind: 'hide' as const }))]
+      : []),
+    ...input.hide.map((path) => ({ path, kind: 'hide' as const })),
+    ...(input.privileged
+      ? []
+      : [...DOCKER_MASKED_PATHS.map((path) => ({ path, kind: 'hide' as const })), ...DOCKER_READONLY_PATHS.map((path) => ({ path, kind: 'readonly' as const }))]),
+  ];
+}
+
+const PROC: MountSpec = { source: 'proc', target: '/proc', type: 'proc', flags: ['nosuid', 'nodev', 'noexec'], makeTarget: true };
+/**
+ * A tmpfs that may hold device nodes only while devNodes makes Docker's set;
+ * then it becomes nodev, so a node a container makes there (it has
+ * CAP_MKNOD, as in Docker) does not open.
+ */
+const DEV: MountSpec = { source: 'tmpfs', target: '/dev', type: 'tmpfs', flags: ['nosuid'], data: 'mode=0755,size=65536k', makeTarget: true };
+/** `--privileged`: every device of the machine, as Docker gives it. */
+const PRIVILEGED_DEV: MountSpec = { source: 'devtmpfs', target: '/dev', type: 'devtmpfs', flags: ['nosuid'], data: 'mode=0755', makeTarget: true };
+/** A VM's initial root has no /dev until the init mounts one; the serial device is there. */
+const HOST_DEV: MountSpec = { source: 'devtmpfs', target: '/dev', type: 'devtmpfs', flags: ['nosuid'], data: 'mode=0755', makeTarget: true };
 // gid 5 is the tty group on every Linux distribution, as Docker mounts it.
 const DEV_PTS: MountSpec = {
   source: 'devpts', target: '/dev/pts', type: 'devpts', flags: ['nosuid', 'noexec'],
@@ -125,9 +219,7 @@ const SHM: MountSpec = {
   source: 'shm', target: '/dev/shm', type: 'tmpfs', flags: ['nosuid', 'nodev', 'noexec'],
   data: 'mode=1777,size=65536k', makeTarget: true,
 };
-const RUN: MountSpec = { source: 'tmpfs', target: '/run', type: 'tmpfs', flags: ['nosuid', 'nodev'], data: 'mode=0755' };
-/** The mount points a directory root gets in its overlay's upper layer when it lacks them. */
-const MOUNT_POINTS = ['/proc', '/sys', '/dev', '/run'];
+const RUN: MountSpec = { source: 'tmpfs', target: '/run', type: 'tmpfs', flags: ['nosuid', 'nodev'], data: 'mode=0755', makeTarget: true };
 
 const FD_LINKS = [
   { path: '/dev/fd', target: '/proc/self/fd' },
@@ -136,30 +228,29 @@ const FD_LINKS = [
   { path: '/dev/stderr', target: '/proc/self/fd/2' },
 ];
 
+/** Docker's default devices (moby oci/defaults.go), then the container's own. */
+const DEFAULT_DEVICES: DeviceNode[] = [
+  { path: '/dev/null', type: 'c', major: 1, minor: 3 },
+  { path: '/dev/zero', type: 'c', major: 1, minor: 5 },
+  { path: '/dev/full', type: 'c', major: 1, minor: 7 },
+  { path: '/dev/random', type: 'c', major: 1, minor: 8 },
+  { path: '/dev/urandom', type: 'c', major: 1, minor: 9 },
+  { path: '/dev/tty', type: 'c', major: 5, minor: 0 },
+];
+
 /**
- * A sandbox's /dev is an empty tmpfs: it gets the nodes a container needs
- * (Docker's set) and a ptmx that opens the guest's own devpts instance. A
- * VM's devtmpfs has the nodes, and its ptmx node opens the devpts mounted at
- * /dev/pts (Linux 4.7 and later); it lacks only the links.
+ * The container's /dev: Docker's default nodes and the `--device` ones, and
+ * a ptmx that opens the guest's own devpts instance. A privileged
+ * container's devtmpfs has every node and lacks only the links.
  */
-export function devNodes(sandbox: boolean): DevNodes {
-  if (!sandbox) return { nodes: [], links: FD_LINKS };
-  return {
-    nodes: [
-      { path: '/dev/null', major: 1, minor: 3 },
-      { path: '/dev/zero', major: 1, minor: 5 },
-      { path: '/dev/full', major: 1, minor: 7 },
-      { path: '/dev/random', major: 1, minor: 8 },
-      { path: '/dev/urandom', major: 1, minor: 9 },
-      { path: '/dev/tty', major: 5, minor: 0 },
-    ],
-    links: [...FD_LINKS, { path: '/dev/ptmx', target: 'pts/ptmx' }],
-  };
+export function devNodes(input: Pick<BootInput, 'privileged' | 'devices'>): DevNodes {
+  if (input.privileged) return { nodes: [], links: FD_LINKS, exclusive: false };
+  return { nodes: [...DEFAULT_DEVICES, ...input.devices], links: [...FD_LINKS, { path: '/dev/ptmx', target: 'pts/ptmx' }], exclusive: true };
 }
 
-/** sysfs shows the host's devices and settings: a sandbox gets it read-only. */
-export function sysMount(sandbox: boolean): MountSpec {
-  return { source: 'sysfs', target: '/sys', type: 'sysfs', flags: ['nosuid', 'nodev', 'noexec', ...(sandbox ? ['ro' as const] : [])] };
+/** sysfs shows the machine's devices and settings: read-only unless privileged, as Docker mounts it. */
+export function sysMount(privileged: boolean): MountSpec {
+  return { source: 'sysfs', target: '/sys', type: 'sysfs', flags: ['nosuid', 'nodev', 'noexec', ...(privileged ? [] : ['ro' as const])], makeTarget: true };
 }
 
 /**
@@ -167,10 +258,9 @@ export function sysMount(sandbox: boolean): MountSpec {
  * name maps to 127.0.1.1 (Debian's convention for a host without a fixed
  * address), so it resolves without a network.
  */
-export function etcFiles(hostname: string, createMissing: boolean): EtcFilesInput {
+export function etcFiles(hostname: string): EtcFilesInput {
   return {
     dir: ETC_DIR,
-    createMissing,
     files: [
       { name: 'hostname', target: '/etc/hostname', content: `${hostname}\n` },
       {
@@ -182,11 +272,27 @@ export function etcFiles(hostname: string, createMissing: boolean): EtcFilesInpu
   };
 }
 
+/** The overlay step's input: the image as the lower layer, mounted where the pivot will find it. */
+export interface OverlayInput {
+  /** The image: a directory, or "/" for the host's root file system. */
+  lower: string;
+  /** Where the overlay is mounted (a directory root's own path; HOST_VIEW_MOUNT for the host's). */
+  at: string;
+  /** Device nodes of the image do not open (all but a privileged container's). */
+  nodev: boolean;
+}
+
+export function overlay(input: Pick<BootInput, 'rootfs' | 'privileged'>): OverlayInput {
+  const host = input.rootfs === 'host';
+  return { lower: host ? '/' : input.rootfs, at: host ? HOST_VIEW_MOUNT : input.rootfs, nodev: !input.privileged };
+}
+
 export interface BootContext {
   input: BootInput;
-  /** The serial device, held as a detached mount across the root and /dev changes (sandbox with a device path). */
-  serialFd?: number;
-  serialDevice: string;
+  /** The descriptors of what the guest holds across the root change. */
+  held: { serial?: number; config?: number; logDir?: number };
+  /** Where the container's root is mounted before the pivot. */
+  root: string;
   warnings: string[];
   done: BootStep[];
   failure?: { step: BootStep; error: string };
@@ -197,6 +303,10 @@ function describe(error: unknown): string {
 }
 
 const isPath = (device: string) => !device.startsWith('tcp://');
+
+/** The directory of a path, for holding it (the file itself may be replaced by a rename). */
+const directoryOf = (path: string) => path.slice(0, path.lastIndexOf('/')) || '/';
+const baseName = (path: string) => path.slice(path.lastIndexOf('/') + 1);
 
 /** Placeholder logic for a step actor: the assembly provides the real one. */
 const step = <O = void, I = void>() => fromPromise<O, I>(async () => undefined as O);
@@ -217,6 +327,24 @@ function optional<S extends BootStep>(s: S, next: string) {
   };
 }
 
+/** A hold step: the descriptor it resolves with is kept under `key`. */
+function hold(s: BootStep & `hold${string}`, key: keyof BootContext['held'], next: string, path: (input: BootInput) => string, directory: boolean, must: boolean) {
+  return {
+    invoke: {
+      src: 'hold' as const,
+      input: ({ context }: { context: BootContext }) => ({ path: path(context.input), directory }),
+      onDone: {
+        target: next,
+        actions: [
+          { type: 'keep' as const, params: ({ event }: { event: { output: { fd: number } } }) => ({ key, fd: event.output.fd }) },
+          { type: 'record' as const, params: { step: s } },
+        ],
+      },
+      onError: (must ? essential : optional)(s, next).onError,
+    },
+  };
+}
+
 export const bootMachine = setup({
   types: {
     context: {} as BootContext,
@@ -226,29 +354,29 @@ export const bootMachine = setup({
   actors: {
     /** Loads what the guest would otherwise load lazily from a root it is about to leave. */
     preload: step(),
+    /** prctl(PR_SET_DUMPABLE, 0): /proc/1's fd, root, mem and environ need CAP_SYS_PTRACE, which no container has. */
+    undumpable: step(),
     /** mount(NULL, "/", NULL, MS_REC|MS_PRIVATE): nothing the guest mounts reaches the host. */
     privatize: step(),
-    /** Takes the serial device as a detached mount; resolves with its descriptor. */
-    holdSerial: step<{ fd: number }, { device: string }>(),
-    /** Covers the directory with an overlay whose upper layer is a tmpfs, and makes the mount points. */
-    overlay: step<void, { dir: string; mountPoints: string[] }>(),
-    /** Binds the log directory of the current root to the same path inside `dir`. */
-    bindLogDir: step<void, { dir: string; logDir: string }>(),
+    /** Takes `path` as a detached mount (made first if a missing directory); resolves with its descriptor. */
+    hold: step<{ fd: number }, { path: string; directory: boolean }>(),
+    /** Mounts a tmpfs at `at` for the upper layer, then the overlay over it, the image below. */
+    overlay: step<void, OverlayInput>(),
     /** pivot_root(".", ".") inside `dir`, then detaches the old root. */
     pivotRoot: step<void, { dir: string }>(),
     /** Moves `dir` onto / and chroots there: what switch_root does where pivot_root cannot. */
     moveRoot: step<void, { dir: string }>(),
     mount: step<void, MountSpec>(),
+    /** Makes the nodes in /dev, binds each onto itself, then makes /dev nodev. */
     devNodes: step<void, DevNodes>(),
-    /** Attaches the held mount at `target` and closes its descriptor. */
-    exposeSerial: step<void, { fd: number; target: string }>(),
-    /** Resolves with warnings for the files it skipped. */
-    etcFiles: step<{ warnings: string[] }, EtcFilesInput>(),
+    masks: step<void, MaskSpec[]>(),
+    etcFiles: step<void, EtcFilesInput>(),
     setHostname: step<void, { hostname: string }>(),
     loopbackUp: step(),
   },
   actions: {
     record: assign(({ context }, { step }: { step: BootStep }) => ({ done: [...context.done, step] })),
+    keep: assign(({ context }, { key, fd }: { key: keyof BootContext['held']; fd: number }) => ({ held: { ...context.held, [key]: fd } })),
     warn: assign(({ context }, { step, error }: { step: BootStep; error: unknown }) => ({
       warnings: [...context.warnings, `${STEP_TITLES[step]}: ${describe(error)}`],
     })),
@@ -256,61 +384,46 @@ export const bootMachine = setup({
   },
   guards: {
     pid1: ({ context }) => context.input.pid1,
-    /** In a sandbox /dev is remounted over the host's, hiding a host pty named as the device. */
-    serialToHold: ({ context }) => context.input.sandbox && isPath(context.input.serialDevice),
-    serialHeld: ({ context }) => context.serialFd !== undefined,
-    directoryRoot: ({ context }) => context.input.rootfs !== 'host',
+    vm: ({ context }) => !context.input.sandbox,
+    serialIsPath: ({ context }) => isPath(context.input.serialDevice),
     /**
      * pivot_root answers EINVAL when the current root is the initial ramfs
      * (a VM booted from an initramfs), which cannot be pivoted away from.
      */
     rootIsRamfs: (_, { error }: { error: unknown }) => (error as { code?: unknown } | null)?.code === 'EINVAL',
-    /** The /etc files go to /run: the guest's own tmpfs, or the overlay's; never the host's /run. */
-    etcWritable: ({ context }) => context.done.includes('run') || context.input.rootfs !== 'host',
   },
 }).createMachine({
   id: 'boot',
-  context: ({ input }) => ({ input, serialDevice: input.serialDevice, warnings: [], done: [] }),
+  context: ({ input }) => ({ input, held: {}, root: overlay(input).at, warnings: [], done: [] }),
   initial: 'start',
   states: {
     start: {
-      // Only a root about to change needs the lazily loaded code in memory first.
-      always: [{ guard: and(['pid1', 'directoryRoot']), target: 'preload' }, { guard: 'pid1', target: 'privatize' }, { target: 'skipped' }],
+      always: [{ guard: 'pid1', target: 'preload' }, { target: 'skipped' }],
     },
-    preload: { invoke: { src: 'preload', ...essential('preload', 'privatize') } },
-    privatize: { invoke: { src: 'privatize', ...essential('privatize', 'checkSerial') } },
+    // The root always changes, so whatever the guest loads lazily must be in memory first.
+    preload: { invoke: { src: 'preload', ...essential('preload', 'undumpable') } },
+    undumpable: { invoke: { src: 'undumpable', ...essential('undumpable', 'privatize') } },
+    privatize: { invoke: { src: 'privatize', ...essential('privatize', 'checkDev') } },
+    checkDev: {
+      always: [{ guard: 'vm', target: 'hostDev' }, { target: 'checkSerial' }],
+    },
+    hostDev: { invoke: { src: 'mount', input: HOST_DEV, ...optional('hostDev', 'checkSerial') } },
     checkSerial: {
-      always: [{ guard: 'serialToHold', target: 'holdSerial' }, { target: 'checkRoot' }],
+      always: [{ guard: 'serialIsPath', target: 'holdSerial' }, { target: 'holdConfig' }],
     },
-    holdSerial: {
-      invoke: {
-        src: 'holdSerial',
-        input: ({ context }) => ({ device: context.input.serialDevice }),
-        onDone: {
-          target: 'checkRoot',
-          actions: [assign({ serialFd: ({ event }) => event.output.fd }), { type: 'record', params: { step: 'holdSerial' } }],
-        },
-        onError: essential('holdSerial', 'checkRoot').onError,
-      },
-    },
-    checkRoot: {
-      always: [{ guard: 'directoryRoot', target: 'overlay' }, { target: 'proc' }],
-    },
+    // The guest's only way to the appliance: without it the container runs unreachable.
+    holdSerial: hold('holdSerial', 'serial', 'holdConfig', (input) => input.serialDevice, false, true),
+    // Without it a SIGHUP finds no config to read again; the container runs as configured.
+    holdConfig: hold('holdConfig', 'config', 'holdLogDir', (input) => directoryOf(input.configPath), false, false),
+    // Without it the logs are written inside the container's root and lost with the guest.
+    holdLogDir: hold('holdLogDir', 'logDir', 'overlay', (input) => input.logDir, true, false),
     overlay: {
-      invoke: { src: 'overlay', input: ({ context }) => ({ dir: context.input.rootfs, mountPoints: MOUNT_POINTS }), ...essential('overlay', 'logDir') },
-    },
-    // Without it the logs are written inside the overlay's tmpfs and lost with the guest.
-    logDir: {
-      invoke: {
-        src: 'bindLogDir',
-        input: ({ context }) => ({ dir: context.input.rootfs, logDir: context.input.logDir }),
-        ...optional('logDir', 'pivot'),
-      },
+      invoke: { src: 'overlay', input: ({ context }) => overlay(context.input), ...essential('overlay', 'pivot') },
     },
     pivot: {
       invoke: {
         src: 'pivotRoot',
-        input: ({ context }) => ({ dir: context.input.rootfs }),
+        input: ({ context }) => ({ dir: context.root }),
         onDone: essential('pivot', 'proc').onDone,
         onError: [
           { guard: { type: 'rootIsRamfs', params: ({ event }) => ({ error: event.error }) }, target: 'moveRoot' },
@@ -319,55 +432,22 @@ export const bootMachine = setup({
       },
     },
     moveRoot: {
-      invoke: { src: 'moveRoot', input: ({ context }) => ({ dir: context.input.rootfs }), ...essential('moveRoot', 'proc') },
+      invoke: { src: 'moveRoot', input: ({ context }) => ({ dir: context.root }), ...essential('moveRoot', 'proc') },
     },
     proc: { invoke: { src: 'mount', input: PROC, ...essential('proc', 'sys') } },
-    sys: { invoke: { src: 'mount', input: ({ context }) => sysMount(context.input.sandbox), ...optional('sys', 'dev') } },
+    // Without a read-only /sys a container could change the machine's settings.
+    sys: { invoke: { src: 'mount', input: ({ context }) => sysMount(context.input.privileged), ...essential('sys', 'dev') } },
     // Without /dev/null no session started on pipes can run.
-    dev: { invoke: { src: 'mount', input: ({ context }) => (context.input.sandbox ? SANDBOX_DEV : VM_DEV), ...essential('dev', 'devNodes') } },
-    devNodes: { invoke: { src: 'devNodes', input: ({ context }) => devNodes(context.input.sandbox), ...essential('devNodes', 'devPts') } },
+    dev: { invoke: { src: 'mount', input: ({ context }) => (context.input.privileged ? PRIVILEGED_DEV : DEV), ...essential('dev', 'devNodes') } },
+    // Essential: it is also what keeps every other node from opening.
+    devNodes: { invoke: { src: 'devNodes', input: ({ context }) => devNodes(context.input), ...essential('devNodes', 'devPts') } },
     // Without it tty sessions fail to start; pipe sessions still run.
     devPts: { invoke: { src: 'mount', input: DEV_PTS, ...optional('devPts', 'shm') } },
     shm: { invoke: { src: 'mount', input: SHM, ...optional('shm', 'run') } },
-    run: { invoke: { src: 'mount', input: RUN, ...optional('run', 'checkHeldSerial') } },
-    checkHeldSerial: {
-      always: [{ guard: 'serialHeld', target: 'serial' }, { target: 'checkEtc' }],
-    },
-    // The guest's only way to the appliance: without it the container runs unreachable.
-    serial: {
-      invoke: {
-        src: 'exposeSerial',
-        input: ({ context }) => ({ fd: context.serialFd!, target: SERIAL_TARGET }),
-        onDone: {
-          target: 'checkEtc',
-          actions: [assign({ serialDevice: SERIAL_TARGET, serialFd: undefined }), { type: 'record', params: { step: 'serial' } }],
-        },
-        onError: essential('serial', 'checkEtc').onError,
-      },
-    },
-    checkEtc: {
-      always: [
-        { guard: 'etcWritable', target: 'etcFiles' },
-        {
-          target: 'hostname',
-          actions: { type: 'warn', params: { step: 'etcFiles', error: 'skipped: /run is the host\'s (its tmpfs mount failed), and the files must not go there' } },
-        },
-      ],
-    },
-    etcFiles: {
-      invoke: {
-        src: 'etcFiles',
-        input: ({ context }) => etcFiles(context.input.hostname, context.input.rootfs !== 'host'),
-        onDone: {
-          target: 'hostname',
-          actions: [
-            assign({ warnings: ({ context, event }) => [...context.warnings, ...event.output.warnings] }),
-            { type: 'record', params: { step: 'etcFiles' } },
-          ],
-        },
-        onError: optional('etcFiles', 'hostname').onError,
-      },
-    },
+    // Without its own /run, the /etc files go to the root's /run, on the overlay's tmpfs.
+    run: { invoke: { src: 'mount', input: RUN, ...optional('run', 'masks') } },
+    masks: { invoke: { src: 'masks', input: ({ context }) => masks(context.input), ...essential('masks', 'etcFiles') } },
+    etcFiles: { invoke: { src: 'etcFiles', input: ({ context }) => etcFiles(context.input.hostname), ...optional('etcFiles', 'hostname') } },
     hostname: {
       invoke: { src: 'setHostname', input: ({ context }) => ({ hostname: context.input.hostname }), ...optional('hostname', 'loopback') },
     },
@@ -381,8 +461,17 @@ export const bootMachine = setup({
       }),
     },
   },
-  output: ({ context }) =>
-    context.failure
-      ? { booted: false, ...context.failure, warnings: context.warnings, done: context.done }
-      : { booted: true, serialDevice: context.serialDevice, logDir: context.input.logDir, warnings: context.warnings, done: context.done },
+  output: ({ context }) => {
+    if (context.failure) return { booted: false, ...context.failure, warnings: context.warnings, done: context.done };
+    const { serial, config, logDir } = context.held;
+    const { input } = context;
+    return {
+      booted: true,
+      serialDevice: serial === undefined ? input.serialDevice : heldPath(serial),
+      configPath: config === undefined ? input.configPath : `${heldPath(config)}/${baseName(input.configPath)}`,
+      logDir: logDir === undefined ? input.logDir : heldPath(logDir),
+      warnings: context.warnings,
+      done: context.done,
+    };
+  },
 });

@@ -58,6 +58,8 @@ export interface GuestConfig {
   logDir: string;
   /** How the container's processes are confined (shared/security.ts). */
   security: SecurityConfig;
+  /** Absolute paths of the root shown empty and read-only to the container (a `*` matches within one component). */
+  hide: string[];
 }
 
 export const DEFAULT_SERIAL_DEVICE = '/dev/ttyS0';
@@ -132,7 +134,7 @@ class Validator {
   readonly problems: string[] = [];
 
   guest(doc: unknown): GuestConfig | undefined {
-    const o = this.object('', doc, ['id', 'name', 'hostname', 'sessions', 'ssh', 'serial', 'outputLogBytes', 'rootfs', 'logDir', 'security']);
+    const o = this.object('', doc, ['id', 'name', 'hostname', 'sessions', 'ssh', 'serial', 'outputLogBytes', 'rootfs', 'logDir', 'hide', 'security']);
     if (o === undefined) return undefined;
     const id = this.required('id', o.id, (p, x) => this.id(p, x, 'a container ID'));
     const name = this.required('name', o.name, (p, x) => this.matching(p, x, DOCKER_NAME, 'a Docker-style name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)'));
@@ -148,14 +150,15 @@ class Validator {
     const rootfs = o.rootfs === undefined || o.rootfs === 'host' ? 'host' : this.absolutePath('rootfs', o.rootfs);
     const logDir = o.logDir === undefined ? DEFAULT_LOG_DIR : this.absolutePath('logDir', o.logDir);
     const security = o.security === undefined ? DEFAULT_SECURITY : this.security('security', o.security);
+    const hide = o.hide === undefined ? [] : this.stringList('hide', o.hide, false, (p, x) => this.absolutePath(p, x));
     if (id === undefined || name === undefined || hostname === undefined || sessions === undefined
       || ssh === undefined || serial === undefined || outputLogBytes === undefined || rootfs === undefined || logDir === undefined
-      || security === undefined) return undefined;
+      || hide === undefined || security === undefined) return undefined;
     if (id in sessions && sessions[id]!.restart.name !== 'no') {
       this.problems.push(`sessions.${id}.restart: the primary session cannot have a restart policy (the container ends with it); expected "no"`);
       return undefined;
     }
-    return { id, name, hostname, sessions, ssh, serial, outputLogBytes, rootfs, logDir, security };
+    return { id, name, hostname, sessions, ssh, serial, outputLogBytes, rootfs, logDir, hide, security };
   }
 
   private sessions(path: string, x: unknown): Record<string, SessionConfig> | undefined {

@@ -25,7 +25,7 @@ function world(t: Test, capacity = CAPACITY) {
     id: 'main', name: 'flow', hostname: 'flow',
     sessions: { main: { cmd: ['x'], env: [], cwd: '/', tty: false, openStdin: false, runBlock: false, stopSignal: 'TERM', stopTimeout: 10, restart: { name: 'no' } } },
     ssh: { hostKey: 'unused', authorizedKeys: [] }, serial: { device: '/dev/null' },
-    outputLogBytes: capacity, rootfs: 'host', logDir: dir, security: DEFAULT_SECURITY,
+    outputLogBytes: capacity, rootfs: 'host', logDir: dir, hide: [], security: DEFAULT_SECURITY,
   };
   const toServer: SshServerCommand[] = [];
   /** Bytes each channel may still be sent before its window is full (absent: no limit). */

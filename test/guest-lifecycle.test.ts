@@ -20,7 +20,7 @@ function config(sessions: Record<string, SessionConfig>): GuestConfig {
   return {
     id: 'main', name: 'demo', hostname: 'demo', sessions,
     ssh: { hostKey: 'unused', authorizedKeys: [] }, serial: { device: '/dev/null' },
-    outputLogBytes: 1 << 16, rootfs: 'host', logDir: '/unused', security: DEFAULT_SECURITY,
+    outputLogBytes: 1 << 16, rootfs: 'host', logDir: '/unused', hide: [], security: DEFAULT_SECURITY,
   };
 }
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { openPtyPair } from '../actors/ptyPair.ts';
 import { generateKeyPair, parseKey } from '../actors/ssh/keys.ts';
@@ -130,6 +130,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     },
     serial: { device },
     logDir: user.logDir ?? join(options.stateDir, 'containers', String(user.id), 'logs'),
+    // The host image shows the host's root file system: never the appliance's keys, sockets and images.
+    ...(user.rootfs === undefined || user.rootfs === 'host' ? { hide: [...((user.hide as string[] | undefined) ?? []), resolve(options.stateDir)] } : {}),
   };
   let config: GuestConfig;
   try {

@@ -69,6 +69,7 @@ export function guestConfig(scenario: Scenario): GuestConfig {
     outputLogBytes: 1 << 20,
     rootfs: 'host',
     logDir: '/var/log/tether',
+    hide: [],
     security: DEFAULT_SECURITY,
   };
 }
