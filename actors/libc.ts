@@ -65,10 +65,15 @@ const libc = () => (bound ??= bind());
 
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
 
+/** The name of error number `errno` ("EPERM"), or "errno N" for one Node does not name. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+}
+
 /** The error for a failed call: `call` is how it was asked, for the message. */
 export function errnoError(call: string): NodeJS.ErrnoException {
   const errno = koffi.errno();
-  const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+  const code = errnoName(errno);
   return Object.assign(new Error(`${call} failed: ${code}`), { code, errno });
 }
 
@@ -266,7 +271,7 @@ export function unlockPtySlave(masterFd: number): string {
   const name = Buffer.alloc(128);
   // ptsname_r returns the error number itself rather than setting errno.
   const failed = c.ptsname_r(masterFd, name, name.length) as number;
-  if (failed !== 0) throw Object.assign(new Error(`ptsname_r(${masterFd}) failed: ${ERRNO_NAMES.get(failed) ?? `errno ${failed}`}`), { errno: failed });
+  if (failed !== 0) throw Object.assign(new Error(`ptsname_r(${masterFd}) failed: ${errnoName(failed)}`), { errno: failed });
   return name.toString('utf8', 0, name.indexOf(0));
 }
 

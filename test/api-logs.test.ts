@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { ApiError } from '../appliance/api/errors.ts';
 import { formatTimestamp, LineTimestamps, type LogChunk, parseLogsQuery, parseTail, parseTimeUs, tailLines } from '../appliance/api/logs.ts';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
 import { api, docker, dockerMissing, notRoot, readUntil, startWorld, type World } from './support/world.ts';
+import { shellGate } from './support/gate.ts';
 
 // `docker logs` served from the output log files the guest writes: the pure
 // parts directly, then the real docker CLI against sandboxed containerVMs.
@@ -142,10 +143,9 @@ t.test("a tty container's logs come raw, as the terminal wrote them", { skip }, 
 });
 
 t.test('docker logs -f streams a line printed after it started and ends when the container exits', { skip }, async (t) => {
-  const gate = mkdtempSync(join(tmpdir(), 'tether-logs-gate-'));
-  t.teardown(() => rmSync(gate, { recursive: true, force: true }));
+  const gate = shellGate();
   const world = await logsWorld(t, {
-    follow1: { cmd: ['sh', '-c', `echo first; while [ ! -e ${gate}/go ]; do sleep 0.05; done; echo second`] },
+    follow1: { cmd: ['sh', '-c', `echo first; ${gate.wait}; echo second`] },
   });
   await world.container('follow1', (c) => c.state === 'running');
   const config = mkdtempSync(join(tmpdir(), 'tether-docker-config-'));
@@ -154,7 +154,7 @@ t.test('docker logs -f streams a line printed after it started and ends when the
   t.teardown(() => child.kill());
   const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
   await readUntil(child.stdout, 'first\n', 'the line printed before the follow');
-  writeFileSync(join(gate, 'go'), '');
+  await gate.open();
   let seen = '';
   child.stdout.on('data', (d: Buffer) => (seen += d));
   t.equal(await closed, 0, 'docker logs -f ended by itself once the container exited');

@@ -1,6 +1,6 @@
-import t, { type Test } from 'tap';
-import { rmSync, writeFileSync } from 'node:fs';
+import t from 'tap';
 import { collect, notRoot, startWorld, type World } from './support/world.ts';
+import { shellGate } from './support/gate.ts';
 
 // The backpressure policy (docs/PROTOCOL.md, "Backpressure"), end to end: a
 // real appliance and a sandboxed guest, clients attached through the
@@ -17,19 +17,18 @@ const LINES = 2_000_000;
 const ALL = Array.from({ length: LINES }, (_, i) => `${i + 1}\n`).join('');
 
 /** A containerVM whose primary prints seq 1 LINES and exits 5, once the test opens its gate (every client attached first). */
-async function writer(t: Test, world: World, id: string, extra: Record<string, unknown> = {}) {
-  const gate = `/tmp/tether-backpressure-${process.pid}-${id}`;
-  t.teardown(() => rmSync(gate, { force: true }));
-  const cmd = ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done; seq 1 ${LINES}; exit 5`];
+async function writer(world: World, id: string, extra: Record<string, unknown> = {}) {
+  const gate = shellGate();
+  const cmd = ['sh', '-c', `${gate.wait}; seq 1 ${LINES}; exit 5`];
   await world.sandbox({ id, name: `vm-${id}`, hostname: id, sessions: { [id]: { cmd } }, ...extra });
   await world.container(id, (c) => c.state === 'running');
-  return { open: () => writeFileSync(gate, '') };
+  return { open: gate.open };
 }
 
 t.test('a client that never reads, less than half a log behind, holds neither the process nor another client, and gets every byte once it reads', { skip }, async (t) => {
   const world = await startWorld(t);
   // 32 MiB of log for 14 MiB of output: it never falls half a log behind.
-  const vm = await writer(t, world, 'stalled', { outputLogBytes: 32 * 1024 * 1024 });
+  const vm = await writer(world, 'stalled', { outputLogBytes: 32 * 1024 * 1024 });
   const stalled = await world.appliance.directory.attach('stalled', want);
   const reader = await world.appliance.directory.attach('stalled', want);
   const read = collect(reader.stdout);
@@ -48,7 +47,7 @@ t.test('a client that never reads, less than half a log behind, holds neither th
 t.test('a client that reads slowly gets every byte: half a log behind, it holds the output while it reads', { skip }, async (t) => {
   const world = await startWorld(t);
   // 1 MiB of log for 14 MiB of output, read at a fraction of the speed it is written.
-  const vm = await writer(t, world, 'slow', { outputLogBytes: 1024 * 1024 });
+  const vm = await writer(world, 'slow', { outputLogBytes: 1024 * 1024 });
   const slow = await world.appliance.directory.attach('slow', want);
   const chunks: Buffer[] = [];
   slow.stdout.on('data', (chunk: Buffer) => {
@@ -66,7 +65,7 @@ t.test('a client that reads slowly gets every byte: half a log behind, it holds 
 t.test('a client that holds the output and reads nothing is cut loose: the process goes on, and once it reads it skips to the oldest byte the log holds', { skip }, async (t) => {
   const world = await startWorld(t);
   // 1 MiB of log for 14 MiB of output.
-  const vm = await writer(t, world, 'lapped', { outputLogBytes: 1024 * 1024 });
+  const vm = await writer(world, 'lapped', { outputLogBytes: 1024 * 1024 });
   const lapped = await world.appliance.directory.attach('lapped', want);
   const reader = await world.appliance.directory.attach('lapped', want);
   const read = collect(reader.stdout);

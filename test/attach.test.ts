@@ -1,6 +1,6 @@
 import t from 'tap';
-import { rmSync, writeFileSync } from 'node:fs';
 import { collect, docker, dockerMissing, readUntil, startWorld } from './support/world.ts';
+import { shellGate } from './support/gate.ts';
 
 // End to end: a real appliance, sandboxed guests on real ptys bridged to its
 // real TCP listener, real processes, attached through the appliance's directory
@@ -95,13 +95,12 @@ t.test('docker attach to an unknown ID fails at once naming the ID', { skip: doc
 
 t.test('several clients attached at once each get all the output and the exit status', async (t) => {
   const world = await startWorld(t);
-  const gate = `/tmp/tether-multi-${process.pid}-${Date.now()}`;
-  await world.sandbox(vm('multi', { multi: session(['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done; for i in 1 2 3; do echo line $i; done; exit 4`]) }));
+  const gate = shellGate();
+  await world.sandbox(vm('multi', { multi: session(['sh', '-c', `${gate.wait}; for i in 1 2 3; do echo line $i; done; exit 4`]) }));
   await world.container('multi', (c) => c.state === 'running');
   const clients = await Promise.all([0, 1, 2].map(() => world.appliance.directory.attach('multi', { ...want, stdin: false })));
   const outputs = clients.map((a) => collect(a.stdout));
-  writeFileSync(gate, '');
-  t.teardown(() => rmSync(gate, { force: true }));
+  await gate.open();
   for (const [i, a] of clients.entries()) {
     t.equal((await outputs[i]!).toString(), 'line 1\nline 2\nline 3\n', `client ${i}: every line`);
     t.equal((await a.done).exitCode, 4, `client ${i}: the exit status`);

@@ -7,6 +7,7 @@ import { descendantsOf } from '../actors/processTree.ts';
 import { bridge } from '../actors/tcp.ts';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
 import { docker, dockerMissing, eventually, startWorld } from './support/world.ts';
+import { shellGate } from './support/gate.ts';
 
 // The sandbox as a containerVM: the guest is PID 1 of its own namespaces and
 // behaves as an init there (stops, sweeps, reloads, exits with the status).
@@ -101,12 +102,12 @@ t.test('a config the guest cannot read on HUP keeps the running one', { skip: un
 
 t.test('an exit while the link is down reaches the appliance, with its start and finish times, once the link is back', { skip: unsupported }, async (t) => {
   const world = await startWorld(t);
-  const flag = join(mkdtempSync(join(tmpdir(), 'tether-flag-')), 'go');
-  const sandbox = await world.sandbox(vm('down1', { down1: session(['sh', '-c', `while [ ! -e ${flag} ]; do sleep 0.02; done; exit 5`]) }));
+  const gate = shellGate();
+  const sandbox = await world.sandbox(vm('down1', { down1: session(['sh', '-c', `${gate.wait}; exit 5`]) }));
   const running = await world.container('down1', (c) => c.state === 'running' && c.link.up);
   await sandbox.line!.bridge.close();
   await world.container('down1', (c) => !c.link.up);
-  writeFileSync(flag, '');
+  await gate.open();
   // The guest sees its own process end with nobody to tell.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const again = bridge({ master: sandbox.line!.master, ...world.serial });
