@@ -34,8 +34,12 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export async function startWorld(t: Teardown, options: { attachTimeoutMs?: number } = {}): Promise<World> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'tether-world-'));
+/**
+ * `stateDir`: where the state directory is made (default the system's temporary directory).
+ * `freshStateDir`: a path that does not exist yet, which the appliance makes, as `tether appliance` does.
+ */
+export async function startWorld(t: Teardown, options: { attachTimeoutMs?: number; stateDir?: string; freshStateDir?: string } = {}): Promise<World> {
+  const stateDir = options.freshStateDir ?? mkdtempSync(join(options.stateDir ?? tmpdir(), 'tether-world-'));
   const start = (serialPort: number) =>
     startAppliance({
       serial: { kind: 'tcp', host: '127.0.0.1', port: serialPort },
@@ -135,8 +139,8 @@ export function readUntil(stream: Readable, pattern: RegExp | string, what = Str
   });
 }
 
-/** Starts the real docker CLI against the world's API, with a config directory of its own (not the user's). */
-export function dockerProcess(world: World, args: string[]): ChildProcessWithoutNullStreams {
+/** Starts the real docker CLI against the world's API (or any appliance's), with a config directory of its own (not the user's). */
+export function dockerProcess(world: { appliance: { api: string } }, args: string[]): ChildProcessWithoutNullStreams {
   const config = mkdtempSync(join(tmpdir(), 'tether-docker-config-'));
   const child = spawn('docker', ['-H', world.appliance.api, ...args], { env: { ...process.env, DOCKER_CONFIG: config }, stdio: ['pipe', 'pipe', 'pipe'] });
   child.on('close', () => rmSync(config, { recursive: true, force: true }));
@@ -144,7 +148,7 @@ export function dockerProcess(world: World, args: string[]): ChildProcessWithout
 }
 
 /** Runs the real docker CLI against the world's API. */
-export function docker(world: World, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function docker(world: Parameters<typeof dockerProcess>[0], args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = dockerProcess(world, args);
   let stdout = '';
   let stderr = '';
