@@ -20,6 +20,7 @@ import { ContainerStore } from './containerStore.ts';
 import { createDirectory } from './directory.ts';
 import { ImageStore } from './images.ts';
 import { sandboxLauncher } from './launcher.ts';
+import { privateStateDir } from './stateDir.ts';
 import { applianceKey, identifyGuest } from './trust.ts';
 import { VERSION } from './version.ts';
 
@@ -90,6 +91,9 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     }
   }
   const tls = options.tls && readTlsFiles(options.tls);
+  // Before anything is written there: the image store, the key and the containers all lie in it.
+  const repaired = privateStateDir(options.stateDir);
+  if (repaired) options.log('warn', repaired);
   const images = await ImageStore.open(options.stateDir);
   const store = ContainerStore.open(options.stateDir);
   const actor = createAppliance(options);

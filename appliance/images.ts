@@ -22,6 +22,7 @@ import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { PRIVATE_DIR, PRIVATE_FILE } from './stateDir.ts';
 
 export interface ImageRecord {
   /** `sha256:<hex>` of the tarball's bytes as they were sent. */
@@ -179,7 +180,7 @@ export class ImageStore {
   /** The store under `<stateDir>/images`, created if need be; imports a crash cut short are cleared. */
   static async open(stateDir: string): Promise<ImageStore> {
     const dir = join(stateDir, 'images');
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
     for (const entry of await readdir(dir)) {
       if (entry.startsWith(IMPORTING)) await rm(join(dir, entry), { recursive: true, force: true });
     }
@@ -211,7 +212,7 @@ export class ImageStore {
   async import(tarball: Readable, request: ImportRequest): Promise<ImageRecord> {
     const work = join(this.dir, `${IMPORTING}${randomBytes(6).toString('hex')}`);
     try {
-      await mkdir(join(work, ROOTFS), { recursive: true });
+      await mkdir(join(work, ROOTFS), { recursive: true, mode: PRIVATE_DIR });
       const upload = join(work, 'upload');
       const { id, head, bytes } = await receive(tarball, upload);
       if (bytes === 0) throw new BadTarball('the request body is empty: it should be a tarball of a root file system');
@@ -294,7 +295,7 @@ async function receive(body: Readable, file: string): Promise<{ id: string; head
         yield chunk;
       }
     },
-    createWriteStream(file),
+    createWriteStream(file, { mode: PRIVATE_FILE }),
   );
   return { id: `sha256:${hash.digest('hex')}`, head, bytes };
 }
@@ -333,6 +334,6 @@ async function regularFileBytes(dir: string): Promise<number> {
 /** Written beside and renamed over, so a reader never sees half a record. */
 async function writeRecord(dir: string, record: ImageRecord): Promise<void> {
   const file = join(dir, RECORD);
-  await writeFile(`${file}.new`, `${JSON.stringify(record, null, 2)}\n`);
+  await writeFile(`${file}.new`, `${JSON.stringify(record, null, 2)}\n`, { mode: PRIVATE_FILE });
   await rename(`${file}.new`, file);
 }

@@ -20,6 +20,7 @@ import { formatAddress } from './address.ts';
 import { unregisterGuest } from './trust.ts';
 import { containerDir } from './containerStore.ts';
 import { readJson } from './jsonFile.ts';
+import { PRIVATE_FILE } from './stateDir.ts';
 import { EXIT_FILE, exitStatus, isAlive, lostVm, MONITOR_FILE, watchVm, type MonitorRecord } from './vmMonitor.ts';
 
 export interface LaunchOptions {
@@ -73,7 +74,7 @@ export function sandboxLauncher(options: { appliance: { host: string; port: numb
       const configPath = join(dir, 'launch.json');
       writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
       const consolePath = join(dir, 'console.log');
-      const console = openSync(consolePath, 'a');
+      const console = openSync(consolePath, 'a', PRIVATE_FILE);
       const appliance = formatAddress({ kind: 'tcp', ...options.appliance });
       // Detached, in a session of its own: neither the appliance's exit nor a ctrl-c meant for it reaches the VM.
       const monitor = spawn(

@@ -26,7 +26,7 @@ export function applianceKey(stateDir: string): ApplianceKey {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const pair = generateKeyPair('tether-appliance');
     writeFileSync(path, pair.privateKey, { mode: 0o600 });
-    writeFileSync(`${path}.pub`, pair.publicKey + '\n');
+    writeFileSync(`${path}.pub`, pair.publicKey + '\n', { mode: 0o600 });
   }
   return { privateKey: readFileSync(path, 'utf8'), publicKey: readFileSync(`${path}.pub`, 'utf8').trim() };
 }
@@ -40,7 +40,7 @@ export function registerGuest(stateDir: string, vm: string, publicKey: string): 
   publicKeyBlob(publicKey); // refuse a malformed key now, not at connection time
   const dir = join(stateDir, 'guests');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(join(dir, `${vm}.pub`), publicKey.trim() + '\n');
+  writeFileSync(join(dir, `${vm}.pub`), publicKey.trim() + '\n', { mode: 0o600 });
   chmodSync(dir, 0o700);
 }
 

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAddress, parseSerialAddress } from '../appliance/address.ts';
 import { startAppliance } from '../appliance/assembly.ts';
+import { privateStateDir } from '../appliance/stateDir.ts';
 import { applianceCommand, applianceUsage, DEFAULT_API, DEFAULT_SERIAL } from '../appliance/main.ts';
 import { defaultStateDir } from '../appliance/trust.ts';
 import type { ContainerDirectory } from '../appliance/api/directory.ts';
@@ -48,6 +48,9 @@ async function sandboxCommand(args: string[]): Promise<void> {
   });
   if (!values.config) throw new Error('sandbox: --config FILE is required (see docs/CONFIG.md)');
   const appliance = parseSerialAddress(values.appliance!, '--appliance');
+  // The sandbox writes its logs and trust entry there: private before the first of them.
+  const repaired = privateStateDir(values.state!);
+  if (repaired) process.stderr.write(`tether sandbox: ${repaired}\n`);
   const sandbox = await startSandbox({ config: readConfigFile(values.config), source: values.config, appliance, stateDir: values.state! });
   process.stdout.write(`tether sandbox: containerVM ${sandbox.config.id} on ${sandbox.serialDevice}, bridged to ${values.appliance}\n`);
   await untilStopped(sandbox);
@@ -70,7 +73,6 @@ async function startCommand(args: string[]): Promise<void> {
   });
   const serial = parseSerialAddress(values.serial!, '--serial');
   const stateDir = values.state!;
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const socket = join(stateDir, 'docker.sock');
   const log = createLog('tether', process.env.TETHER_LOG ? undefined : 'warn');
   const appliance = await startAppliance({

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { openPtyPair } from '../actors/ptyPair.ts';
 import { generateKeyPair, parseKey } from '../actors/ssh/keys.ts';
 import { bridge, type Bridge } from '../actors/tcp.ts';
+import { PRIVATE_FILE } from '../appliance/stateDir.ts';
 import { applianceKey, registerGuest, unregisterGuest } from '../appliance/trust.ts';
 import { parseGuestConfig, type GuestConfig } from '../shared/config.ts';
 import { bundlePath } from './paths.ts';
@@ -147,7 +148,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   // The document as written (with what the sandbox fills in), for the guest to parse as it would any other.
   writeFileSync(configPath, JSON.stringify(filled, null, 2), { mode: 0o600 });
   const line = pty && bridge({ master: pty.master, host: options.appliance.host, port: options.appliance.port });
-  const guestConsole = typeof options.console === 'object' ? openSync(options.console.file, 'a') : (options.console ?? 'inherit');
+  const guestConsole = typeof options.console === 'object' ? openSync(options.console.file, 'a', PRIVATE_FILE) : (options.console ?? 'inherit');
   mkdirSync(config.logDir, { recursive: true, mode: 0o700 });
   // --kill-child: if the launcher dies, so does the containerVM. A direct TCP
   // line keeps the host's network: the appliance is on its loopback.
