@@ -11,14 +11,18 @@
  * and function bindings (first use, actors/libc.ts). Before a pivot this
  * step loads them all, and requires the native addons (a no-op from the
  * module cache when loaded already), so that a missing one fails the boot
- * here, naming it, rather than a session later.
+ * here, naming it, rather than a session later. So must libseccomp (the
+ * container's seccomp filters are compiled with it) and dist/confine, the
+ * program every container process starts through (actors/confine.ts).
  *
  * Node's own modules are in its binary, and its shared libraries are mapped
  * at start; child processes and name lookups are meant to use the new root.
  */
 import { createRequire } from 'node:module';
 import { fromPromise } from 'xstate';
+import { openConfineNow } from './confine.ts';
 import { bindLibcNow } from './libc.ts';
+import { loadSeccompNow } from './seccomp.ts';
 
 const NATIVE_ADDONS = ['koffi', '@lydell/node-pty', '@serialport/bindings-cpp'];
 
@@ -27,4 +31,6 @@ export const preloadActor = fromPromise<void, void>(async () => {
   for (const name of NATIVE_ADDONS) require(name);
   await Promise.all([import('serialport'), import('./sshServer.ts')]);
   bindLibcNow();
+  loadSeccompNow();
+  openConfineNow();
 });

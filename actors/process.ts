@@ -9,6 +9,11 @@
  * user resolved against the container's passwd/group, so a failure is
  * reported precisely (PROCESS_FAILED, 127 not found / 126 not runnable)
  * instead of as an exec error from inside a child.
+ *
+ * Every process is started through dist/confine (actors/confine.ts), which
+ * sets its user, supplementary groups, capabilities, no_new_privs and
+ * seccomp filter, as the container's `security` says, before it executes
+ * the command.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
@@ -20,10 +25,12 @@ import { join, resolve } from 'node:path';
 import type { IPty } from '@lydell/node-pty';
 import { fromCallback } from 'xstate';
 import { claimChild, releaseChild } from './childOwners.ts';
+import { confinedCommand } from './confine.ts';
 import { duplicate } from './libc.ts';
 import { killQuietly, killTree, SIGKILL, statFields } from './processTree.ts';
 import type { ProcessCommand, ProcessInput, ProcessReport, SignalTarget } from '../machines/processSession.ts';
 import { parseGroup, parsePasswd, resolveUser } from '../shared/passwd.ts';
+import { DEFAULT_SECURITY, processConfinement, type SecurityConfig } from '../shared/security.ts';
 import { signalName, signalNumber } from '../shared/signals.ts';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -31,6 +38,8 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 export interface ProcessActorOptions {
   /** Directory whose etc/passwd and etc/group resolve user names (default "/"). */
   root?: string;
+  /** The container's confinement (the guest config's `security`; default Docker's). */
+  security?: SecurityConfig;
 }
 
 /** What a started process accepts, whichever way it was started. */
@@ -49,22 +58,21 @@ interface Running {
   release(): void;
 }
 
-/** Everything needed to exec, after lookup and user resolution succeeded. */
+/** Everything needed to exec, after lookup, user resolution and the seccomp filter's compilation succeeded. */
 interface Plan {
   file: string;
   argv: string[];
   env: Record<string, string>;
   cwd: string;
-  /** Set only when the session names a user; otherwise tether's own. */
-  ids?: { uid: number; gid: number };
-  /** The user's supplementary groups (a tty session's; see startPipes). */
-  groups: number[];
+  /** What is spawned: dist/confine, which executes `file` confined. */
+  command: { file: string; args: string[] };
 }
 
 type Report = (event: ProcessReport) => void;
 
 export function createProcessActor(options: ProcessActorOptions = {}) {
   const root = options.root ?? '/';
+  const security = options.security ?? DEFAULT_SECURITY;
   return fromCallback<ProcessCommand, ProcessInput>(({ input, sendBack, receive }) => {
     let stopped = false;
     // Events after stop would go to a parent that is gone or has moved on.
@@ -84,7 +92,7 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
         case 'LAUNCH': {
           if (launched) return;
           launched = true;
-          const plan = preparePlan(input, root);
+          const plan = preparePlan(input, root, security);
           if ('error' in plan) return report({ type: 'PROCESS_FAILED', ...plan });
           running = input.tty ? startPty(plan, size, report) : startPipes(plan, input.openStdin, report);
           if (outputPaused) running?.pauseOutput(true);
@@ -126,7 +134,7 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
 
 // ---- preparation: env, user, cwd, PATH lookup ----
 
-function preparePlan(input: ProcessInput, root: string): Plan | { error: string; exitCode: 126 | 127 } {
+function preparePlan(input: ProcessInput, root: string, security: SecurityConfig): Plan | { error: string; exitCode: 126 | 127 } {
   const name = input.cmd[0]!;
   const fail = (exitCode: 126 | 127, reason: string) => ({ exitCode, error: `exec ${JSON.stringify(name)}: ${reason}` });
 
@@ -152,14 +160,15 @@ function preparePlan(input: ProcessInput, root: string): Plan | { error: string;
 
   const found = findExecutable(name, env.PATH, input.cwd, user.uid, user.gid);
   if ('reason' in found) return fail(found.exitCode, found.reason);
-  return {
-    file: found.file,
-    argv: input.cmd,
-    env,
-    cwd: input.cwd,
-    ...(input.user === undefined ? {} : { ids: { uid: user.uid, gid: user.gid } }),
-    groups: input.user === undefined ? [] : user.groups,
-  };
+  // Without a user named, the process keeps the guest init's user and groups.
+  const identity = input.user === undefined ? undefined : { uid: user.uid, gid: user.gid, groups: user.groups };
+  let command;
+  try {
+    command = confinedCommand(found.file, input.cmd, identity, processConfinement(security, input.privileged === true));
+  } catch (err) {
+    return fail(126, `cannot confine it: ${(err as Error).message}`);
+  }
+  return { file: found.file, argv: input.cmd, env, cwd: input.cwd, command };
 }
 
 /** A missing passwd or group file (a scratch image) just means no names resolve. */
@@ -225,19 +234,15 @@ function statOrUndefined(file: string): Stats | undefined {
  * others hold the pipes past the exit, on FINISH_OUTPUT after what is in
  * them (PROCESS_REAPED tells the session to decide).
  *
- * A process started as a user gets no supplementary groups here: libuv's
- * spawn clears them (setgroups(0)) whenever it changes uid or gid, and Node
- * offers no way to set them. Only a native spawn helper could; the tty path
- * (startPty) sets them.
+ * dist/confine, not libuv, changes the user: libuv's spawn would clear the
+ * supplementary groups (setgroups(0)) whenever it changes uid or gid.
  */
 function startPipes(plan: Plan, openStdin: boolean, report: Report): Running | undefined {
   let child: ChildProcess;
   try {
-    child = spawn(plan.file, plan.argv.slice(1), {
-      argv0: plan.argv[0]!,
+    child = spawn(plan.command.file, plan.command.args, {
       cwd: plan.cwd,
       env: plan.env,
-      ...plan.ids,
       detached: true,
       stdio: [openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
@@ -367,15 +372,14 @@ function nodePty(): typeof import('@lydell/node-pty') {
 function startPty(plan: Plan, size: { cols: number; rows: number }, report: Report): Running | undefined {
   let term: IPty;
   try {
-    term = withSupplementaryGroups(plan.ids === undefined ? undefined : plan.groups, () => nodePty().spawn(plan.file, plan.argv.slice(1), {
+    term = nodePty().spawn(plan.command.file, plan.command.args, {
       name: plan.env.TERM ?? 'xterm',
       cols: size.cols,
       rows: size.rows,
       cwd: plan.cwd,
       env: plan.env,
       encoding: null,
-      ...plan.ids,
-    }));
+    });
   } catch (err) {
     report(spawnFailure(plan, err));
     return undefined;
@@ -490,31 +494,6 @@ function ptySignalTarget(pid: number): number {
   if (Number(fields[3]) !== pid) return pid;
   const tpgid = Number(fields[5]);
   return tpgid > 0 ? -tpgid : -pid;
-}
-
-/**
- * node-pty sets uid and gid in the child but not the supplementary groups:
- * the child keeps its parent's. So the user's groups are made tether's for
- * the moment of the fork (pty.spawn forks synchronously, and they are put
- * back before anything else runs). Where tether may not set groups (an
- * unprivileged user namespace), the child keeps tether's, as a spawned one
- * would.
- */
-function withSupplementaryGroups<T>(groups: number[] | undefined, fork: () => T): T {
-  let saved: number[] | undefined;
-  if (groups !== undefined) {
-    try {
-      saved = process.getgroups!();
-      process.setgroups!(groups);
-    } catch {
-      saved = undefined;
-    }
-  }
-  try {
-    return fork();
-  } finally {
-    if (saved !== undefined) process.setgroups!(saved);
-  }
 }
 
 // ---- shared ----

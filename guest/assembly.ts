@@ -24,7 +24,7 @@ export function assembleGuest(config: GuestConfig, log: Log, host: GuestHost) {
   logDomainEvents(bus, log);
   const guest = createActor(
     composeGuest({
-      process: createProcessActor(),
+      process: createProcessActor({ security: config.security }),
       port: createSerialPortActor(resources),
       // ssh2 loads when the link first reaches SSH, after the container's process has started.
       server: lazyCallback(async () => (await import('../actors/sshServer.ts')).sshServer({

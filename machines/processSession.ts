@@ -56,7 +56,7 @@ import { parseSignal, signalExitCode } from '../shared/signals.ts';
  * (env: exactly these "KEY=VALUE" entries, plus PATH, HOME, TERM defaults)
  * and the terminal size of a tty session.
  */
-export type ProcessInput = Pick<SessionConfig, 'cmd' | 'env' | 'cwd' | 'user' | 'tty' | 'openStdin'> & {
+export type ProcessInput = Pick<SessionConfig, 'cmd' | 'env' | 'cwd' | 'user' | 'tty' | 'openStdin' | 'privileged'> & {
   sessionId: string;
   cols?: number;
   rows?: number;
@@ -244,6 +244,7 @@ export const processSessionMachine = setup({
       ...(context.spec.user === undefined ? {} : { user: context.spec.user }),
       tty: context.spec.tty,
       openStdin: context.spec.openStdin,
+      ...(context.spec.privileged ? { privileged: true } : {}),
       ...context.size,
     }),
   },

@@ -5,6 +5,7 @@
  * starts, each problem naming its field. Compiling it into a filter is
  * actors/seccomp.ts's job.
  */
+import dockerDefault from './seccomp/default.json' with { type: 'json' };
 
 export const SECCOMP_ACTIONS = [
   'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE',
@@ -167,4 +168,42 @@ export function checkSeccompProfile(path: string, x: unknown): { profile: Seccom
       syscalls: rules,
     },
   };
+}
+
+/** What decides which of a profile's rules apply: the container's capabilities, this machine's architecture (Go's name: "amd64", "arm64") and kernel version. */
+export interface SeccompTarget {
+  caps: readonly string[];
+  arch: string;
+  kernel: { major: number; minor: number };
+}
+
+/**
+ * The rules that apply to `target`, as moby's setupSeccomp selects them: a
+ * rule is left out when its excludes match (any listed capability held, the
+ * architecture listed, the kernel at least minKernel) or its includes do
+ * not (a listed capability missing, the architecture not listed, the
+ * kernel older than minKernel).
+ */
+export function applicableRules(profile: SeccompProfile, target: SeccompTarget): SeccompRule[] {
+  const atLeast = (version: string) => {
+    const [major, minor] = version.split('.').map(Number) as [number, number];
+    return target.kernel.major > major || (target.kernel.major === major && target.kernel.minor >= minor);
+  };
+  const held = (cap: string) => target.caps.includes(cap);
+  return profile.syscalls.filter(({ includes, excludes }) => {
+    if (excludes?.arches?.includes(target.arch) || excludes?.caps?.some(held) || (excludes?.minKernel !== undefined && atLeast(excludes.minKernel))) return false;
+    if (includes?.arches !== undefined && includes.arches.length > 0 && !includes.arches.includes(target.arch)) return false;
+    if (includes?.caps !== undefined && !includes.caps.every(held)) return false;
+    return includes?.minKernel === undefined || atLeast(includes.minKernel);
+  });
+}
+
+let defaultProfile: SeccompProfile | undefined;
+
+/** Docker's default profile (shared/seccomp/default.json), checked like any other. */
+export function defaultSeccompProfile(): SeccompProfile {
+  if (defaultProfile !== undefined) return defaultProfile;
+  const checked = checkSeccompProfile('shared/seccomp/default.json', dockerDefault);
+  if ('problems' in checked) throw new Error(`Docker's default seccomp profile does not check: ${checked.problems.join('; ')}`);
+  return (defaultProfile = checked.profile);
 }

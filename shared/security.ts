@@ -5,7 +5,7 @@
  * working (no no_new_privs) and no devices beyond the standard ones.
  */
 import { CAPABILITIES, capabilityName, DEFAULT_CAPABILITIES, type Capability } from './capabilities.ts';
-import { checkSeccompProfile, type SeccompProfile } from './seccompProfile.ts';
+import { checkSeccompProfile, defaultSeccompProfile, type SeccompProfile } from './seccompProfile.ts';
 
 /** A device node the container gets in its /dev (`docker run --device`). */
 export interface DeviceConfig {
@@ -137,4 +137,26 @@ export function checkSecurity(path: string, x: unknown): { security: SecurityCon
 
   if (problems.length > 0) return { problems };
   return { security: { privileged, capabilities, seccomp, noNewPrivileges, devices } };
+}
+
+/** What one process of the container is started with. */
+export interface ProcessConfinement {
+  capabilities: Capability[];
+  /** The filter's profile, and the capabilities that decide its rules; absent: no filter. */
+  seccomp?: { profile: SeccompProfile; caps: Capability[] };
+  noNewPrivileges: boolean;
+}
+
+/**
+ * The confinement of a process of a container with `security`: a
+ * privileged session (`docker exec --privileged`) gets every capability but,
+ * as in Docker, keeps the container's seccomp filter.
+ */
+export function processConfinement(security: SecurityConfig, privilegedSession: boolean): ProcessConfinement {
+  const profile = security.seccomp === 'unconfined' ? undefined : security.seccomp === 'default' ? defaultSeccompProfile() : security.seccomp;
+  return {
+    capabilities: privilegedSession ? [...CAPABILITIES] : security.capabilities,
+    ...(profile === undefined ? {} : { seccomp: { profile, caps: security.capabilities } }),
+    noNewPrivileges: security.noNewPrivileges,
+  };
 }

@@ -1,9 +1,11 @@
 // Builds the bundles: dist/guest.cjs (the guest init, PID 1 in a containerVM),
 // dist/appliance.cjs (the appliance service), dist/monitor.cjs (each
-// containerVM's monitor) and dist/tether.cjs (the CLI).
+// containerVM's monitor) and dist/tether.cjs (the CLI); and dist/confine,
+// the static program each container process is started through (guest/confine.c).
 // Native addons cannot be bundled; they are copied, with what they need at
 // run time, into dist/node_modules so dist/ is self-contained (the guest image
 // builder ships exactly this directory).
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -82,7 +84,23 @@ export async function buildAll() {
   // required relative to the bundle; without it ssh2 falls back to slower JS paths.
   const sshcrypto = join(root, 'node_modules', 'ssh2', 'lib', 'protocol', 'crypto', 'build', 'Release', 'sshcrypto.node');
   if (existsSync(sshcrypto)) cpSync(sshcrypto, join(dist, 'crypto', 'build', 'Release', 'sshcrypto.node'));
+  buildConfine();
   writeFileSync(join(dist, '.built'), new Date().toISOString() + '\n');
+}
+
+/**
+ * dist/confine, linked statically: it runs inside the container's root,
+ * which may have no C library at all.
+ */
+function buildConfine() {
+  const args = ['-static', '-O2', '-Wall', '-Wextra', '-o', join(dist, 'confine'), join(root, 'guest', 'confine.c')];
+  try {
+    execFileSync('cc', args, { stdio: ['ignore', 'inherit', 'pipe'] });
+  } catch (error) {
+    const why = error.code === 'ENOENT' ? 'no C compiler (cc) on PATH' : String(error.stderr ?? error.message).trim();
+    throw new Error(`cannot build dist/confine from guest/confine.c with cc ${args.join(' ')}: ${why}\n`
+      + 'It needs a C compiler and the static C library: apt-get install gcc libc6-dev');
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -37,6 +37,8 @@ export interface ExecConfig {
   attachStderr: boolean;
   detachKeys?: string;
   consoleSize?: { rows: number; cols: number };
+  /** Every capability for the process (`docker exec --privileged`); the container's seccomp filter stays, as in Docker. */
+  privileged: boolean;
 }
 
 interface ExecInstance {
@@ -66,6 +68,9 @@ export function parseExecCreate(containerId: string, body: unknown): ExecConfig 
   const cwd = text('WorkingDir', o.WorkingDir);
   const user = text('User', o.User);
   const detachKeys = text('DetachKeys', o.DetachKeys);
+  if (o.Privileged !== undefined && o.Privileged !== null && typeof o.Privileged !== 'boolean') {
+    throw new ApiError(400, `exec create: Privileged must be true or false, got ${JSON.stringify(o.Privileged)}`);
+  }
   return {
     containerId,
     cmd,
@@ -78,6 +83,7 @@ export function parseExecCreate(containerId: string, body: unknown): ExecConfig 
     attachStderr: o.AttachStderr === true,
     ...(detachKeys === undefined ? {} : { detachKeys }),
     ...(size === undefined ? {} : { consoleSize: size }),
+    privileged: o.Privileged === true,
   };
 }
 
@@ -101,6 +107,7 @@ export function execSession(config: ExecConfig, detach: boolean): SessionConfig 
     stopSignal: 'TERM',
     stopTimeout: DEFAULT_STOP_TIMEOUT,
     restart: { name: 'no' },
+    ...(config.privileged ? { privileged: true } : {}),
   };
 }
 
@@ -115,7 +122,7 @@ export function execView(instance: ExecInstance, session: ContainerRecord | unde
       tty: instance.config.tty,
       entrypoint: instance.config.cmd[0],
       arguments: instance.config.cmd.slice(1),
-      privileged: false,
+      privileged: instance.config.privileged,
       ...(instance.config.user === undefined ? {} : { user: instance.config.user }),
     },
     OpenStdin: instance.config.attachStdin,
