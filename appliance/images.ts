@@ -114,27 +114,50 @@ export class AmbiguousImage extends Error {
 
 /** What `docker rmi REF` does to the image REF resolved to. */
 export type Removal =
-  /** Only the tag goes; the image keeps its others. */
-  | { kind: 'untag'; tag: string }
+  /** Only these tags go; the image stays, with its other tags or none. */
+  | { kind: 'untag'; tags: readonly string[] }
   /** The image goes, and with it these tags. */
   | { kind: 'delete'; untagged: readonly string[] }
   /** Refused, with Docker's reason. */
   | { kind: 'conflict'; reason: string };
 
+/** A container created from the image a removal names. */
+export interface ImageUser {
+  readonly id: string;
+  readonly running: boolean;
+}
+
 /**
- * Docker's rules: by tag, untag, and delete the image when that was its last
- * tag; by ID, delete, unless several tags still name it and it is not forced.
+ * Docker's rules (moby's daemon/images/image_delete.go), for an image that
+ * has tags and no digests or child images:
+ * - by tag: refused without force when it is the last tag and a container
+ *   uses the image (the image would be left dangling); else the tag goes,
+ *   and with the last one the image, unless a container uses it;
+ * - by ID: refused when a running container uses it, even with force; without
+ *   force, also when several tags name it or a stopped container uses it;
+ *   else the image goes with all its tags.
+ * Where Docker deletes an image that a container still uses (forced), keeping
+ * its layers for the container, tether only untags it: a container's root
+ * file system is the image's own directory.
  */
-export function planRemoval(record: ImageRecord, reference: string, force: boolean): Removal {
+export function planRemoval(record: ImageRecord, reference: string, force: boolean, users: readonly ImageUser[] = []): Removal {
+  const image = shortId(record.Id);
+  const running = users.find((user) => user.running);
+  const stopped = users.find((user) => !user.running);
+  // A tag first, as resolveImage looks them up (moby would take a tag that happens to start the ID for an ID).
   const tag = normalizeTag(reference);
-  const byTag = tag !== undefined && record.RepoTags.includes(tag);
-  if (byTag && record.RepoTags.length > 1) return { kind: 'untag', tag };
-  if (!byTag && record.RepoTags.length > 1 && !force) {
-    return {
-      kind: 'conflict',
-      reason: `conflict: unable to delete ${shortId(record.Id)} (must be forced) - image is referenced in multiple repositories (${record.RepoTags.join(', ')})`,
-    };
+  if (tag !== undefined && record.RepoTags.includes(tag)) {
+    if (!force && record.RepoTags.length === 1 && users[0]) {
+      return { kind: 'conflict', reason: `conflict: unable to remove repository reference "${reference}" (must force) - container ${shortId(users[0].id)} is using its referenced image ${image}` };
+    }
+    if (record.RepoTags.length > 1 || users.length > 0) return { kind: 'untag', tags: [tag] };
+    return { kind: 'delete', untagged: [tag] };
   }
+  const refused = (hard: boolean, why: string): Removal => ({ kind: 'conflict', reason: `conflict: unable to delete ${image} (${hard ? 'cannot be forced' : 'must be forced'}) - ${why}` });
+  if (running) return refused(true, `image is being used by running container ${shortId(running.id)}`);
+  if (!force && record.RepoTags.length > 1) return refused(false, 'image is referenced in multiple repositories');
+  if (!force && stopped) return refused(false, `image is being used by stopped container ${shortId(stopped.id)}`);
+  if (stopped) return { kind: 'untag', tags: record.RepoTags };
   return { kind: 'delete', untagged: record.RepoTags };
 }
 
@@ -230,7 +253,7 @@ export class ImageStore {
     await this.serially(async () => {
       const dir = join(this.dir, hexOf(image.record.Id));
       if (removal.kind === 'untag') {
-        await writeRecord(dir, { ...image.record, RepoTags: image.record.RepoTags.filter((t) => t !== removal.tag) });
+        await writeRecord(dir, { ...image.record, RepoTags: image.record.RepoTags.filter((t) => !removal.tags.includes(t)) });
       } else {
         // Renamed away first, so a listing never meets a directory without its record.
         const doomed = join(this.dir, `${IMPORTING}${randomBytes(6).toString('hex')}`);

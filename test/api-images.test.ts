@@ -36,10 +36,37 @@ t.test('a reference names an image by tag first, then by a unique ID prefix', as
 
 t.test('removing by tag untags while other tags remain; by ID it needs force when several tags name it', async (t) => {
   const two = record('sha256:abc', ['a:latest', 'b:latest']).record;
-  t.same(planRemoval(two, 'a', false), { kind: 'untag', tag: 'a:latest' });
-  t.match(planRemoval(two, 'abc', false), { kind: 'conflict', reason: /must be forced/ });
+  t.same(planRemoval(two, 'a', false), { kind: 'untag', tags: ['a:latest'] });
+  t.same(planRemoval(two, 'abc', false), { kind: 'conflict', reason: 'conflict: unable to delete abc (must be forced) - image is referenced in multiple repositories' });
   t.same(planRemoval(two, 'abc', true), { kind: 'delete', untagged: ['a:latest', 'b:latest'] });
   t.same(planRemoval(record('sha256:abc', ['a:latest']).record, 'a', false), { kind: 'delete', untagged: ['a:latest'] });
+});
+
+t.test("an image a container uses is removed as moby removes it: refused in Docker's words, untagged when forced", async (t) => {
+  const image = record(`sha256:${'4b2c'.repeat(16)}`, ['busybox:latest']).record;
+  const created = { id: '3a1f'.repeat(16), running: false };
+  const running = { id: '9e8d'.repeat(16), running: true };
+  t.same(planRemoval(image, 'busybox', false, [created]), {
+    kind: 'conflict',
+    reason: 'conflict: unable to remove repository reference "busybox" (must force) - container 3a1f3a1f3a1f is using its referenced image 4b2c4b2c4b2c',
+  });
+  t.same(planRemoval(image, 'busybox', true, [created]), { kind: 'untag', tags: ['busybox:latest'] }, 'forced by tag: the tag goes, the image stays for its container');
+  t.same(planRemoval(image, 'busybox', true, [running]), { kind: 'untag', tags: ['busybox:latest'] });
+  t.same(planRemoval(image, '4b2c', true, [running]), {
+    kind: 'conflict',
+    reason: 'conflict: unable to delete 4b2c4b2c4b2c (cannot be forced) - image is being used by running container 9e8d9e8d9e8d',
+  });
+  t.same(planRemoval(image, '4b2c', false, [created]), {
+    kind: 'conflict',
+    reason: 'conflict: unable to delete 4b2c4b2c4b2c (must be forced) - image is being used by stopped container 3a1f3a1f3a1f',
+  });
+  t.same(planRemoval(image, 'sha256:4b2c', true, [created]), { kind: 'untag', tags: ['busybox:latest'] }, 'forced by ID: untagged, kept for its container');
+  const tagged = record(image.Id, ['busybox:latest', 'mine:1']).record;
+  t.same(planRemoval(tagged, 'busybox', false, [created]), { kind: 'untag', tags: ['busybox:latest'] }, 'another tag still names it: only the tag goes');
+  t.same(planRemoval(tagged, '4b2c', false, [running]), {
+    kind: 'conflict',
+    reason: 'conflict: unable to delete 4b2c4b2c4b2c (cannot be forced) - image is being used by running container 9e8d9e8d9e8d',
+  }, 'a running container comes first');
 });
 
 t.test('compression is told by the magic bytes', async (t) => {
@@ -191,26 +218,61 @@ t.test('a body that is not a tarball is a 400 naming the problem, and leaves not
 });
 
 const BUSYBOX = '/bin/busybox';
+const busyboxSkip = skip || (existsSync(BUSYBOX) ? false : `needs a static ${BUSYBOX} (Debian package busybox-static)`);
+const APPLETS = ['sh', 'echo', 'cat', 'ls', 'sleep'];
 
-t.test('docker run --rm of an imported busybox root file system prints hi, returns 0, and sees the image\'s files, not the host\'s', { skip: skip || (existsSync(BUSYBOX) ? false : `needs a static ${BUSYBOX} (Debian package busybox-static)`) }, async (t) => {
+/** A tarball of a root file system holding a static busybox (with APPLETS) and an /etc/os-release naming it mini. */
+function miniTarball(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'tether-mini-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const root = join(dir, 'root');
   mkdirSync(join(root, 'bin'), { recursive: true });
   mkdirSync(join(root, 'etc'));
   execFileSync('cp', [BUSYBOX, join(root, 'bin', 'busybox')]);
-  for (const applet of ['sh', 'echo', 'cat', 'ls']) execFileSync('ln', ['-s', 'busybox', join(root, 'bin', applet)]);
+  for (const applet of APPLETS) execFileSync('ln', ['-s', 'busybox', join(root, 'bin', applet)]);
   writeFileSync(join(root, 'etc', 'os-release'), 'NAME="mini"\n');
   const tarball = join(dir, 'mini.tar');
   execFileSync('tar', ['-c', '-f', tarball, '-C', root, '.']);
+  return tarball;
+}
 
+t.test('docker run --rm of an imported busybox root file system prints hi, returns 0, and sees the image\'s files, not the host\'s', { skip: busyboxSkip }, async (t) => {
   const world = await startWorld(t);
-  const imported = await docker(world, ['import', tarball, 'mini']);
+  const imported = await docker(world, ['import', miniTarball(t), 'mini']);
   t.equal(imported.code, 0, imported.stderr);
   const hi = await docker(world, ['run', '--rm', 'mini', 'echo', 'hi']);
   t.same([hi.code, hi.stdout, hi.stderr], [0, 'hi\n', '']);
   const release = await docker(world, ['run', '--rm', 'mini', 'cat', '/etc/os-release']);
   t.equal(release.stdout, 'NAME="mini"\n', "the image's /etc, not the host's");
   const bin = await docker(world, ['run', '--rm', 'mini', 'ls', '/bin']);
-  t.same(bin.stdout.split('\n').filter(Boolean).sort(), ['busybox', 'cat', 'echo', 'ls', 'sh'], 'only what the image holds');
+  t.same(bin.stdout.split('\n').filter(Boolean).sort(), ['busybox', ...APPLETS].sort(), 'only what the image holds');
+});
+
+t.test("docker rmi of an image a container uses is a 409 in Docker's words; rmi -f untags it, and by ID refuses while the container runs", { skip: busyboxSkip }, async (t) => {
+  const world = await startWorld(t);
+  const imported = await docker(world, ['import', miniTarball(t), 'mini']);
+  t.equal(imported.code, 0, imported.stderr);
+  const image = imported.stdout.trim().replace('sha256:', '').slice(0, 12);
+  const created = await docker(world, ['create', '--name', 'user', 'mini', 'sleep', '1000']);
+  t.equal(created.code, 0, created.stderr);
+  const container = created.stdout.trim().slice(0, 12);
+
+  const refused = await docker(world, ['rmi', 'mini']);
+  t.equal(refused.code, 1);
+  t.equal(refused.stderr.trim(), `Error response from daemon: conflict: unable to remove repository reference "mini" (must force) - container ${container} is using its referenced image ${image}`);
+  const byId = await docker(world, ['rmi', image]);
+  t.equal(byId.stderr.trim(), `Error response from daemon: conflict: unable to delete ${image} (must be forced) - image is being used by stopped container ${container}`);
+
+  const started = await docker(world, ['start', 'user']);
+  t.equal(started.code, 0, started.stderr);
+  const forcedById = await docker(world, ['rmi', '-f', image]);
+  t.equal(forcedById.stderr.trim(), `Error response from daemon: conflict: unable to delete ${image} (cannot be forced) - image is being used by running container ${container}`);
+
+  const forced = await docker(world, ['rmi', '-f', 'mini']);
+  t.equal(forced.code, 0, forced.stderr);
+  t.equal(forced.stdout, 'Untagged: mini:latest\n', 'forced by tag: the tag goes');
+  const listed = await docker(world, ['images', '--format', '{{.Repository}} {{.ID}}']);
+  t.match(listed.stdout, `<none> ${image}`, 'the image stays, untagged, for its container');
+  const exec = await docker(world, ['exec', 'user', 'cat', '/etc/os-release']);
+  t.equal(exec.stdout, 'NAME="mini"\n', 'which still runs from it');
 });

@@ -6,7 +6,10 @@
  * failure is an HTTP status with Docker's JSON error body, never an error
  * half way through a progress stream.
  */
-import { AmbiguousImage, BadTarball, HOST_IMAGE, type ImageRecord, type ImageStore, normalizeTag, planRemoval, type StoredImage } from '../images.ts';
+import { AmbiguousImage, BadTarball, HOST_IMAGE, type ImageRecord, type ImageStore, type ImageUser, normalizeTag, planRemoval, type StoredImage } from '../images.ts';
+import { isListed, isRunning } from './containerState.ts';
+import type { RecordWithSettings } from './containerViews.ts';
+import type { ContainerDirectory } from './directory.ts';
 import { ApiError } from './errors.ts';
 import { parseFilters } from './filters.ts';
 import { boolParam } from './query.ts';
@@ -72,7 +75,14 @@ function details({ record, rootfs }: StoredImage) {
   };
 }
 
-export function imageRoutes(store: ImageStore): Route[] {
+/** The containers created from image `id`, as moby's removal checks see them. */
+function usersOf(directory: Pick<ContainerDirectory, 'list'>, id: string): ImageUser[] {
+  const records: RecordWithSettings[] = directory.list();
+  return records.filter((record) => isListed(record) && record.settings?.ImageID === id).map((record) => ({ id: record.id, running: isRunning(record) }));
+}
+
+/** `directory`: the containers, whose images `docker rmi` keeps as Docker does. */
+export function imageRoutes(store: ImageStore, directory: Pick<ContainerDirectory, 'list'>): Route[] {
   return [
     {
       method: 'POST',
@@ -144,12 +154,14 @@ export function imageRoutes(store: ImageStore): Route[] {
         if (image === HOST_IMAGE) {
           throw new ApiError(409, `conflict: unable to remove ${reference}: it is the host's own root file system, built in to tether, not a stored image`);
         }
-        const removal = planRemoval(image.record, reference, boolParam(query, 'force'));
+        const removal = planRemoval(image.record, reference, boolParam(query, 'force'), usersOf(directory, image.record.Id));
         if (removal.kind === 'conflict') throw new ApiError(409, removal.reason);
         await store.remove(image, removal);
         return json(
           200,
-          removal.kind === 'untag' ? [{ Untagged: removal.tag }] : [...removal.untagged.map((tag) => ({ Untagged: tag })), { Deleted: image.record.Id }],
+          removal.kind === 'untag'
+            ? removal.tags.map((tag) => ({ Untagged: tag }))
+            : [...removal.untagged.map((tag) => ({ Untagged: tag })), { Deleted: image.record.Id }],
         );
       },
     },

@@ -62,7 +62,7 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
     ...(options.control ? execRoutes(directory, options.control, log) : []),
     ...(options.inspect ? [inspectRoute(options.inspect)] : []),
     ...(options.logDirOf ? [logsRoute(directory, options.logDirOf, log)] : []),
-    ...(options.images ? imageRoutes(options.images) : []),
+    ...(options.images ? imageRoutes(options.images, directory) : []),
     ...(options.lifecycle ? lifecycleRoutes(options.lifecycle) : []),
   ]);
   // Docker's version middleware puts these on every response.
