@@ -142,18 +142,12 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
       tls: address.kind === 'tcp' ? tls : undefined,
     }),
   );
+  // Whatever the clients are doing (an attach, a foreground exec), their
+  // connections end and the containerVMs are let go, still running: the
+  // serial port is free for the next appliance at once, which adopts them.
   const close = async () => {
-    await lifecycle.close();
-    await Promise.all(
-      servers.map(
-        (server) =>
-          new Promise<void>((resolve) => {
-            if (!server.listening) return resolve();
-            server.close(() => resolve());
-            server.closeAllConnections();
-          }),
-      ),
-    );
+    await Promise.all(servers.map((server) => server.shutDown()));
+    lifecycle.close();
     actor.stop();
   };
   let apis: string[];

@@ -1,10 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { descendantsOf } from '../actors/processTree.ts';
 import { readJson } from '../appliance/jsonFile.ts';
 import { isAlive, MONITOR_FILE, type MonitorRecord } from '../appliance/vmMonitor.ts';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
+import { startApplianceProcess } from './support/applianceProcess.ts';
 import { docker, dockerMissing, dockerProcess, eventually, psLine, startWorld, transcript, type World } from './support/world.ts';
 
 // containerVMs outlive the appliance, as VMs outlive their management
@@ -16,7 +18,7 @@ if (skip) t.comment(`skipping appliance restart tests: ${skip}`);
 
 const COUNTER = 'i=0; while :; do echo "line $i"; i=$((i+1)); sleep 0.1; done';
 
-function monitorOf(world: World, id: string): MonitorRecord {
+function monitorOf(world: Pick<World, 'stateDir'>, id: string): MonitorRecord {
   const record = readJson<MonitorRecord>(join(world.stateDir, 'containers', id, MONITOR_FILE));
   if (!record) throw new Error(`container ${id} has no monitor record`);
   return record;
@@ -122,4 +124,50 @@ t.test('a containerVM whose monitor was killed while the appliance was down read
   t.match(await inspect(world, 'orphan'), { State: { Status: 'exited', ExitCode: 137, Error: /its monitor \(PID \d+\) ended without recording how the containerVM ended/ } });
   await eventually(() => (isAlive(monitor.launcher) ? undefined : true), 'what was left of the containerVM to be killed');
   t.notOk(existsSync(join(world.stateDir, 'guests', `${id}.pub`)), 'its host key is trusted no more');
+});
+
+t.test('SIGTERM ends tether appliance while a docker attach and a foreground docker exec are connected; the container runs on and the next appliance adopts it', { skip }, async (t) => {
+  const stateDir = join(mkdtempSync(join(tmpdir(), 'tether-sigterm-')), 'state');
+  t.teardown(() => {
+    // Whatever the test reached, no containerVM outlives it.
+    for (const id of existsSync(join(stateDir, 'containers')) ? readdirSync(join(stateDir, 'containers')) : []) {
+      const record = readJson<MonitorRecord>(join(stateDir, 'containers', id, MONITOR_FILE));
+      if (record && isAlive(record.monitor)) process.kill(record.monitor.pid, 'SIGKILL');
+      if (record && isAlive(record.launcher)) process.kill(record.launcher.pid, 'SIGKILL');
+    }
+    rmSync(join(stateDir, '..'), { recursive: true, force: true });
+  });
+  const first = await startApplianceProcess(t, stateDir);
+  const before = { appliance: first };
+  const run = await docker(before, ['run', '-d', '--name', 'ticker', 'host', 'sh', '-c', 'while :; do echo tick; sleep 1; done']);
+  t.equal(run.code, 0, run.stderr);
+  const id = run.stdout.trim();
+
+  const attach = dockerProcess(before, ['attach', 'ticker']);
+  const attachEnded = new Promise((resolve) => attach.on('close', resolve));
+  await transcript(attach.stdout).until('tick', 'docker attach to show the output');
+  const exec = dockerProcess(before, ['exec', 'ticker', 'sh', '-c', 'echo started; exec sleep 100000']);
+  const execEnded = new Promise((resolve) => exec.on('close', resolve));
+  await transcript(exec.stdout).until('started', 'the foreground exec to run');
+
+  first.child.kill('SIGTERM');
+  t.equal(await first.exited, 0, 'the appliance ends with its clients still connected');
+  await Promise.all([attachEnded, execEnded]);
+  t.pass("the attach's and the exec's connections ended with it");
+  const monitor = monitorOf({ stateDir }, id);
+  t.ok(isAlive(monitor.launcher), 'the containerVM runs on');
+
+  // On the same serial port, where the containerVM's bridge reconnects.
+  const second = await startApplianceProcess(t, stateDir, first.serial);
+  const after = { appliance: second };
+  t.match(await eventually(async () => (await psLine(after, 'ticker'))?.match(/^ticker Up /)?.[0], 'the new appliance to list it running'), 'ticker Up ');
+  const again = await eventually(async () => {
+    const exec = await docker(after, ['exec', 'ticker', 'echo', 'adopted']);
+    return exec.code === 0 ? exec.stdout : undefined;
+  }, 'docker exec through the new appliance');
+  t.equal(again, 'adopted\n');
+  const removed = await docker(after, ['rm', '-f', 'ticker']);
+  t.equal(removed.code, 0, removed.stderr);
+  second.child.kill('SIGTERM');
+  t.equal(await second.exited, 0);
 });

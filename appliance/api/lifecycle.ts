@@ -69,8 +69,6 @@ export class Lifecycle {
   readonly #waiting = new Map<string, Waiting>();
   /** Each container's open attaches: an auto-removed container goes once they have delivered its output. */
   readonly #attaches = new Map<string, Set<Promise<unknown>>>();
-  /** containerVMs being shut down because their container is over or removed. */
-  readonly #stopping = new Set<Promise<void>>();
 
   constructor(private readonly options: LifecycleOptions) {
     const inner = options.directory;
@@ -92,6 +90,8 @@ export class Lifecycle {
       if (stored.State !== 'running') continue;
       const vm = this.options.launcher.adopt(stored.Id);
       if ('exited' in vm) this.#track(stored, vm);
+      // --rm: its removal was due, or under way when the last appliance closed.
+      else if (stored.HostConfig.AutoRemove) this.options.store.remove(stored.Id);
       else this.#ended(stored, vm);
     }
   }
@@ -135,7 +135,7 @@ export class Lifecycle {
     if (!stored) throw new ApiError(409, `cannot start container ${ref}: its containerVM was not created through this appliance's API, so the appliance cannot boot it`);
     // Its process has ended and its containerVM is on its way out (or held up by an attach that is not reading): a VM at a time.
     const previous = this.#vms.get(stored.Id);
-    if (previous) await this.#stop(previous);
+    if (previous) await previous.stop();
     // Another start got here first (this one's record was read before its await).
     if (stored.State === 'running') return 'running';
     const id = stored.Id;
@@ -182,7 +182,7 @@ export class Lifecycle {
       const vm = this.#vms.get(found.vm);
       if (!vm) throw error;
       this.options.log('warn', `restarting container ${ref}: ${messageOf(error)}; stopping its containerVM instead`);
-      await this.#stop(vm);
+      await vm.stop();
     }
     await this.start(found.vm);
   }
@@ -214,11 +214,11 @@ export class Lifecycle {
 
   /**
    * Lets go of the containerVMs, which go on running: the appliance is
-   * closing, and the next one adopts them. Shut-downs under way finish
-   * first, so the store says what became of those.
+   * closing, and the next one adopts them. A shut-down under way is not
+   * waited for (a stop may take its whole timeout): its monitor carries it
+   * out and records the exit, which the next appliance reads (`adopt`).
    */
-  async close(): Promise<void> {
-    await Promise.allSettled(this.#stopping);
+  close(): void {
     for (const vm of this.#vms.values()) vm.release();
   }
 
@@ -255,7 +255,7 @@ export class Lifecycle {
     this.#waiting.get(id)?.abandon(new Error(`container ${stored.Name} (${id}) was removed before it started`));
     this.#waiting.delete(id);
     const vm = this.#vms.get(id);
-    if (vm) await this.#stop(vm);
+    if (vm) await vm.stop();
     this.options.store.remove(id);
   }
 
@@ -270,19 +270,9 @@ export class Lifecycle {
       await Promise.race([this.options.directory.wait(stored.Id, 'not-running'), vm.exited]);
       await Promise.allSettled(this.#attaches.get(stored.Id) ?? []);
       if (stored.HostConfig.AutoRemove) await this.#discard(stored);
-      else await this.#stop(vm);
+      else await vm.stop();
     } catch (error) {
       this.options.log('warn', `could not shut down the containerVM of container ${stored.Name} (${stored.Id}) after it exited: ${messageOf(error)}`);
-    }
-  }
-
-  async #stop(vm: LaunchedVm): Promise<void> {
-    const stopping = vm.stop();
-    this.#stopping.add(stopping);
-    try {
-      await stopping;
-    } finally {
-      this.#stopping.delete(stopping);
     }
   }
 

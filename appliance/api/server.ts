@@ -50,7 +50,18 @@ export interface ApiServerOptions extends BuildInfo {
   readonly stateDir?: string;
 }
 
-export function createApiServer(directory: ContainerDirectory, options: ApiServerOptions): http.Server {
+/** The API's server, and how the appliance closes it. */
+export interface ApiServer extends http.Server {
+  /**
+   * Stops listening and ends every connection at once, the attaches and
+   * execs among them (node:http lets go of a connection it upgraded, so its
+   * own closeAllConnections does not reach those): their containers go on
+   * running, and a client sees its connection end.
+   */
+  shutDown(): Promise<void>;
+}
+
+export function createApiServer(directory: ContainerDirectory, options: ApiServerOptions): ApiServer {
   const log = options.log ?? silent;
   const releasing = new ReleasingAttaches();
   const route = createRouter([
@@ -195,7 +206,18 @@ export function createApiServer(directory: ContainerDirectory, options: ApiServe
     socket.end(responseHead(400, { ...common, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' }) + body);
   });
 
-  return server;
+  const sockets = new Set<Duplex>();
+  server.on('connection', (socket: Duplex) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const shutDown = () =>
+    new Promise<void>((resolve) => {
+      if (server.listening) server.close(() => resolve());
+      else resolve();
+      for (const socket of sockets) socket.destroy();
+    });
+  return Object.assign(server, { shutDown });
 }
 
 function errorToReply(error: unknown, req: http.IncomingMessage, log: ApiLog): Reply {

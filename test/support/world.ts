@@ -162,7 +162,7 @@ export function docker(world: Parameters<typeof dockerProcess>[0], args: string[
 }
 
 /** The `docker ps -a` line of container `name` (`NAME STATUS`), or undefined. */
-export async function psLine(world: World, name: string): Promise<string | undefined> {
+export async function psLine(world: Parameters<typeof docker>[0], name: string): Promise<string | undefined> {
   const ps = await docker(world, ['ps', '-a', '--format', '{{.Names}} {{.Status}}']);
   return ps.stdout.split('\n').find((line) => line.startsWith(`${name} `));
 }
