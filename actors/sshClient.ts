@@ -22,6 +22,7 @@ import {
   REQ_STOP,
   WireError,
   type ActorState,
+  type ContainerInfo,
 } from '../shared/wire.ts';
 import type { LinkRegistry } from './links.ts';
 import type { ResourceTable } from './resources.ts';
@@ -41,9 +42,19 @@ export interface SshClientOptions {
   guestStates: GuestStates;
   /** The appliance's private key, authorized in each guest's config. */
   privateKey: string;
-  /** The containerVM whose host key this is, or undefined for a stranger. */
-  identify: (hostKey: Buffer) => string | undefined;
+  /**
+   * The containerVM whose host key this is, with the container and session
+   * IDs assigned to it (appliance/trust.ts identifyGuest), or undefined for
+   * a stranger.
+   */
+  identify: (hostKey: Buffer) => GuestIdentity | undefined;
   log: Log;
+}
+
+/** Who a guest is, by its host key: its containerVM and what it may report. */
+export interface GuestIdentity {
+  vm: string;
+  assigned: string[];
 }
 
 /** What OpenSSH sends as its keepalive; any SSH server answers it, if only with a refusal. */
@@ -52,7 +63,8 @@ const KEEPALIVE_REQUEST = 'keepalive@openssh.com';
 /**
  * The appliance's SSH client over one handed-off serial connection. The guest
  * must present a host key the appliance knows: that key names the
- * containerVM. Pushes and replies become events for the link machine.
+ * containerVM, and so the IDs it may report, which the machines hold it to.
+ * Pushes and replies become events for the link machine.
  */
 export function createSshClientActor(options: SshClientOptions) {
   return fromCallback<SshClientCommand, ApplianceSessionInput>(({ input, receive, sendBack }) => {
@@ -60,8 +72,34 @@ export function createSshClientActor(options: SshClientOptions) {
     const stream = options.resources.get<Duplex>(input.handle);
     if (input.leftover.length > 0) stream.unshift(Buffer.from(input.leftover));
     const client = new ssh2.Client();
-    let vm: string | undefined;
+    let hostKey: Buffer | undefined;
+    let identity: GuestIdentity | undefined;
     let closed = false;
+    /** IDs a report named that the trust store did not assign to the VM when last read. */
+    const looked = new Set<string>();
+    /**
+     * A report naming IDs not assigned to the VM when it connected: its
+     * launcher may have assigned them since (it does so before it reloads
+     * the VM's config), so the trust store is read again, once per such ID,
+     * and what it adds goes to the machines first, which decide.
+     */
+    const refreshFor = (ids: readonly string[]) => {
+      const unknown = ids.filter((id) => !identity?.assigned.includes(id) && !looked.has(id));
+      if (!identity || unknown.length === 0) return;
+      for (const id of unknown) looked.add(id);
+      const fresh = options.identify(hostKey!);
+      if (!fresh || fresh.vm !== identity.vm || fresh.assigned.every((id) => identity!.assigned.includes(id))) return;
+      identity = fresh;
+      report({ type: 'SSH_ASSIGNED', assigned: fresh.assigned });
+    };
+    const reportIds = (ids: string[]) => {
+      refreshFor(ids);
+      report({ type: 'SSH_IDS', ids });
+    };
+    const reportInfo = (containers: ContainerInfo[]) => {
+      refreshFor(containers.map((c) => c.id));
+      report({ type: 'SSH_INFO', containers });
+    };
     const close = (reason: string) => {
       if (closed) return;
       closed = true;
@@ -75,8 +113,8 @@ export function createSshClientActor(options: SshClientOptions) {
     extendClient(client, {
       globalRequest(name, payload) {
         try {
-          if (name === REQ_CONTAINER_IDS) report({ type: 'SSH_IDS', ids: decodeContainerIds(payload) });
-          else if (name === REQ_CONTAINER_INFO) report({ type: 'SSH_INFO', containers: decodeContainerInfo(payload) });
+          if (name === REQ_CONTAINER_IDS) reportIds(decodeContainerIds(payload));
+          else if (name === REQ_CONTAINER_INFO) reportInfo(decodeContainerInfo(payload));
           else if (name === REQ_ACTOR_STATES) options.guestStates.report(input.linkId, decodeActorStates(payload));
         } catch (err) {
           failed(`guest push ${name}`)(err as Error);
@@ -85,8 +123,9 @@ export function createSshClientActor(options: SshClientOptions) {
     });
     client.on('ready', () => {
       options.registry.add(input.linkId, client);
-      report({ type: 'SSH_READY', vm: vm!, at: new Date().toISOString() });
-      options.guestStates.linkUp(input.linkId, vm!, (on) => {
+      const { vm, assigned } = identity!;
+      report({ type: 'SSH_READY', vm, assigned, at: new Date().toISOString() });
+      options.guestStates.linkUp(input.linkId, vm, (on) => {
         requestGlobal(client, REQ_INSPECT, encodeInspect(on))
           .then((reply) => {
             if (!reply) throw new Error('the guest refused it');
@@ -122,9 +161,10 @@ export function createSshClientActor(options: SshClientOptions) {
       username: 'daemon',
       privateKey: options.privateKey,
       hostVerifier: (key: Buffer) => {
-        vm = options.identify(key);
-        if (!vm) options.log('warn', 'refused a guest with an unknown host key', { link: input.linkId });
-        return vm !== undefined;
+        hostKey = key;
+        identity = options.identify(key);
+        if (!identity) options.log('warn', 'refused a guest with an unknown host key', { link: input.linkId });
+        return identity !== undefined;
       },
       // The session machine gives up on a guest that stalls (machines/sshSession.ts); ssh2's own deadline only backs it up.
       readyTimeout: 60_000,
@@ -136,10 +176,10 @@ export function createSshClientActor(options: SshClientOptions) {
         case 'QUERY':
           // The full picture, once; the guest pushes changes after that.
           requestGlobal(client, REQ_CONTAINER_IDS, encodeNoPayload())
-            .then((reply) => reply && report({ type: 'SSH_IDS', ids: decodeContainerIds(reply) }))
+            .then((reply) => reply && reportIds(decodeContainerIds(reply)))
             .catch(failed('container-ids'));
           requestGlobal(client, REQ_CONTAINER_INFO, encodeNoPayload())
-            .then((reply) => reply && report({ type: 'SSH_INFO', containers: decodeContainerInfo(reply) }))
+            .then((reply) => reply && reportInfo(decodeContainerInfo(reply)))
             .catch(failed('container-info'));
           return;
         case 'COMMAND':

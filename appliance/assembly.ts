@@ -21,7 +21,7 @@ import { createDirectory } from './directory.ts';
 import { ImageStore } from './images.ts';
 import { sandboxLauncher } from './launcher.ts';
 import { privateStateDir } from './stateDir.ts';
-import { applianceKey, identifyGuest } from './trust.ts';
+import { applianceKey, assignToGuest, identifyGuest } from './trust.ts';
 import { VERSION } from './version.ts';
 
 export interface ApplianceOptions {
@@ -74,6 +74,10 @@ function createAppliance(options: ApplianceOptions) {
   const bus = createBus();
   logDomainEvents(bus, options.log);
   const actor = createActor(machine, { systemId: 'appliance', inspect: publishTo(bus), input: { seed: randomInt(0, 2 ** 31) } });
+  // A guest that speaks for another VM's containers is compromised, or misconfigured: whoever runs the appliance should know.
+  actor.on('GUEST_REFUSED', ({ vm, linkId, report, containerIds }) =>
+    options.log('warn', `refused what containerVM ${vm} reported of containers not assigned to it`, { vm, link: linkId, report, containers: containerIds.join(' ') }),
+  );
   feed.addSystem('appliance', 'appliance', actor);
   return Object.assign(actor, { registry, bus, feed });
 }
@@ -104,7 +108,14 @@ export async function startAppliance(options: ApplianceOptions): Promise<Running
     throw new Error(listening.context.listenError);
   }
   const { feed } = actor;
-  const reported = createDirectory(actor, { registry: actor.registry, feed, log: options.log.child('attach'), attachTimeoutMs: options.attachTimeoutMs, created: store });
+  const reported = createDirectory(actor, {
+    registry: actor.registry,
+    feed,
+    log: options.log.child('attach'),
+    attachTimeoutMs: options.attachTimeoutMs,
+    created: store,
+    assign: (vm, id) => assignToGuest(options.stateDir, vm, id),
+  });
   const apiLog = options.log.child('api');
   // The port the listener took (port 0 resolved); the guests dial the host it was given.
   const bound = listening.context.listening!;

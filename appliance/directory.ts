@@ -25,6 +25,12 @@ export interface DirectoryOptions {
   attachTimeoutMs: number;
   /** Containers created through the API, listed before their guests report them. */
   created?: CreatedContainers;
+  /**
+   * Records in the trust store that session `id` is containerVM `vm`'s (an
+   * exec about to start there), so that after an appliance restart its
+   * guest may still report it (appliance/trust.ts assignToGuest).
+   */
+  assign: (vm: string, id: string) => void;
 }
 
 /** What the directory needs of the containers the API creates (appliance/containerStore.ts). */
@@ -323,6 +329,11 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     };
     const subscription = appliance.subscribe(check);
     try {
+      try {
+        options.assign(container.vm, sessionId);
+      } catch (err) {
+        throw new ApiError(500, `Cannot exec in container ${container.id}: ${(err as Error).message}`);
+      }
       const result = await command(container, { kind: 'exec', containerId: container.id, sessionId, spec, ...(size === undefined ? {} : { size }) });
       if (!result.ok) throw commandError('exec', container, result.failure);
       check();

@@ -1,7 +1,8 @@
 import { assign, enqueueActions, fromCallback, sendTo, setup, stopChild } from 'xstate';
 import type { ContainerInfo } from '../shared/wire.ts';
 import { applianceLinkMachine } from './applianceLink.ts';
-import { connectionMapMachine } from './connectionMap.ts';
+import { withAssigned, mayReport, type Assignments } from './assignments.ts';
+import { connectionMapMachine, type ConnectionMapEvent } from './connectionMap.ts';
 import type { GuestCommand, GuestCommandResult, LinkReport } from './sshSession.ts';
 
 /**
@@ -9,6 +10,11 @@ import type { GuestCommand, GuestCommandResult, LinkReport } from './sshSession.
  * per connection, feeds the connection map, keeps the inventory of
  * containers as their guests report them (what `docker ps` shows), and
  * carries commands (kill, stop) to the link the connection map named.
+ *
+ * A guest is untrusted: the inventory takes from a link only what it reports
+ * of the containers assigned to its containerVM (machines/assignments.ts),
+ * and a command goes to a link only for such a container. What else a guest
+ * reports is refused and announced (GUEST_REFUSED), for the log.
  *
  * Every command gets exactly one COMMAND_DONE: the guest's answer, or a
  * failure when the link is not up or goes down before the answer came (a
@@ -33,8 +39,10 @@ export interface ApplianceContext {
   links: number;
   seed: number;
   containers: Record<string, InventoryEntry>;
-  /** Links whose SSH session is up (between their LINK_UP and LINK_DOWN). */
-  linksUp: Record<string, true>;
+  /** Links whose SSH session is up (between their LINK_UP and LINK_DOWN): linkId → its containerVM. */
+  linksUp: Record<string, string>;
+  /** Which IDs each containerVM may report (LINK_UP, and each exec started). */
+  assigned: Assignments;
   /** Commands sent and not yet answered: requestId → the link carrying it. */
   commands: Record<string, string>;
   listening?: string;
@@ -49,10 +57,18 @@ export type ApplianceEvent =
   | { type: 'GUEST_COMMAND'; requestId: string; linkId: string; command: GuestCommand }
   | LinkReport;
 
-/** Emitted once per GUEST_COMMAND (see `actor.on`). */
-export type ApplianceEmitted = { type: 'COMMAND_DONE'; requestId: string; result: GuestCommandResult };
+/**
+ * COMMAND_DONE: once per GUEST_COMMAND (see `actor.on`). GUEST_REFUSED: a
+ * guest reported containers not assigned to its containerVM; they were
+ * left out.
+ */
+export type ApplianceEmitted =
+  | { type: 'COMMAND_DONE'; requestId: string; result: GuestCommandResult }
+  | { type: 'GUEST_REFUSED'; linkId: string; vm: string; report: 'container-ids' | 'container-info'; containerIds: string[] };
 
 const linkFailure = (message: string): GuestCommandResult => ({ ok: false, failure: { kind: 'link', message } });
+/** The `assigned` guard for one ID (a standalone enqueueActions' check is not typed with this setup's guards). */
+const assignedTo = (vm: string, id: string) => ({ type: 'assigned', params: { vm, id } }) as never;
 
 export const applianceMachine = setup({
   types: {
@@ -67,6 +83,10 @@ export const applianceMachine = setup({
     link: applianceLinkMachine,
     connectionMap: connectionMapMachine,
   },
+  guards: {
+    /** Whether containerVM `vm` may report container `id`: the one check between a guest's word and the inventory. */
+    assigned: ({ context }, { vm, id }: { vm: string; id: string }) => mayReport(context.assigned, vm, id),
+  },
   actions: {
     startLink: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'CONNECTION_ACCEPTED') return;
@@ -75,15 +95,29 @@ export const applianceMachine = setup({
       // Each link's nonces start from its own point of the appliance's seed.
       enqueue.spawnChild('link', { id: `link${n}`, input: { linkId: `link${n}`, handle: event.handle, seed: (context.seed + n * 7919) >>> 0 } });
     }),
-    recordInfo: assign({
-      containers: ({ context, event }) => {
-        if (event.type !== 'LINK_INFO') return context.containers;
-        const containers = { ...context.containers };
-        for (const info of event.containers) {
-          containers[info.id] = { info, vm: event.vm, linkId: event.linkId, linkUp: true, linkDetail: `connected on ${event.linkId}` };
-        }
-        return containers;
-      },
+    recordInfo: enqueueActions(({ context, event, enqueue, check }) => {
+      if (event.type !== 'LINK_INFO') return;
+      const containers = { ...context.containers };
+      const refused: string[] = [];
+      for (const info of event.containers) {
+        if (!check(assignedTo(event.vm, info.id))) refused.push(info.id);
+        else containers[info.id] = { info, vm: event.vm, linkId: event.linkId, linkUp: true, linkDetail: `connected on ${event.linkId}` };
+      }
+      enqueue.assign({ containers });
+      if (refused.length > 0) enqueue.emit({ type: 'GUEST_REFUSED', linkId: event.linkId, vm: event.vm, report: 'container-info', containerIds: refused });
+    }),
+    /** Containers assigned to a link's containerVM since it connected, here and in the connection map. */
+    assign: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'LINK_ASSIGNED') return;
+      enqueue.assign({ assigned: withAssigned(context.assigned, event.vm, event.assigned) });
+      enqueue.sendTo('connectionMap', { type: 'ASSIGN', vm: event.vm, ids: event.assigned } satisfies ConnectionMapEvent);
+    }),
+    /** The connection map decides what a link carries; the refusal is told here, where the link's containerVM is known. */
+    refuseIds: enqueueActions(({ context, event, enqueue, check }) => {
+      if (event.type !== 'LINK_IDS') return;
+      const vm = context.linksUp[event.linkId];
+      const refused = vm === undefined ? [] : event.ids.filter((id) => !check(assignedTo(vm, id)));
+      if (vm !== undefined && refused.length > 0) enqueue.emit({ type: 'GUEST_REFUSED', linkId: event.linkId, vm, report: 'container-ids', containerIds: refused });
     }),
     recordLinkDown: assign({
       containers: ({ context, event }) => {
@@ -96,9 +130,11 @@ export const applianceMachine = setup({
       },
     }),
     toMap: sendTo('connectionMap', ({ event }) => event as LinkReport),
-    linkUp: assign({
-      linksUp: ({ context, event }): Record<string, true> => (event.type === 'LINK_UP' ? { ...context.linksUp, [event.linkId]: true } : context.linksUp),
-    }),
+    linkUp: assign(({ context, event }) =>
+      event.type === 'LINK_UP'
+        ? { linksUp: { ...context.linksUp, [event.linkId]: event.vm }, assigned: withAssigned(context.assigned, event.vm, event.assigned) }
+        : {},
+    ),
     /** The link's session ended: what it carried will not be answered. */
     failCommandsOfLink: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'LINK_DOWN') return;
@@ -111,16 +147,27 @@ export const applianceMachine = setup({
       }
       enqueue.assign({ linksUp, commands });
     }),
-    sendCommand: enqueueActions(({ context, event, enqueue, self }) => {
+    sendCommand: enqueueActions(({ context, event, enqueue, self, check }) => {
       if (event.type !== 'GUEST_COMMAND') return;
       const { requestId, linkId, command } = event;
       // A link reports LINK_DOWN before it ends, so an up link has its actor; sending to one that is gone would fail the appliance.
       const link = self.getSnapshot().children[linkId];
-      if (!context.linksUp[linkId] || !link) {
+      const vm = context.linksUp[linkId];
+      if (vm === undefined || !link) {
         enqueue.emit({ type: 'COMMAND_DONE', requestId, result: linkFailure(`link ${linkId} is not up`) });
         return;
       }
+      // Another VM's container is none of this guest's business, whatever it reported.
+      if (!check(assignedTo(vm, command.containerId))) {
+        const message = `${command.kind} ${command.containerId}: container ${command.containerId} is not assigned to containerVM ${vm} (link ${linkId})`;
+        enqueue.emit({ type: 'COMMAND_DONE', requestId, result: { ok: false, failure: { kind: 'refused', message } } });
+        return;
+      }
       enqueue.assign({ commands: { ...context.commands, [requestId]: linkId } });
+      if (command.kind === 'exec') {
+        // The exec's session is this VM's from now on: it may report it, and the connection map route to it.
+        enqueue.raise({ type: 'LINK_ASSIGNED', linkId, vm, assigned: [command.sessionId] });
+      }
       enqueue.sendTo(link, { type: 'GUEST_COMMAND', requestId, command });
     }),
     commandDone: enqueueActions(({ context, event, enqueue }) => {
@@ -132,7 +179,7 @@ export const applianceMachine = setup({
   },
 }).createMachine({
   id: 'appliance',
-  context: ({ input }) => ({ links: 0, containers: {}, linksUp: {}, commands: {}, seed: input.seed }),
+  context: ({ input }) => ({ links: 0, containers: {}, linksUp: {}, assigned: {}, commands: {}, seed: input.seed }),
   invoke: [
     { id: 'listener', src: 'listener' },
     { id: 'connectionMap', src: 'connectionMap', systemId: 'connectionMap', input: {} },
@@ -142,7 +189,8 @@ export const applianceMachine = setup({
     LISTEN_FAILED: { actions: assign({ listenError: ({ event }) => event.error }) },
     CONNECTION_ACCEPTED: { actions: 'startLink' },
     LINK_UP: { actions: ['linkUp', 'toMap'] },
-    LINK_IDS: { actions: 'toMap' },
+    LINK_IDS: { actions: ['refuseIds', 'toMap'] },
+    LINK_ASSIGNED: { actions: 'assign' },
     LINK_INFO: { actions: 'recordInfo' },
     LINK_DOWN: { actions: ['recordLinkDown', 'failCommandsOfLink', 'toMap'] },
     GUEST_COMMAND: { actions: 'sendCommand' },

@@ -1,4 +1,5 @@
 import { enqueueActions, fromCallback, setup } from 'xstate';
+import { withAssigned, mayReport, type Assignments } from './assignments.ts';
 
 /**
  * The appliance's connection map: which live link carries which container.
@@ -11,6 +12,9 @@ import { enqueueActions, fromCallback, setup } from 'xstate';
  * - a lookup of an ID whose link is down waits, with a deadline, and is served
  *   by the next link that reports the ID;
  * - an ID maps to at most one live link: the latest link to report it wins;
+ * - a link carries only the IDs assigned to its containerVM
+ *   (machines/assignments.ts): a guest that reports another VM's container
+ *   is never routed to for it;
  * - a lookup of an ID nobody ever reported fails at once, naming the ID and
  *   what the map knows.
  */
@@ -42,12 +46,17 @@ export interface ConnectionMapContext {
   checks: Record<string, string>;
   /** vm → number of links it has had, for "(3 reconnects)" in errors. */
   vmLinks: Record<string, number>;
+  /** Which IDs each containerVM may report (LINK_UP, ASSIGN). */
+  assigned: Assignments;
   pingTimeoutMs: number;
 }
 
 export type ConnectionMapEvent =
-  | { type: 'LINK_UP'; linkId: string; vm: string; at: string }
+  /** `assigned`: the IDs the trust store gave the link's containerVM when it connected. */
+  | { type: 'LINK_UP'; linkId: string; vm: string; assigned: string[]; at: string }
   | { type: 'LINK_IDS'; linkId: string; ids: string[] }
+  /** Containers assigned to containerVM `vm` since it connected: an exec the appliance started there, a launcher's new sessions. */
+  | { type: 'ASSIGN'; vm: string; ids: string[] }
   | { type: 'LINK_DOWN'; linkId: string; reason: string; at: string }
   | { type: 'LOOKUP'; requestId: string; containerId: string; timeoutMs: number }
   | { type: 'CANCEL'; requestId: string }
@@ -93,9 +102,15 @@ export const connectionMapMachine = setup({
     /** The live links: answers PING with PING_REPLY / PING_FAILED, performs DROP. */
     links: fromCallback<LinksCommand>(() => {}),
   },
+  guards: {
+    /** Whether containerVM `vm` may report container `id`: the one check between a guest's word and the routing. */
+    assigned: ({ context }, { vm, id }: { vm: string; id: string }) => mayReport(context.assigned, vm, id),
+  },
   actions: {
-    apply: enqueueActions(({ context, event, enqueue }) => {
-      const { context: next, effects } = reduce(context, event as ConnectionMapEvent);
+    apply: enqueueActions(({ context, event, enqueue, check }) => {
+      // A standalone enqueueActions' check is not typed with this setup's guards.
+      const allowed = (vm: string, id: string) => check({ type: 'assigned', params: { vm, id } } as never);
+      const { context: next, effects } = reduce(context, event as ConnectionMapEvent, allowed);
       enqueue.assign(() => next);
       for (const effect of effects) {
         switch (effect.kind) {
@@ -133,6 +148,7 @@ export const connectionMapMachine = setup({
     requests: {},
     checks: {},
     vmLinks: {},
+    assigned: {},
     pingTimeoutMs: input?.pingTimeoutMs ?? 5000,
   }),
   invoke: { id: 'links', src: 'links' },
@@ -142,6 +158,7 @@ export const connectionMapMachine = setup({
       on: {
         LINK_UP: { actions: 'apply' },
         LINK_IDS: { actions: 'apply' },
+        ASSIGN: { actions: 'apply' },
         LINK_DOWN: { actions: 'apply' },
         LOOKUP: { actions: 'apply' },
         CANCEL: { actions: 'apply' },
@@ -154,8 +171,15 @@ export const connectionMapMachine = setup({
   },
 });
 
-/** The whole decision table, pure: context and event in, context and effects out. */
-export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent): Step {
+/** Whether containerVM `vm` may report container `id`. */
+type Check = (vm: string, id: string) => boolean;
+
+/**
+ * The whole decision table, pure: context and event in, context and effects
+ * out. `allowed` is the machine's `assigned` guard (so a mutant of the model
+ * checker can take it away); by default, the context's assignments.
+ */
+export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent, allowed: Check = (vm, id) => mayReport(context.assigned, vm, id)): Step {
   const step: Step = { context: copy(context), effects: [] };
   switch (event.type) {
     case 'LINK_UP': {
@@ -164,10 +188,14 @@ export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent)
       for (const [id, link] of Object.entries(c.links)) if (link.vm === event.vm && !link.up) delete c.links[id];
       c.vmLinks[event.vm] = (c.vmLinks[event.vm] ?? 0) + 1;
       c.links[event.linkId] = { vm: event.vm, up: true, ids: [], since: event.at, reconnects: c.vmLinks[event.vm] - 1 };
+      c.assigned = withAssigned(c.assigned, event.vm, event.assigned);
       return step;
     }
+    case 'ASSIGN':
+      step.context.assigned = withAssigned(step.context.assigned, event.vm, event.ids);
+      return step;
     case 'LINK_IDS':
-      return reportIds(step, event.linkId, event.ids);
+      return reportIds(step, event.linkId, event.ids, allowed);
     case 'LINK_DOWN':
       return linkDown(step, event.linkId, event.reason, event.at);
     case 'LOOKUP':
@@ -180,7 +208,7 @@ export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent)
       endCheck(step, event.containerId);
       // The answer proves the link alive, whether or not the container still
       // runs: the guest itself answers an attach to an exited one.
-      return reportIds(step, event.linkId, event.ids);
+      return reportIds(step, event.linkId, event.ids, allowed);
     }
     case 'PING_FAILED':
     case 'PING_TIMEOUT': {
@@ -238,10 +266,12 @@ function endCheck(step: Step, containerId: string): void {
   step.effects.push({ kind: 'cancelPingTimeout', containerId });
 }
 
-function reportIds(step: Step, linkId: string, ids: string[]): Step {
+/** What a link reports it carries now: of it, the IDs its containerVM may report. */
+function reportIds(step: Step, linkId: string, reported: string[], allowed: Check): Step {
   const c = step.context;
   const link = c.links[linkId];
   if (!link || !link.up) return step;
+  const ids = reported.filter((id) => allowed(link.vm, id));
   for (const id of link.ids) if (!ids.includes(id) && c.owner[id] === linkId) delete c.owner[id];
   link.ids = [...ids];
   for (const id of ids) {
@@ -330,6 +360,8 @@ function copy(c: ConnectionMapContext): ConnectionMapContext {
     requests,
     checks: { ...c.checks },
     vmLinks: { ...c.vmLinks },
+    // Never changed in place: each change makes a new table.
+    assigned: c.assigned,
     pingTimeoutMs: c.pingTimeoutMs,
   };
 }

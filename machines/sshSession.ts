@@ -120,8 +120,14 @@ export type GuestCommandResult = { ok: true } | { ok: false; failure: CommandFai
 
 /** What the appliance's SSH client actor reports. */
 export type ApplianceClientEvent =
-  /** The guest's host key named containerVM `vm`, and authentication succeeded. */
-  | { type: 'SSH_READY'; vm: string; at: string }
+  /**
+   * The guest's host key named containerVM `vm`, and authentication
+   * succeeded; `assigned`: the container and session IDs the trust store
+   * assigned to that VM (appliance/trust.ts), the only ones it may report.
+   */
+  | { type: 'SSH_READY'; vm: string; assigned: string[]; at: string }
+  /** The trust store now assigns the VM these IDs, more than it did: its launcher assigned some since (a reloaded config's new sessions). */
+  | { type: 'SSH_ASSIGNED'; assigned: string[] }
   /** The guest answered a keepalive. */
   | { type: 'SSH_ALIVE' }
   | { type: 'SSH_IDS'; ids: string[] }
@@ -146,8 +152,9 @@ export type SshClientCommand =
 
 /** What a session tells the rest of the appliance (connection map and inventory). */
 export type LinkReport =
-  | { type: 'LINK_UP'; linkId: string; vm: string; at: string }
+  | { type: 'LINK_UP'; linkId: string; vm: string; assigned: string[]; at: string }
   | { type: 'LINK_IDS'; linkId: string; ids: string[] }
+  | { type: 'LINK_ASSIGNED'; linkId: string; vm: string; assigned: string[] }
   | { type: 'LINK_INFO'; linkId: string; vm: string; containers: ContainerInfo[] }
   | { type: 'LINK_COMMAND_DONE'; linkId: string; requestId: string; result: GuestCommandResult }
   | { type: 'LINK_DOWN'; linkId: string; reason: string; at: string };
@@ -166,9 +173,11 @@ export interface ApplianceSessionContext {
 function reportOf(linkId: string, vm: string | undefined, event: ApplianceClientEvent): LinkReport | undefined {
   switch (event.type) {
     case 'SSH_READY':
-      return { type: 'LINK_UP', linkId, vm: event.vm, at: event.at };
+      return { type: 'LINK_UP', linkId, vm: event.vm, assigned: event.assigned, at: event.at };
     case 'SSH_IDS':
       return { type: 'LINK_IDS', linkId, ids: event.ids };
+    case 'SSH_ASSIGNED':
+      return { type: 'LINK_ASSIGNED', linkId, vm: vm!, assigned: event.assigned };
     case 'SSH_INFO':
       return { type: 'LINK_INFO', linkId, vm: vm!, containers: event.containers };
     case 'SSH_COMMAND_DONE':
@@ -243,6 +252,7 @@ export const applianceSessionMachine = setup({
       entry: sendTo('client', { type: 'QUERY' }),
       on: {
         SSH_IDS: { actions: 'report' },
+        SSH_ASSIGNED: { actions: 'report' },
         SSH_INFO: { actions: 'report' },
         GUEST_COMMAND: {
           actions: sendTo('client', ({ event }): SshClientCommand => ({ type: 'COMMAND', requestId: event.requestId, command: event.command })),

@@ -16,8 +16,9 @@ function harness() {
   const at = '2026-01-01T00:00:00Z';
   return {
     actor, clock, commands, outcomes,
-    up: (linkId: string, vm: string, ids: string[]) => {
-      actor.send({ type: 'LINK_UP', linkId, vm, at });
+    /** A link of `vm` comes up with `assigned` its (by default, what it reports) and reports `ids`. */
+    up: (linkId: string, vm: string, ids: string[], assigned: string[] = ids) => {
+      actor.send({ type: 'LINK_UP', linkId, vm, assigned, at });
       actor.send({ type: 'LINK_IDS', linkId, ids });
     },
     down: (linkId: string, reason = 'connection reset') => actor.send({ type: 'LINK_DOWN', linkId, reason, at }),
@@ -144,4 +145,57 @@ t.test('a cancelled lookup is never answered', async (t) => {
   h.up('L2', 'vm-a', ['c1']);
   h.clock.increment(1000);
   t.same(h.outcomes, []);
+});
+
+t.test('a link never carries an ID not assigned to its containerVM: an impostor reporting another VM\'s container is not routed to', async (t) => {
+  const h = harness();
+  h.up('L1', 'vm-a', ['c1']);
+  h.up('L2', 'vm-b', ['imp', 'c1'], ['imp']);
+  const { owner, links, lastSeen } = h.actor.getSnapshot().context;
+  t.equal(owner.c1, 'L1', 'c1 stays on its own containerVM\'s link');
+  t.same(links.L2!.ids, ['imp'], 'the impostor\'s link carries only its own');
+  t.equal(lastSeen.c1, 'vm-a');
+  h.lookup('r1', 'c1');
+  t.same(h.commands, [{ type: 'PING', linkId: 'L1', containerId: 'c1' }], 'the lookup checks the real link');
+});
+
+t.test('an impostor\'s liveness reply claims nothing it was not assigned', async (t) => {
+  const h = harness();
+  h.up('L1', 'vm-a', ['c1']);
+  h.up('L2', 'vm-b', ['imp']);
+  h.lookup('r1', 'imp');
+  h.actor.send({ type: 'PING_REPLY', linkId: 'L2', containerId: 'imp', ids: ['imp', 'c1'] });
+  t.same(h.outcomes, [{ type: 'RESOLVED', requestId: 'r1', containerId: 'imp', linkId: 'L2' }]);
+  t.equal(h.actor.getSnapshot().context.owner.c1, 'L1');
+});
+
+t.test('a waiter for a container whose link is down is served by its own containerVM\'s next link, never by an impostor\'s', async (t) => {
+  const h = harness();
+  h.up('L1', 'vm-a', ['c1']);
+  h.down('L1');
+  h.lookup('r1', 'c1');
+  h.up('L2', 'vm-b', ['imp', 'c1'], ['imp']);
+  t.same(h.outcomes, [], 'the impostor\'s report serves nobody');
+  h.up('L3', 'vm-a', ['c1']);
+  t.same(h.outcomes, [{ type: 'RESOLVED', requestId: 'r1', containerId: 'c1', linkId: 'L3' }]);
+});
+
+t.test('an exec session the appliance assigned to a containerVM is carried by its link', async (t) => {
+  const h = harness();
+  h.up('L1', 'vm-a', ['c1']);
+  h.actor.send({ type: 'LINK_IDS', linkId: 'L1', ids: ['c1', 'exec-1'] });
+  t.equal(h.actor.getSnapshot().context.owner['exec-1'], undefined, 'not before it was assigned');
+  h.actor.send({ type: 'ASSIGN', vm: 'vm-a', ids: ['exec-1'] });
+  h.actor.send({ type: 'LINK_IDS', linkId: 'L1', ids: ['c1', 'exec-1'] });
+  t.equal(h.actor.getSnapshot().context.owner['exec-1'], 'L1');
+});
+
+t.test('a containerVM that connects with an ID the map had for another VM holds it from then on (the trust store gave it anew)', async (t) => {
+  const h = harness();
+  h.up('L1', 'vm-a', ['c1']);
+  h.down('L1');
+  h.up('L2', 'vm-b', ['c1']);
+  const { owner, assigned } = h.actor.getSnapshot().context;
+  t.equal(owner.c1, 'L2');
+  t.same(assigned, { 'vm-b': ['c1'] }, 'vm-a holds it no more');
 });

@@ -195,7 +195,7 @@ t.test('the appliance session hands a command to its SSH client and the answer t
     receive((c) => commands.push(c));
   });
   const h = host('appliance', applianceSessionMachine.provide({ actors: { client } }), { linkId: 'link1', handle: 'tcp#1', leftover: new Uint8Array() });
-  report({ type: 'SSH_READY', vm: 'vm-a', at: 'T' });
+  report({ type: 'SSH_READY', vm: 'vm-a', assigned: ['c1'], at: 'T' });
   h.actor.getSnapshot().children.child!.send({ type: 'GUEST_COMMAND', requestId: 'r1', command: KILL });
   t.same(commands, [{ type: 'QUERY' }, { type: 'COMMAND', requestId: 'r1', command: KILL }]);
   report({ type: 'SSH_COMMAND_DONE', requestId: 'r1', result: { ok: false, failure: { kind: 'not-running', message: 'exited' } } });
@@ -214,7 +214,7 @@ function appliance() {
   actor.on('COMMAND_DONE', (e) => done.push(e));
   actor.start();
   accept('tcp#1');
-  return { actor, carried, done, up: () => actor.send({ type: 'LINK_UP', linkId: 'link1', vm: 'vm-a', at: 'T' }) };
+  return { actor, carried, done, up: () => actor.send({ type: 'LINK_UP', linkId: 'link1', vm: 'vm-a', assigned: ['c1'], at: 'T' }) };
 }
 
 t.test('a command goes to the link the map named and its answer is emitted once', async (t) => {

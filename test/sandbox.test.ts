@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { descendantsOf } from '../actors/processTree.ts';
 import { bridge } from '../actors/tcp.ts';
+import { assignToGuest } from '../appliance/trust.ts';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
 import { docker, dockerMissing, eventually, startWorld } from './support/world.ts';
 import { shellGate } from './support/gate.ts';
@@ -74,6 +75,8 @@ t.test('HUP reloads the config: a session it adds starts, one it removes stops',
   delete doc.sessions.old;
   doc.sessions.fresh = session(['sleep', '1000']);
   writeFileSync(sandbox.configPath, JSON.stringify(doc));
+  // As the launcher that changes a VM's config: the appliance refuses a session it never assigned to the VM.
+  assignToGuest(world.stateDir, 'hup1', 'fresh');
   await sandbox.signal('SIGHUP');
   await world.container('fresh', (c) => c.state === 'running');
   const old = await world.container('old', (c) => c.state === 'exited');
@@ -94,6 +97,7 @@ t.test('a config the guest cannot read on HUP keeps the running one', { skip: un
   const doc = JSON.parse(good);
   doc.sessions.later = session(['sleep', '1000']);
   writeFileSync(sandbox.configPath, JSON.stringify(doc));
+  assignToGuest(world.stateDir, 'hup2', 'later');
   await sandbox.signal('SIGHUP');
   await world.container('later', (c) => c.state === 'running');
   t.equal(sandbox.guest.exitCode, null, 'the init is still running');

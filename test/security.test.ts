@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import t from 'tap';
 import { compileSeccomp } from '../actors/seccomp.ts';
+import { parseHostSecurity } from '../appliance/api/hostSecurity.ts';
 import { bundlePath } from '../shared/bundlePath.ts';
 import { CAPABILITIES, capabilityMask, DEFAULT_CAPABILITIES, resolveCapabilities } from '../shared/capabilities.ts';
 import { parseGuestConfig } from '../shared/config.ts';
@@ -120,4 +121,16 @@ t.test('a profile libseccomp cannot compile is an error naming what it refused',
   const checked = checkSeccompProfile('p', { defaultAction: 'SCMP_ACT_ERRNO', architectures: ['SCMP_ARCH_NOSUCH'], syscalls: [] });
   if ('problems' in checked) throw new Error(checked.problems.join('; '));
   t.throws(() => compileSeccomp(checked.profile, []), { message: 'seccomp profile: architecture SCMP_ARCH_NOSUCH is not known to libseccomp' });
+});
+
+t.test('a create whose seccomp profile libseccomp refuses, or with a security field tether lacks, is a 400 naming it', async (t) => {
+  const profile = JSON.stringify({ defaultAction: 'SCMP_ACT_ERRNO', architectures: ['SCMP_ARCH_NOSUCH'], syscalls: [] });
+  t.throws(() => parseHostSecurity({ SecurityOpt: [`seccomp=${profile}`] }, 'container create'),
+    { status: 400, message: 'container create: seccomp profile: architecture SCMP_ARCH_NOSUCH is not known to libseccomp' });
+  t.throws(() => parseHostSecurity({ SecurityOpt: ['seccomp={not json'] }, 'container create'), { status: 400, message: /^Decoding seccomp profile failed: / });
+  t.throws(() => parseHostSecurity({ UsernsMode: 'private' }, 'container create'), { status: 400, message: 'container create: HostConfig.UsernsMode is not supported by tether (got "private")' });
+  t.throws(() => parseHostSecurity({ SecurityOpt: ['systempaths=unconfined'] }, 'container create'), { status: 400, message: /^--security-opt "systempaths" is not supported by tether/ });
+  t.throws(() => parseHostSecurity({ SecurityOpt: ['no-new-privileges:maybe'] }, 'container create'), { status: 400, message: /no-new-privileges takes true or false/ });
+  t.same(parseHostSecurity({ SecurityOpt: ['no-new-privileges=false', 'seccomp=builtin'], UsernsMode: 'host', IpcMode: 'private' }, 'container create').security,
+    { capabilities: resolveCapabilities([], [], false), seccomp: 'default' }, 'what asks for nothing new is accepted');
 });

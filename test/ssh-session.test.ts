@@ -30,12 +30,12 @@ t.test('appliance session: ready → link up and one query; pushes relayed; clos
   });
   const h = host('appliance', applianceSessionMachine.provide({ actors: { client } }), { linkId: 'link1', handle: 'tcp#1', leftover: new Uint8Array() });
   const at = '2026-11-29T00:00:00Z';
-  report({ type: 'SSH_READY', vm: 'vm-a', at });
+  report({ type: 'SSH_READY', vm: 'vm-a', assigned: ['c1'], at });
   t.same(commands, [{ type: 'QUERY' }], 'the full picture is asked for once');
   report({ type: 'SSH_IDS', ids: ['c1'] });
   report({ type: 'SSH_CLOSED', reason: 'ssh connection closed', at });
   t.same(h.told(), [
-    { type: 'LINK_UP', linkId: 'link1', vm: 'vm-a', at },
+    { type: 'LINK_UP', linkId: 'link1', vm: 'vm-a', assigned: ['c1'], at },
     { type: 'LINK_IDS', linkId: 'link1', ids: ['c1'] },
     { type: 'LINK_DOWN', linkId: 'link1', reason: 'ssh connection closed', at },
   ]);
@@ -67,7 +67,7 @@ t.test('appliance session: a quiet session is asked for a keepalive; an answer k
     keepaliveMs: 20,
     keepaliveTimeoutMs: 30,
   });
-  report({ type: 'SSH_READY', vm: 'vm-a', at: '' });
+  report({ type: 'SSH_READY', vm: 'vm-a', assigned: [], at: '' });
   const asked = async (n: number) => {
     while (commands.filter((c) => c.type === 'KEEPALIVE').length < n) await new Promise((r) => setTimeout(r, 5));
   };

@@ -137,7 +137,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   let config: GuestConfig;
   try {
     config = parseGuestConfig(JSON.stringify(filled), options.source);
-    registerGuest(options.stateDir, config.id, made?.publicKey ?? publicHalf(config.ssh.hostKey));
+    // The launcher assigns the VM its config's sessions: the only IDs its guest may report.
+    registerGuest(options.stateDir, config.id, made?.publicKey ?? publicHalf(config.ssh.hostKey), Object.keys(config.sessions));
   } catch (err) {
     await pty?.close();
     throw err;

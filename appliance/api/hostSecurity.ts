@@ -6,6 +6,7 @@
  * a container must never run less confined than its creator asked.
  */
 import { statSync } from 'node:fs';
+import { compileSeccomp } from '../../actors/seccomp.ts';
 import { resolveCapabilities, UnknownCapability } from '../../shared/capabilities.ts';
 import { checkSecurity } from '../../shared/security.ts';
 import { ApiError } from './errors.ts';
@@ -78,6 +79,15 @@ export function parseHostSecurity(host: Record<string, unknown>, what: string): 
   };
   const checked = checkSecurity('security', document);
   if ('problems' in checked) throw new ApiError(400, `${what}: ${checked.problems.join('; ')}`);
+  const { seccomp } = checked.security;
+  // Compiled here too, as its guest will compile it, so a profile libseccomp refuses fails the create, not the start.
+  if (typeof seccomp === 'object') {
+    try {
+      compileSeccomp(seccomp, capabilities);
+    } catch (error) {
+      throw new ApiError(400, `${what}: ${(error as Error).message}`);
+    }
+  }
   return {
     settings: { Privileged: privileged, CapAdd: capAdd, CapDrop: capDrop, SecurityOpt: securityOpt, Devices: devices },
     security: document,

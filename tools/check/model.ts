@@ -87,7 +87,7 @@ export class Model {
   constructor(scenario: Scenario, overrides: Overrides = {}) {
     this.scenario = scenario;
     const guest = composeGuest(guestEffects(scenario, this.#box, () => this.#draft!));
-    const appliance = composeAppliance(applianceEffects(this.#box));
+    const appliance = composeAppliance(applianceEffects(this.#box, { vm1: Object.keys(scenario.sessions) }));
     const attach = composeAttach(attachEffects(this.#box));
     this.#guest = overrides.guest?.(guest) ?? guest;
     this.#appliance = overrides.appliance?.(appliance) ?? appliance;

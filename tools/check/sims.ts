@@ -3,6 +3,7 @@ import type { GuestEffects } from '../../guest/composition.ts';
 import type { OutputLogCommand, SshServerCommand } from '../../machines/guest.ts';
 import type { ProcessInput } from '../../machines/processSession.ts';
 import type { SshInput } from '../../machines/serialLink.ts';
+import type { Assignments } from '../../machines/assignments.ts';
 import type { ApplianceSessionInput } from '../../machines/sshSession.ts';
 import type { ChannelActorInput } from '../../machines/containerChannel.ts';
 import type { Scenario } from './scenario.ts';
@@ -284,7 +285,8 @@ export interface ClientSim {
   asking: boolean;
 }
 
-export function applianceEffects(box: PostBox<Post>): ApplianceEffects {
+/** `trust`: the trust store, as identifyGuest reads it: each containerVM's assigned IDs. */
+export function applianceEffects(box: PostBox<Post>, trust: Assignments): ApplianceEffects {
   const listener = simulated<object, unknown, Post>(box, { init: () => ({}), receive: (s) => s });
 
   const connection = simulated<ConnectionSim, { handle: string }, Post>(box, {
@@ -348,7 +350,7 @@ export function applianceEffects(box: PostBox<Post>): ApplianceEffects {
             s = { ...s, asking: false };
           }
           if (msg.t === 'welcome') {
-            io.toParent({ type: 'SSH_READY', vm: msg.vm, at: AT });
+            io.toParent({ type: 'SSH_READY', vm: msg.vm, assigned: trust[msg.vm] ?? [], at: AT });
             return { ...s, phase: 'ready' };
           }
           if (msg.t === 'reply' && msg.what === 'keepalive') return s;
