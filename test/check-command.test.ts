@@ -27,7 +27,7 @@ t.test('tether check lists its scenarios and names an unknown one', async (t) =>
   t.match(list.stdout, /^default +/m);
   const unknown = tether(['check', '--scenario', 'nope']);
   t.not(unknown.status, 0);
-  t.match(unknown.stderr, /no scenario named "nope" \(there are: default, attach, faults, late, reconnect, stall, large\)/);
+  t.match(unknown.stderr, /no scenario named "nope" \(there are: default, attach, faults, late, reconnect, stall, impostor, large\)/);
   const bad = tether(['check', '--max-states', 'lots']);
   t.match(bad.stderr, /--max-states must be a positive integer, got "lots"/);
 });

@@ -24,7 +24,25 @@ const original = (logic: AnyStateMachine, name: string) => logic.implementations
 /** One reader whose window fills twice: the smallest space where falling behind and catching up happen. */
 const stalled = scenario('one-stalled-reader', { sessions: { c1: { chunks: 3, exitCode: 3, runBlock: true } }, attaches: [{ containerId: 'c1', logs: true }], faults: { stalls: 2 } });
 
+/** An impostor guest reporting c1, the other containerVM's container, as its own; no attach (the CI's impostor scenario has one). */
+const impostor = scenario('impostor-reports', { sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } }, impostor: ['imp', 'c1'], attaches: [] });
+
 const mutants: Array<{ name: string; breaks: string; scenario: Scenario; overrides: Overrides }> = [
+  {
+    name: 'a connection map without its check that a containerVM reports only the IDs assigned to it',
+    breaks: 'served-by-holder',
+    scenario: impostor,
+    overrides: {
+      // The check is the map's `assigned` guard: always true, it is gone.
+      appliance: (appliance) => appliance.provide({ actors: { connectionMap: slot(appliance, 'connectionMap').provide({ guards: { assigned: () => true } }) as never } }),
+    },
+  },
+  {
+    name: 'an appliance inventory without its check that a containerVM reports only the IDs assigned to it',
+    breaks: 'served-by-holder',
+    scenario: impostor,
+    overrides: { appliance: (appliance) => appliance.provide({ guards: { assigned: () => true } }) },
+  },
   {
     name: 'a guest that launches a run-block session without waiting for unblock',
     breaks: 'run-block',

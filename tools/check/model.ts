@@ -6,10 +6,10 @@ import { DEFAULT_SECURITY } from '../../shared/security.ts';
 import { ACK, NAK, PROBE, SYN } from '../../shared/handshake.ts';
 import type { TraceStep } from './report.ts';
 import { LiveSystem, pathOf, type SystemState } from './runtime.ts';
-import { handshakeBound, type Scenario } from './scenario.ts';
+import { handshakeBound, trustOf, VM, type ProcessScript, type Scenario } from './scenario.ts';
 import type { PostBox } from './sim.ts';
 import { applianceEffects, attachEffects, guestEffects, noiseOf, type ChannelSim, type ClientSim, type ConnectionSim, type PortPhase, type ProcessSim, type ServerSim } from './sims.ts';
-import { attachIndex, attachSystem, type AttachProgress, type Mail, type Post, type SshMessage, type Wire, type WorldState } from './world.ts';
+import { attachIndex, attachSystem, GUEST, IMPOSTOR, type AttachProgress, type Connection, type Line, type Mail, type Post, type SshMessage, type Wire, type WorldState } from './world.ts';
 
 /**
  * The composed model: the guest and appliance compositions of the bundles
@@ -18,22 +18,24 @@ import { attachIndex, attachSystem, type AttachProgress, type Mail, type Post, t
  * next timer, let a process write or exit, let the hypervisor connect or the
  * line fail, let the API client act. `steps()` lists what is enabled and
  * `apply()` takes one, returning a new world; neither mutates its input.
+ * Each guest (the scenario's containerVM, and an impostor when it has one)
+ * is a system of its own with a line of its own; `guest` names it.
  */
 
 export type Step =
-  | { kind: 'toGuest' }
-  | { kind: 'toAppliance' }
+  | { kind: 'toGuest'; guest: string }
+  | { kind: 'toAppliance'; guest: string }
   | { kind: 'mail'; system: string }
   | { kind: 'timer'; system: string; source: string; id: string; late: boolean }
-  | { kind: 'connect' }
-  | { kind: 'drop' }
-  | { kind: 'garbage'; toGuest: boolean }
-  | { kind: 'duplicateSyn' }
-  | { kind: 'portOpened' }
-  | { kind: 'portClosed' }
+  | { kind: 'connect'; guest: string }
+  | { kind: 'drop'; guest: string }
+  | { kind: 'garbage'; guest: string; toGuest: boolean }
+  | { kind: 'duplicateSyn'; guest: string }
+  | { kind: 'portOpened'; guest: string }
+  | { kind: 'portClosed'; guest: string }
   /** An attach's reader stops reading and its channel's window fills; or it reads again and the window opens. */
-  | { kind: 'window'; ch: string; full: boolean }
-  | { kind: 'process'; sessionId: string; action: 'start' | 'write' | 'exit' }
+  | { kind: 'window'; guest: string; ch: string; full: boolean }
+  | { kind: 'process'; guest: string; sessionId: string; action: 'start' | 'write' | 'exit' }
   | { kind: 'client'; attach: number; action: 'attach' | 'stdin' | 'closeStdin' | 'detach' };
 
 export interface Applied {
@@ -41,7 +43,7 @@ export interface Applied {
   trace: TraceStep;
 }
 
-/** Mutations of the machines under test, for the checker's own tests: each replaces one machine's logic. */
+/** Mutations of the machines under test, for the checker's own tests: each replaces one machine's logic (a guest's, in every guest). */
 export interface Overrides {
   guest?: (logic: ReturnType<typeof composeGuest>) => AnyActorLogic;
   appliance?: (logic: ReturnType<typeof composeAppliance>) => AnyActorLogic;
@@ -52,14 +54,15 @@ const MAX_EVENTS_PER_STEP = 10_000;
 const GARBAGE = Uint8Array.of(0x00, 0x7f, SYN, 0x41, 0x06);
 const STDIN = new TextEncoder().encode('in');
 
-export function guestConfig(scenario: Scenario): GuestConfig {
-  const [primary] = Object.keys(scenario.sessions);
+/** The guest config of a containerVM whose sessions are `scripts` (the first is its primary). */
+export function guestConfig(scripts: Record<string, ProcessScript>): GuestConfig {
+  const [primary] = Object.keys(scripts);
   return {
     id: primary!,
     name: 'demo',
     hostname: 'demo',
     sessions: Object.fromEntries(
-      Object.entries(scenario.sessions).map(([id, script]) => [
+      Object.entries(scripts).map(([id, script]) => [
         id,
         { cmd: ['/bin/sim', id], env: [], cwd: '/', tty: script.tty ?? false, openStdin: true, runBlock: script.runBlock ?? false, stopSignal: 'TERM', stopTimeout: 10, restart: { name: 'no' } },
       ]),
@@ -76,7 +79,9 @@ export function guestConfig(scenario: Scenario): GuestConfig {
 
 export class Model {
   readonly scenario: Scenario;
-  readonly #guest: AnyActorLogic;
+  /** What each guest's processes do, by guest system: the impostor's never start, so it has none. */
+  readonly #scripts: Record<string, Record<string, ProcessScript>>;
+  readonly #guests: Record<string, AnyActorLogic>;
   readonly #appliance: AnyActorLogic;
   readonly #attach: AnyActorLogic;
   /** The world a step is building, and the system whose actors are running. */
@@ -86,10 +91,15 @@ export class Model {
 
   constructor(scenario: Scenario, overrides: Overrides = {}) {
     this.scenario = scenario;
-    const guest = composeGuest(guestEffects(scenario, this.#box, () => this.#draft!));
-    const appliance = composeAppliance(applianceEffects(this.#box, { vm1: Object.keys(scenario.sessions) }));
+    const impostor = scenario.impostor && Object.fromEntries(scenario.impostor.map((id): [string, ProcessScript] => [id, { chunks: 0, exitCode: 0 }]));
+    this.#scripts = { [GUEST]: scenario.sessions, ...(impostor ? { [IMPOSTOR]: impostor } : {}) };
+    const guest = (name: string, vm: string) => {
+      const logic = composeGuest(guestEffects(this.#scripts[name]!, vm, this.#box, () => ({ unblocked: this.#draft!.unblocked[name] ?? {} })));
+      return overrides.guest?.(logic) ?? logic;
+    };
+    this.#guests = { [GUEST]: guest(GUEST, VM.guest), ...(impostor ? { [IMPOSTOR]: guest(IMPOSTOR, VM.impostor) } : {}) };
+    const appliance = composeAppliance(applianceEffects(this.#box, trustOf(scenario)));
     const attach = composeAttach(attachEffects(this.#box));
-    this.#guest = overrides.guest?.(guest) ?? guest;
     this.#appliance = overrides.appliance?.(appliance) ?? appliance;
     this.#attach = overrides.attach?.(attach) ?? attach;
   }
@@ -98,7 +108,7 @@ export class Model {
     const world: WorldState = {
       systems: {},
       mail: {},
-      line: { connections: 0, toGuest: [], toAppliance: [] },
+      lines: Object.fromEntries(Object.keys(this.#guests).map((guest): [string, Line] => [guest, { connections: 0, toGuest: [], toAppliance: [] }])),
       attaches: this.scenario.attaches.map(
         (): AttachProgress => ({ started: false, stdinSent: 0, closedStdin: false, detached: false, received: [], exitDelivered: false, lookups: 0, channels: 0 }),
       ),
@@ -108,7 +118,7 @@ export class Model {
       violations: {},
     };
     this.#draft = world;
-    world.systems.guest = this.#start('guest', { config: guestConfig(this.scenario), seed: 1 });
+    for (const [n, guest] of Object.keys(this.#guests).entries()) world.systems[guest] = this.#start(guest, { config: guestConfig(this.#scripts[guest]!), seed: 1 + 2 * n });
     world.systems.appliance = this.#start('appliance', { seed: 2 });
     this.#draft = undefined;
     return world;
@@ -119,18 +129,22 @@ export class Model {
   steps(w: WorldState): Step[] {
     if (this.exhausted(w)) return [];
     const steps: Step[] = [];
-    if (this.#guestReceiver(w)) steps.push({ kind: 'toGuest' });
-    if (this.#applianceReceiver(w)) steps.push({ kind: 'toAppliance' });
+    for (const guest of Object.keys(this.#guests)) {
+      if (this.#guestReceiver(w, guest)) steps.push({ kind: 'toGuest', guest });
+      if (this.#applianceReceiver(w, guest)) steps.push({ kind: 'toAppliance', guest });
+    }
     for (const [system, queue] of Object.entries(w.mail)) if (queue.length > 0) steps.push({ kind: 'mail', system });
-    const port = simState<{ phase: PortPhase }>(w.systems.guest!, 'link/port');
-    if (port?.phase === 'opening') steps.push({ kind: 'portOpened' });
-    if (port?.phase === 'closing') steps.push({ kind: 'portClosed' });
-    if (!w.line.connection) steps.push({ kind: 'connect' });
-    const server = simState<ServerSim>(w.systems.guest!, 'link/ssh/server');
-    for (const [ch, channel] of Object.entries(server?.channels ?? {})) {
-      if (channel.state !== 'open') continue;
-      if (channel.full) steps.push({ kind: 'window', ch, full: false });
-      else if (w.faults.stalls > 0) steps.push({ kind: 'window', ch, full: true });
+    for (const guest of Object.keys(this.#guests)) {
+      const port = simState<{ phase: PortPhase }>(w.systems[guest]!, 'link/port');
+      if (port?.phase === 'opening') steps.push({ kind: 'portOpened', guest });
+      if (port?.phase === 'closing') steps.push({ kind: 'portClosed', guest });
+      if (!w.lines[guest]!.connection) steps.push({ kind: 'connect', guest });
+      const server = simState<ServerSim>(w.systems[guest]!, 'link/ssh/server');
+      for (const [ch, channel] of Object.entries(server?.channels ?? {})) {
+        if (channel.state !== 'open') continue;
+        if (channel.full) steps.push({ kind: 'window', guest, ch, full: false });
+        else if (w.faults.stalls > 0) steps.push({ kind: 'window', guest, ch, full: true });
+      }
     }
     // Messages, and the hypervisor's opening and connecting, take far less than
     // any timeout: a timer fires only when none of them is pending, unless the
@@ -140,15 +154,17 @@ export class Model {
     if (!busy || w.faults.lateMessages > 0) {
       for (const [system, timer] of nextTimers(w)) steps.push({ kind: 'timer', system, source: timer.source, id: timer.id, late: busy });
     }
-    if (w.line.connection && w.faults.drops > 0) steps.push({ kind: 'drop' });
-    if (w.faults.garbage > 0) steps.push({ kind: 'garbage', toGuest: true }, { kind: 'garbage', toGuest: false });
-    if (w.faults.duplicateSyns > 0 && w.line.toGuest.some(isSyn)) steps.push({ kind: 'duplicateSyn' });
+    // The faults strike the scenario's own line (an impostor's has none).
+    const line = w.lines[GUEST]!;
+    if (line.connection && w.faults.drops > 0) steps.push({ kind: 'drop', guest: GUEST });
+    if (w.faults.garbage > 0) steps.push({ kind: 'garbage', guest: GUEST, toGuest: true }, { kind: 'garbage', guest: GUEST, toGuest: false });
+    if (w.faults.duplicateSyns > 0 && line.toGuest.some(isSyn)) steps.push({ kind: 'duplicateSyn', guest: GUEST });
     for (const [sessionId, script] of Object.entries(this.scenario.sessions)) {
-      const p = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`);
+      const p = simState<ProcessSim>(w.systems[GUEST]!, `session:${sessionId}/process`);
       if (!p) continue;
-      if (p.launched && !p.started) steps.push({ kind: 'process', sessionId, action: 'start' });
-      if (p.started && !p.exited && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', sessionId, action: 'write' });
-      if (p.started && !p.exited && p.written === script.chunks) steps.push({ kind: 'process', sessionId, action: 'exit' });
+      if (p.launched && !p.started) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'start' });
+      if (p.started && !p.exited && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'write' });
+      if (p.started && !p.exited && p.written === script.chunks) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'exit' });
     }
     this.scenario.attaches.forEach((script, attach) => {
       const progress = w.attaches[attach]!;
@@ -165,7 +181,7 @@ export class Model {
 
   /** Which of the scenario's bounds this state has reached, if any: nothing more is explored from it. */
   exhausted(w: WorldState): string | undefined {
-    const handshakes = [nodeAt(w.systems.guest!, 'link/handshake'), ...Object.values(nodeAt(w.systems.appliance!, '')?.children ?? {}).map((c) => c.snapshot.children?.handshake?.snapshot)];
+    const handshakes = [...Object.keys(this.#guests).map((guest) => nodeAt(w.systems[guest]!, 'link/handshake')), ...Object.values(nodeAt(w.systems.appliance!, '')?.children ?? {}).map((c) => c.snapshot.children?.handshake?.snapshot)];
     for (const h of handshakes) {
       const attempts = (h?.context as { attempts?: number } | undefined)?.attempts ?? 0;
       const bound = handshakeBound(this.scenario);
@@ -174,18 +190,20 @@ export class Model {
     return undefined;
   }
 
-  /** Which guest actor the next byte or message toward the guest reaches, if any can now. */
-  #guestReceiver(w: WorldState): 'port' | 'server' | undefined {
-    if (w.line.toGuest.length === 0) return undefined;
-    const phase = simState<{ phase: PortPhase }>(w.systems.guest!, 'link/port')?.phase;
+  /** Which actor of `guest` the next byte or message toward it reaches, if any can now. */
+  #guestReceiver(w: WorldState, guest: string): 'port' | 'server' | undefined {
+    if (w.lines[guest]!.toGuest.length === 0) return undefined;
+    const phase = simState<{ phase: PortPhase }>(w.systems[guest]!, 'link/port')?.phase;
     if (phase === 'open') return 'port';
-    if (phase === 'handedOff' && simState(w.systems.guest!, 'link/ssh/server')) return 'server';
+    if (phase === 'handedOff' && simState(w.systems[guest]!, 'link/ssh/server')) return 'server';
     return undefined;
   }
 
-  #applianceReceiver(w: WorldState): string | undefined {
-    const connection = w.line.connection;
-    if (w.line.toAppliance.length === 0 || !connection?.link) return undefined;
+  /** Which appliance actor the next byte or message from `guest` reaches, if any can now. */
+  #applianceReceiver(w: WorldState, guest: string): string | undefined {
+    const line = w.lines[guest]!;
+    const connection = line.connection;
+    if (line.toAppliance.length === 0 || !connection?.link) return undefined;
     const sim = simState<ConnectionSim>(w.systems.appliance!, `${connection.link}/connection`);
     if (!sim) return undefined;
     if (!sim.handedOff) return `${connection.link}/connection`;
@@ -207,14 +225,14 @@ export class Model {
   #take(w: WorldState, step: Step): TraceStep {
     switch (step.kind) {
       case 'toGuest': {
-        const receiver = this.#guestReceiver(w)!;
-        const wire = w.line.toGuest.shift()!;
-        if (receiver === 'port') this.#run(w, 'guest', (s) => s.send('link/port', { type: 'sim.bytes', data: bytesOf(wire) }));
-        else this.#run(w, 'guest', (s) => s.send('link/ssh/server', { type: 'sim.recv', wire }));
-        return { from: 'appliance', to: 'guest', label: describeWire(wire) };
+        const receiver = this.#guestReceiver(w, step.guest)!;
+        const wire = w.lines[step.guest]!.toGuest.shift()!;
+        if (receiver === 'port') this.#run(w, step.guest, (s) => s.send('link/port', { type: 'sim.bytes', data: bytesOf(wire) }));
+        else this.#run(w, step.guest, (s) => s.send('link/ssh/server', { type: 'sim.recv', wire }));
+        return { from: 'appliance', to: step.guest, label: describeWire(wire) };
       }
       case 'toAppliance':
-        return this.#deliverToAppliance(w);
+        return this.#deliverToAppliance(w, step.guest);
       case 'mail': {
         const mail = w.mail[step.system]!.shift()!;
         if (w.mail[step.system]!.length === 0) delete w.mail[step.system];
@@ -233,53 +251,59 @@ export class Model {
         return { from: 'clock', to: step.system, label: `${timer.event.type.startsWith('xstate.after') ? `after ${timer.delay} ms` : timer.event.type} at ${step.source || step.system}${step.late ? ' (a message is late)' : ''}` };
       }
       case 'connect': {
-        const handle = `conn${++w.line.connections}`;
-        w.line.connection = { handle, replies: [], channels: {} };
+        const line = w.lines[step.guest]!;
+        // The first guest's connections are conn1, conn2...; an impostor's are named for it.
+        const handle = `${step.guest === GUEST ? '' : `${step.guest}-`}conn${++line.connections}`;
+        line.connection = { handle, replies: [], channels: {} };
         this.#run(w, 'appliance', (s) => s.send('', { type: 'CONNECTION_ACCEPTED', handle, remote: 'hypervisor' }));
         return { from: 'hypervisor', to: 'appliance', label: `connects (${handle})` };
       }
       case 'drop':
         w.faults.drops--;
-        this.#dropConnection(w, 'the hypervisor connection dropped');
+        this.#dropConnection(w, step.guest, 'the hypervisor connection dropped');
         return { from: 'hypervisor', to: 'appliance', label: 'the connection drops; bytes in flight are lost' };
-      case 'garbage':
+      case 'garbage': {
+        const line = w.lines[step.guest]!;
         w.faults.garbage--;
-        (step.toGuest ? w.line.toGuest : w.line.toAppliance).push({ kind: 'bytes', data: GARBAGE });
-        return { from: 'line', to: step.toGuest ? 'guest' : 'appliance', label: 'garbage bytes' };
+        (step.toGuest ? line.toGuest : line.toAppliance).push({ kind: 'bytes', data: GARBAGE });
+        return { from: 'line', to: step.toGuest ? step.guest : 'appliance', label: 'garbage bytes' };
+      }
       case 'duplicateSyn': {
+        const toGuest = w.lines[step.guest]!.toGuest;
         w.faults.duplicateSyns--;
-        const at = w.line.toGuest.findIndex(isSyn);
-        w.line.toGuest.splice(at, 0, w.line.toGuest[at]!);
-        return { from: 'line', to: 'guest', label: `duplicates ${describeWire(w.line.toGuest[at]!)}` };
+        const at = toGuest.findIndex(isSyn);
+        toGuest.splice(at, 0, toGuest[at]!);
+        return { from: 'line', to: step.guest, label: `duplicates ${describeWire(toGuest[at]!)}` };
       }
       case 'portOpened':
-        this.#run(w, 'guest', (s) => s.send('link/port', { type: 'sim.opened' }));
-        return { from: 'hypervisor', to: 'guest', label: 'ttyS0 opened' };
+        this.#run(w, step.guest, (s) => s.send('link/port', { type: 'sim.opened' }));
+        return { from: 'hypervisor', to: step.guest, label: 'ttyS0 opened' };
       case 'portClosed':
-        this.#run(w, 'guest', (s) => s.send('link/port', { type: 'sim.closed' }));
-        return { from: 'hypervisor', to: 'guest', label: 'ttyS0 closed' };
+        this.#run(w, step.guest, (s) => s.send('link/port', { type: 'sim.closed' }));
+        return { from: 'hypervisor', to: step.guest, label: 'ttyS0 closed' };
       case 'window':
         if (step.full) w.faults.stalls--;
-        this.#run(w, 'guest', (s) => s.send('link/ssh/server', { type: 'sim.window', ch: step.ch, full: step.full }));
-        return { from: 'appliance', to: 'guest', label: step.full ? `${step.ch}: the reader stops reading; the window is full` : `${step.ch}: the reader reads; the window opens` };
+        this.#run(w, step.guest, (s) => s.send('link/ssh/server', { type: 'sim.window', ch: step.ch, full: step.full }));
+        return { from: 'appliance', to: step.guest, label: step.full ? `${step.ch}: the reader stops reading; the window is full` : `${step.ch}: the reader reads; the window opens` };
       case 'process': {
         const path = `session:${step.sessionId}/process`;
-        const written = simState<ProcessSim>(w.systems.guest!, path)!.written;
-        this.#run(w, 'guest', (s) => s.send(path, { type: `sim.${step.action}` }));
+        const written = simState<ProcessSim>(w.systems[step.guest]!, path)!.written;
+        this.#run(w, step.guest, (s) => s.send(path, { type: `sim.${step.action}` }));
         const label =
-          step.action === 'start' ? `${step.sessionId} started` : step.action === 'write' ? `${step.sessionId} writes ${step.sessionId}:${written}` : `${step.sessionId} exits ${this.scenario.sessions[step.sessionId]!.exitCode}`;
-        return { from: 'process', to: 'guest', label };
+          step.action === 'start' ? `${step.sessionId} started` : step.action === 'write' ? `${step.sessionId} writes ${step.sessionId}:${written}` : `${step.sessionId} exits ${this.#scripts[step.guest]![step.sessionId]!.exitCode}`;
+        return { from: 'process', to: step.guest, label };
       }
       case 'client':
         return this.#client(w, step.attach, step.action);
     }
   }
 
-  #deliverToAppliance(w: WorldState): TraceStep {
-    const path = this.#applianceReceiver(w)!;
-    const wire = w.line.toAppliance.shift()!;
-    const connection = w.line.connection!;
-    const trace = { from: 'guest', to: 'appliance', label: describeWire(wire) };
+  #deliverToAppliance(w: WorldState, guest: string): TraceStep {
+    const path = this.#applianceReceiver(w, guest)!;
+    const line = w.lines[guest]!;
+    const wire = line.toAppliance.shift()!;
+    const connection = line.connection!;
+    const trace = { from: guest, to: 'appliance', label: describeWire(wire) };
     if (path.endsWith('/connection')) {
       this.#run(w, 'appliance', (s) => s.send(path, { type: 'sim.bytes', data: bytesOf(wire) }));
       return trace;
@@ -331,13 +355,14 @@ export class Model {
     }
   }
 
-  /** The hypervisor's connection is gone: in-flight bytes are lost and the appliance's side learns of it. */
-  #dropConnection(w: WorldState, reason: string): void {
-    const connection = w.line.connection;
+  /** The hypervisor's connection of `guest` is gone: in-flight bytes are lost and the appliance's side learns of it. */
+  #dropConnection(w: WorldState, guest: string, reason: string): void {
+    const line = w.lines[guest]!;
+    const connection = line.connection;
     if (!connection) return;
-    w.line.connection = undefined;
-    w.line.toGuest = [];
-    w.line.toAppliance = [];
+    line.connection = undefined;
+    line.toGuest = [];
+    line.toAppliance = [];
     if (connection.link) {
       const sim = simState<ConnectionSim>(w.systems.appliance!, `${connection.link}/connection`);
       if (sim && !sim.handedOff) mail(w, 'appliance', { path: `${connection.link}/connection`, event: { type: 'sim.closed' }, from: 'hypervisor' });
@@ -352,7 +377,9 @@ export class Model {
   // ---- running a system ----------------------------------------------------------
 
   #logic(system: string): { logic: AnyActorLogic; systemId?: string } {
-    if (system === 'guest') return { logic: this.#guest, systemId: 'guest' };
+    // Each guest is an actor system of its own, whose root is `guest` as in the bundle.
+    const guest = this.#guests[system];
+    if (guest) return { logic: guest, systemId: 'guest' };
     if (system === 'appliance') return { logic: this.#appliance, systemId: 'appliance' };
     return { logic: this.#attach };
   }
@@ -434,52 +461,68 @@ export class Model {
     const w = this.#draft;
     if (!w) return undefined;
     const system = this.#system;
-    const connection = w.line.connection;
     const progress = system.startsWith('attach') ? w.attaches[attachIndex(system)] : undefined;
+    // The guest line whose live connection has this handle or link; a socket the appliance still uses after the hypervisor dropped it has none.
+    const lineWhere = (matches: (c: Connection) => boolean): [string, Line & { connection: Connection }] | undefined =>
+      Object.entries(w.lines).find((entry): entry is [string, Line & { connection: Connection }] => entry[1].connection !== undefined && matches(entry[1].connection));
+    const byHandle = (handle: string) => lineWhere((c) => c.handle === handle);
+    const byLink = (linkId: string) => lineWhere((c) => c.linkId === linkId)?.[1];
     switch (item.kind) {
       case 'toAppliance':
-        w.line.toAppliance.push(item.wire);
+        w.lines[system]!.toAppliance.push(item.wire);
         return undefined;
-      case 'toGuest':
-        // A socket the appliance still writes to after the hypervisor dropped it goes nowhere.
-        if (connection?.handle !== item.handle) return undefined;
-        w.line.toGuest.push(item.wire);
-        if (item.owner) connection.replies.push(item.owner);
+      case 'toGuest': {
+        const line = byHandle(item.handle)?.[1];
+        if (!line) return undefined;
+        line.toGuest.push(item.wire);
+        if (item.owner) line.connection.replies.push(item.owner);
         return undefined;
-      case 'connection':
-        if (connection?.handle === item.handle) connection.link = pathOf(from).split('/').slice(0, -1).join('/');
+      }
+      case 'connection': {
+        const connection = byHandle(item.handle)?.[1].connection;
+        if (connection) connection.link = pathOf(from).split('/').slice(0, -1).join('/');
         return undefined;
-      case 'register':
-        if (connection?.handle === item.handle) connection.linkId = item.linkId;
+      }
+      case 'register': {
+        const connection = byHandle(item.handle)?.[1].connection;
+        if (connection) connection.linkId = item.linkId;
         return undefined;
-      case 'socketClosed':
-        if (connection?.handle === item.handle) this.#dropConnection(w, 'the appliance closed the connection');
+      }
+      case 'socketClosed': {
+        const guest = byHandle(item.handle)?.[0];
+        if (guest) this.#dropConnection(w, guest, 'the appliance closed the connection');
         return undefined;
-      case 'endLink':
-        if (connection?.linkId === item.linkId) {
+      }
+      case 'endLink': {
+        const connection = byLink(item.linkId)?.connection;
+        if (connection) {
           mail(w, 'appliance', { path: `${connection.link}/ssh/client`, event: { type: 'sim.closed', reason: 'ended by the connection map' }, from: 'appliance' });
         }
         return undefined;
-      case 'ping':
-        if (connection?.linkId === item.linkId) {
-          w.line.toGuest.push(ssh({ t: 'query', what: 'ids' }));
-          connection.replies.push({ kind: 'ping', linkId: item.linkId, containerId: item.containerId });
+      }
+      case 'ping': {
+        const line = byLink(item.linkId);
+        if (line) {
+          line.toGuest.push(ssh({ t: 'query', what: 'ids' }));
+          line.connection.replies.push({ kind: 'ping', linkId: item.linkId, containerId: item.containerId });
         } else {
           mail(w, 'appliance', { path: 'connectionMap', event: { type: 'PING_FAILED', linkId: item.linkId, containerId: item.containerId, reason: `link ${item.linkId} has no SSH connection` }, from: 'appliance' });
         }
         return undefined;
+      }
       case 'openChannel': {
-        if (connection?.linkId !== item.linkId || !progress) {
+        const line = byLink(item.linkId);
+        if (!line || !progress) {
           mail(w, system, { path: 'channel', event: { type: 'sim.lost', reason: `link ${item.linkId} is gone` }, from: 'appliance' });
           return undefined;
         }
         const ch = `${system}.${++progress.channels}`;
-        connection.channels[ch] = system;
-        w.line.toGuest.push(ssh({ t: 'open', ch, containerId: item.containerId, offset: item.offset }));
+        line.connection.channels[ch] = system;
+        line.toGuest.push(ssh({ t: 'open', ch, containerId: item.containerId, offset: item.offset }));
         return ch;
       }
       case 'channel':
-        if (connection?.linkId === item.linkId) w.line.toGuest.push(ssh(item.msg));
+        byLink(item.linkId)?.toGuest.push(ssh(item.msg));
         return undefined;
       case 'lookup': {
         if (!progress) return undefined;
@@ -499,7 +542,7 @@ export class Model {
         }
         return undefined;
       case 'unblocked':
-        w.unblocked[item.sessionId] = true;
+        w.unblocked[system] = { ...w.unblocked[system], [item.sessionId]: true };
         return undefined;
       case 'received':
         if (!progress) return undefined;
@@ -528,16 +571,16 @@ function mail(w: WorldState, system: string, message: Mail): void {
 
 /** A world to change: everything but the (immutable) system states is copied. */
 function draftOf(world: WorldState): WorldState {
-  const connection = world.line.connection;
+  const lineOf = ({ connection, connections, toGuest, toAppliance }: Line): Line => ({
+    connections,
+    toGuest: [...toGuest],
+    toAppliance: [...toAppliance],
+    connection: connection && { ...connection, replies: [...connection.replies], channels: { ...connection.channels } },
+  });
   return {
     systems: { ...world.systems },
     mail: Object.fromEntries(Object.entries(world.mail).map(([k, v]) => [k, [...v]])),
-    line: {
-      connections: world.line.connections,
-      toGuest: [...world.line.toGuest],
-      toAppliance: [...world.line.toAppliance],
-      connection: connection && { ...connection, replies: [...connection.replies], channels: { ...connection.channels } },
-    },
+    lines: Object.fromEntries(Object.entries(world.lines).map(([guest, line]) => [guest, lineOf(line)])),
     attaches: world.attaches.map((a) => ({ ...a, received: [...a.received] })),
     faults: { ...world.faults },
     now: world.now,

@@ -2,7 +2,7 @@ import type { ConnectionMapContext } from '../../machines/connectionMap.ts';
 import type { ApplianceContext } from '../../machines/appliance.ts';
 import type { AttachOutcome } from '../../machines/containerChannel.ts';
 import { nodeAt, simState, statusOf } from './model.ts';
-import type { Scenario } from './scenario.ts';
+import { trustOf, type Scenario } from './scenario.ts';
 import type { ProcessSim } from './sims.ts';
 import { attachSystem, type WorldState } from './world.ts';
 
@@ -141,6 +141,30 @@ export const properties: Property[] = [
     },
   },
   {
+    name: 'served-by-holder',
+    description: 'a container ID is served only by the VM that holds it: the connection map routes it, and the inventory lists it, only from the containerVM the appliance assigned it to',
+    kind: 'safety',
+    check: (w, scenario) => {
+      const trust = trustOf(scenario);
+      const wrong = (id: string, vm: string | undefined) => vm !== undefined && !trust[vm]?.includes(id);
+      const holder = (id: string) => Object.entries(trust).find(([, ids]) => ids.includes(id))?.[0] ?? 'no containerVM';
+      const map = nodeAt(w.systems.appliance!, 'connectionMap')?.context as ConnectionMapContext | undefined;
+      for (const [id, linkId] of Object.entries(map?.owner ?? {})) {
+        const vm = map!.links[linkId]?.vm;
+        if (wrong(id, vm)) return `the connection map routes container ${id} to link ${linkId} of containerVM ${vm}; it is ${holder(id)}'s`;
+      }
+      // A container no longer reported is served by the newest live link of the VM that last reported it.
+      for (const [id, vm] of Object.entries(map?.lastSeen ?? {})) {
+        if (wrong(id, vm)) return `the connection map takes containerVM ${vm} for the last to report container ${id}; it is ${holder(id)}'s`;
+      }
+      const containers = (nodeAt(w.systems.appliance!, '')?.context as ApplianceContext).containers;
+      for (const [id, entry] of Object.entries(containers)) {
+        if (wrong(id, entry.vm)) return `the inventory lists container ${id} as containerVM ${entry.vm}'s; it is ${holder(id)}'s`;
+      }
+      return undefined;
+    },
+  },
+  {
     name: 'attach-settles',
     description: 'every attach request ends attached or with an outcome (exit status, error, detach)',
     kind: 'eventually',
@@ -185,7 +209,11 @@ export const properties: Property[] = [
     description: 'nothing is left in flight when nothing more can happen',
     kind: 'eventually',
     check: (w) => {
-      const stuck = [...(w.line.toGuest.length ? [`${w.line.toGuest.length} toward the guest`] : []), ...(w.line.toAppliance.length ? [`${w.line.toAppliance.length} toward the appliance`] : [])];
+      const stuck: string[] = [];
+      for (const [guest, line] of Object.entries(w.lines)) {
+        if (line.toGuest.length) stuck.push(`${line.toGuest.length} toward the ${guest}`);
+        if (line.toAppliance.length) stuck.push(`${line.toAppliance.length} from the ${guest} toward the appliance`);
+      }
       for (const [system, queue] of Object.entries(w.mail)) if (queue.length) stuck.push(`${queue.length} for ${system}`);
       return stuck.length ? `stuck: ${stuck.join(', ')}` : undefined;
     },

@@ -1,8 +1,11 @@
+import type { Assignments } from '../../machines/assignments.ts';
+
 /**
  * A scenario bounds what the checker explores: one containerVM with its
- * sessions and what each process does, the attach requests of an API client,
- * and how many faults the line may suffer. Everything in it is explored in
- * every order; nothing outside it happens.
+ * sessions and what each process does (and, if it says so, an impostor: a
+ * second containerVM whose guest reports what it was not given), the attach
+ * requests of an API client, and how many faults the line may suffer.
+ * Everything in it is explored in every order; nothing outside it happens.
  */
 
 export interface ProcessScript {
@@ -28,6 +31,13 @@ export interface Scenario {
   name: string;
   description: string;
   sessions: Record<string, ProcessScript>;
+  /**
+   * The session IDs in the config of a second containerVM (`vm2`), a
+   * compromised guest: the appliance assigned it only the first, its own,
+   * and it reports them all (the others are the first VM's). Its processes
+   * never start, and its line suffers no faults.
+   */
+  impostor?: string[];
   attaches: AttachScript[];
   faults: {
     /** Hypervisor connections dropped. */
@@ -55,6 +65,14 @@ export interface Scenario {
 }
 
 const common = { attachTimeoutMs: 10_000 };
+
+/** The containerVM names the model's guests present with their host keys. */
+export const VM = { guest: 'vm1', impostor: 'vm2' } as const;
+
+/** The trust store of a scenario: what its launchers assigned each containerVM. */
+export function trustOf(s: Scenario): Assignments {
+  return { [VM.guest]: Object.keys(s.sessions), ...(s.impostor ? { [VM.impostor]: s.impostor.slice(0, 1) } : {}) };
+}
 
 /** The handshake bound of a scenario (see Scenario.handshakeAttempts). */
 export function handshakeBound(s: Scenario): number {
@@ -113,6 +131,16 @@ export const scenarios: Record<string, Scenario> = {
     sessions: { c1: { chunks: 3, exitCode: 3, runBlock: true } },
     attaches: [{ containerId: 'c1', logs: true }, { containerId: 'c1', logs: false }],
     faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 2 },
+    ...common,
+    maxStates: 2_000_000,
+  },
+  impostor: {
+    name: 'impostor',
+    description: 'an impostor: a second containerVM whose guest reports the first one\'s container as its own, beside one attach to that container',
+    sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } },
+    impostor: ['imp', 'c1'],
+    attaches: [{ containerId: 'c1', logs: true }],
+    faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 0 },
     ...common,
     maxStates: 2_000_000,
   },

@@ -6,7 +6,7 @@ import type { SshInput } from '../../machines/serialLink.ts';
 import type { Assignments } from '../../machines/assignments.ts';
 import type { ApplianceSessionInput } from '../../machines/sshSession.ts';
 import type { ChannelActorInput } from '../../machines/containerChannel.ts';
-import type { Scenario } from './scenario.ts';
+import type { ProcessScript } from './scenario.ts';
 import { simulated, type PostBox, type SimEvent, type SimIO } from './sim.ts';
 import type { Post, SshMessage, Wire } from './world.ts';
 
@@ -67,13 +67,14 @@ interface LogRecord {
   offset: number;
 }
 
-export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () => { unblocked: Record<string, true> }): GuestEffects {
+/** One guest's effects: `scripts`, what its processes do; `vm`, the containerVM its host key names; `view`, what the appliance unblocked on it. */
+export function guestEffects(scripts: Record<string, ProcessScript>, vm: string, box: PostBox<Post>, view: () => { unblocked: Record<string, true> }): GuestEffects {
   const process = simulated<ProcessSim, ProcessInput, Post>(box, {
     init: (input) => ({ sessionId: input.sessionId, launched: false, started: false, written: 0, paused: false, stdin: 0, stdinClosed: false, exited: false }),
     receive: (s, event, io) => {
       switch (event.type) {
         case 'LAUNCH':
-          if (scenario.sessions[s.sessionId]?.runBlock && !view().unblocked[s.sessionId]) {
+          if (scripts[s.sessionId]?.runBlock && !view().unblocked[s.sessionId]) {
             io.post({ kind: 'violation', property: 'run-block', message: `session ${s.sessionId} was launched before the appliance unblocked it` });
           }
           return { ...s, launched: true };
@@ -84,7 +85,7 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
           io.toParent({ type: 'PROCESS_OUTPUT', stream: 'stdout', data: chunk(s.sessionId, s.written) });
           return { ...s, written: s.written + 1 };
         case 'sim.exit': {
-          const { exitCode } = scenario.sessions[s.sessionId]!;
+          const { exitCode } = scripts[s.sessionId]!;
           io.toParent({ type: 'PROCESS_EXITED', exitCode });
           return { ...s, exited: true, exitCode };
         }
@@ -162,7 +163,7 @@ export function guestEffects(scenario: Scenario, box: PostBox<Post>, view: () =>
       case 'hello':
         if (s.ready) return s;
         io.toParent({ type: 'SSH_AUTHENTICATED' });
-        io.post({ kind: 'toAppliance', wire: ssh({ t: 'welcome', vm: 'vm1' }) });
+        io.post({ kind: 'toAppliance', wire: ssh({ t: 'welcome', vm }) });
         return { ...s, ready: true };
       case 'query':
         io.post({ kind: 'toAppliance', wire: ssh(msg.what === 'ids' ? { t: 'reply', what: 'ids', ids: s.ids } : msg.what === 'info' ? { t: 'reply', what: 'info', info: s.info } : { t: 'reply', what: 'keepalive' }) });

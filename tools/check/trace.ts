@@ -6,7 +6,7 @@ import type { Counterexample, TraceStep } from './report.ts';
  * the far appliance end), the steps as text lines and as Mermaid source.
  */
 
-const ORDER = ['process', 'guest', 'line', 'hypervisor', 'clock', 'appliance'];
+const ORDER = ['process', 'guest', 'impostor', 'line', 'hypervisor', 'clock', 'appliance'];
 
 function rank(participant: string): number {
   const at = ORDER.indexOf(participant);

@@ -4,8 +4,8 @@ import type { SimEvent } from './sim.ts';
 
 /**
  * The state of the whole composed model, as plain data: the actor systems
- * (persisted), what is in flight between them (the serial line's two
- * directions, messages between systems), the environment's progress (the
+ * (persisted), what is in flight between them (each guest's serial line, its
+ * two directions, messages between systems), the environment's progress (the
  * API client's script, faults left) and ghost state that the properties read
  * (what each user received, which sessions were unblocked).
  */
@@ -81,13 +81,14 @@ export interface AttachProgress {
 export interface WorldState {
   systems: Record<string, SystemState>;
   mail: Record<string, Mail[]>;
-  line: Line;
+  /** Each guest's serial line, by the guest's system: `guest`, and `impostor` in a scenario that has one. */
+  lines: Record<string, Line>;
   attaches: AttachProgress[];
   faults: { drops: number; garbage: number; duplicateSyns: number; lateMessages: number; stalls: number };
   /** The simulated clock, in ms. */
   now: number;
-  /** Sessions the appliance unblocked. */
-  unblocked: Record<string, true>;
+  /** Sessions the appliance unblocked, by guest system. */
+  unblocked: Record<string, Record<string, true>>;
   /** Safety violations seen by the simulations while a step ran: property → message. */
   violations: Record<string, string>;
 }
@@ -116,6 +117,10 @@ export type Post =
   | { kind: 'received'; label: string }
   | { kind: 'exitDelivered' }
   | { kind: 'violation'; property: string; message: string };
+
+/** The guest systems of a world: the scenario's containerVM, then the impostor's. */
+export const GUEST = 'guest';
+export const IMPOSTOR = 'impostor';
 
 export const attachSystem = (index: number) => `attach${index}`;
 export const attachIndex = (system: string) => Number(system.slice('attach'.length));
