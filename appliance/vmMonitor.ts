@@ -15,7 +15,6 @@
  * TERM (or INT, or HUP) to the monitor stops the VM as a stop would: TERM to
  * its init, which stops every session.
  */
-import { once } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { statFields } from '../actors/processTree.ts';
@@ -70,7 +69,6 @@ export function exitStatus(code: number | null, signal: NodeJS.Signals | null): 
  * who it is, stops the VM when told to, and records how the VM ended.
  */
 export async function monitorSandbox(sandbox: Sandbox, dir: string): Promise<VmExit> {
-  const exited = once(sandbox.guest, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= sandbox.close());
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void close());
@@ -81,8 +79,7 @@ export async function monitorSandbox(sandbox: Sandbox, dir: string): Promise<VmE
     throw new Error(`cannot read /proc for the monitor (PID ${process.pid}) or the containerVM's launcher (PID ${sandbox.guest.pid})`);
   }
   writeJsonAtomic(join(dir, MONITOR_FILE), { monitor, launcher } satisfies MonitorRecord);
-  const [code, signal] = await exited;
-  const exit: VmExit = { status: exitStatus(code, signal), finishedAt: new Date().toISOString() };
+  const exit: VmExit = { status: await sandbox.exited, finishedAt: new Date().toISOString() };
   await close();
   writeJsonAtomic(join(dir, EXIT_FILE), exit);
   return exit;

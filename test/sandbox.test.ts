@@ -1,13 +1,16 @@
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { descendantsOf } from '../actors/processTree.ts';
 import { bridge } from '../actors/tcp.ts';
+import { readJson } from '../appliance/jsonFile.ts';
 import { assignToGuest } from '../appliance/trust.ts';
+import { MONITOR_FILE, type MonitorRecord } from '../appliance/vmMonitor.ts';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
-import { docker, dockerMissing, eventually, startWorld } from './support/world.ts';
+import { docker, dockerMissing, eventually, startWorld, transcript } from './support/world.ts';
 import { shellGate } from './support/gate.ts';
 
 // The sandbox as a containerVM: the guest is PID 1 of its own namespaces and
@@ -124,4 +127,59 @@ t.test('an exit while the link is down reaches the appliance, with its start and
     const inspect = await docker(world, ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.State.StartedAt}} {{.State.FinishedAt}}', 'down1']);
     t.equal(inspect.stdout.trim(), `exited 5 ${exited.startedAt} ${exited.finishedAt}`);
   }
+});
+
+t.test('SIGKILL to the guest init reads as 137, where unshare(1) exits 1; an exit 1 of its own stays 1', { skip: unsupported }, async (t) => {
+  const world = await startWorld(t);
+  const killed = await world.sandbox(vm('kill1', { kill1: session(['sleep', '1000']) }));
+  await world.container('kill1', (c) => c.state === 'running');
+  process.kill(await killed.initPid(), 'SIGKILL');
+  t.equal(await killed.exited, 137);
+
+  const one = await world.sandbox(vm('one1', { one1: session(['sh', '-c', 'exit 1']) }));
+  await world.container('one1', (c) => c.state === 'exited');
+  await one.signal('SIGTERM');
+  t.equal(await one.exited, 1, "the control: the primary's own 1");
+});
+
+t.test('docker wait reports 137 for a container whose guest init was killed with SIGKILL', { skip: unsupported || dockerMissing() }, async (t) => {
+  const world = await startWorld(t);
+  const run = await docker(world, ['run', '-d', 'host', 'sleep', '1000']);
+  t.equal(run.code, 0, run.stderr);
+  const id = run.stdout.trim();
+  await world.container(id, (c) => c.state === 'running');
+  const monitor = readJson<MonitorRecord>(join(world.stateDir, 'containers', id, MONITOR_FILE))!;
+  const init = Number.parseInt(readFileSync(`/proc/${monitor.launcher.pid}/task/${monitor.launcher.pid}/children`, 'utf8'), 10);
+  process.kill(init, 'SIGKILL');
+  const waited = await docker(world, ['wait', id]);
+  t.equal(waited.stdout, '137\n', waited.stderr);
+});
+
+t.test('tether sandbox leaves no guest config (it holds the private host key) in the temporary directory, whatever signal ends it, even during its start', { skip: unsupported }, async (t) => {
+  const scratch = mkdtempSync(join(tmpdir(), 'tether-sandbox-cli-'));
+  t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
+  const config = join(scratch, 'vm.json');
+  writeFileSync(config, JSON.stringify(vm('cli1', { cli1: session(['sleep', '1000']) })));
+  const configsIn = (temp: string) => readdirSync(temp).filter((entry) => existsSync(join(temp, entry, 'guest-config.json')));
+
+  /** `tether sandbox` with a temporary directory of its own; `signal` once `when` holds; resolves with what is left there. */
+  const endBy = async (signal: NodeJS.Signals, when: 'written' | 'running') => {
+    const temp = mkdtempSync(join(scratch, 'tmp-'));
+    // Nothing listens on the appliance's address: the bridge keeps trying, the guest runs.
+    const sandbox = spawn(process.execPath, ['bin/tether.js', 'sandbox', '--config', config, '--appliance', 'tcp://127.0.0.1:1', '--state', join(scratch, 'state')], {
+      env: { ...process.env, TMPDIR: temp },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    t.teardown(() => void sandbox.kill('SIGKILL'));
+    const closed = once(sandbox, 'close');
+    // Its console is the guest's: once the init says it started, it stops on TERM (before, the grace ends it with SIGKILL).
+    if (when === 'running') await transcript(sandbox.stderr!).until('guest started', 'the guest init to start');
+    else await eventually(() => (configsIn(temp).length > 0 ? true : undefined), 'the guest config to be written');
+    sandbox.kill(signal);
+    await closed;
+    return readdirSync(temp);
+  };
+  t.same(await endBy('SIGTERM', 'running'), [], 'SIGTERM once it runs');
+  t.same(await endBy('SIGHUP', 'running'), [], 'SIGHUP (its terminal closed) once it runs');
+  t.same(await endBy('SIGTERM', 'written'), [], 'SIGTERM as soon as the config is written');
 });

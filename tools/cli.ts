@@ -28,7 +28,8 @@ usage:
 The state directory (default ${defaultStateDir()}, or $TETHER_STATE) holds the
 appliance's SSH key and the host keys of the containerVMs it trusts.`;
 
-const verbs: Record<string, (args: string[]) => Promise<void>> = {
+/** Each verb resolves when done, with the exit status to end with (0 when it gives none). */
+const verbs: Record<string, (args: string[]) => Promise<void | number>> = {
   appliance: applianceCommand,
   sandbox: sandboxCommand,
   start: startCommand,
@@ -37,7 +38,7 @@ const verbs: Record<string, (args: string[]) => Promise<void>> = {
   help: async () => void process.stdout.write(usage + '\n'),
 };
 
-async function sandboxCommand(args: string[]): Promise<void> {
+async function sandboxCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -51,9 +52,11 @@ async function sandboxCommand(args: string[]): Promise<void> {
   // The sandbox writes its logs and trust entry there: private before the first of them.
   const repaired = privateStateDir(values.state!);
   if (repaired) process.stderr.write(`tether sandbox: ${repaired}\n`);
+  const stop = stopRequested();
   const sandbox = await startSandbox({ config: readConfigFile(values.config), source: values.config, appliance, stateDir: values.state! });
   process.stdout.write(`tether sandbox: containerVM ${sandbox.config.id} on ${sandbox.serialDevice}, bridged to ${values.appliance}\n`);
-  await untilStopped(sandbox);
+  // Its status is the init's, as docker run's is the container's.
+  return untilStopped(sandbox, stop);
 }
 
 /**
@@ -72,6 +75,7 @@ async function startCommand(args: string[]): Promise<void> {
     },
   });
   const serial = parseSerialAddress(values.serial!, '--serial');
+  const stop = stopRequested();
   const stateDir = values.state!;
   const socket = join(stateDir, 'docker.sock');
   const log = createLog('tether', process.env.TETHER_LOG ? undefined : 'warn');
@@ -117,7 +121,7 @@ async function startCommand(args: string[]): Promise<void> {
       '',
     ].join('\n'),
   );
-  await untilStopped(sandbox);
+  await untilStopped(sandbox, stop);
   await appliance.close();
 }
 
@@ -136,22 +140,25 @@ async function untilReported(directory: ContainerDirectory, sandbox: Sandbox, id
 /** Longer than a guest's boot on a loaded machine. */
 const DEMO_REPORT_MS = 30_000;
 
-async function untilStopped(sandbox: Sandbox): Promise<void> {
-  let stopping = false;
-  await new Promise<void>((resolve) => {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(signal, () => {
-        stopping = true;
-        resolve();
-      });
-    }
-    sandbox.guest.once('exit', (code, signal) => {
-      // Only an exit of its own is news; the one sandbox.close() causes below is not.
-      if (!stopping) process.stderr.write(`the guest init exited (${signal ?? `code ${code}`})\n`);
-      resolve();
-    });
+/**
+ * Resolves on the first SIGINT, SIGTERM or SIGHUP from now on. Taken from
+ * before a sandbox starts, so that no such signal kills this process with
+ * the sandbox's config (and its private key) left behind; later ones are
+ * ignored while it closes.
+ */
+function stopRequested(): Promise<void> {
+  return new Promise((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => resolve());
   });
+}
+
+/** Closes the sandbox when `stop` comes or its init exits on its own; resolves with the init's status. */
+async function untilStopped(sandbox: Sandbox, stop: Promise<void>): Promise<number> {
+  const ended = await Promise.race([stop.then(() => undefined), sandbox.exited]);
+  // Only an exit of its own is news; the one sandbox.close() causes below is not.
+  if (ended !== undefined) process.stderr.write(`the guest init exited with status ${ended}\n`);
   await sandbox.close();
+  return sandbox.exited;
 }
 
 const [verb = 'help', ...rest] = process.argv.slice(2);
@@ -161,7 +168,7 @@ if (!run) {
   process.exit(2);
 }
 run(rest).then(
-  () => process.exit(0),
+  (status) => process.exit(status ?? 0),
   (err: Error) => {
     process.stderr.write(`tether ${verb}: ${err.message}\n`);
     process.exit(2);

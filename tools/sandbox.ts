@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -9,7 +9,9 @@ import { generateKeyPair, parseKey } from '../actors/ssh/keys.ts';
 import { bridge, type Bridge } from '../actors/tcp.ts';
 import { PRIVATE_FILE } from '../appliance/stateDir.ts';
 import { applianceKey, registerGuest, unregisterGuest } from '../appliance/trust.ts';
+import { exitStatus } from '../appliance/vmMonitor.ts';
 import { parseGuestConfig, type GuestConfig } from '../shared/config.ts';
+import { signalExitCode } from '../shared/signals.ts';
 import { bundlePath } from './paths.ts';
 
 export interface SandboxOptions {
@@ -42,6 +44,8 @@ export interface Sandbox {
   config: GuestConfig;
   /** The launcher (unshare) whose child is the containerVM's PID 1; it exits with PID 1's status. */
   guest: ChildProcess;
+  /** The init's exit status once it has ended, as a shell reports it: its own, or 128 + the signal that ended it. */
+  exited: Promise<number>;
   /** The host's PID of the guest init (PID 1 inside), once it has been forked. */
   initPid(): Promise<number>;
   /** A signal to the guest init, as a hypervisor's ACPI button or `docker stop` would send it. */
@@ -146,20 +150,50 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
 
   const dir = options.workDir ?? mkdtempSync(join(tmpdir(), 'tether-sandbox-'));
   const configPath = join(dir, 'guest-config.json');
-  // The document as written (with what the sandbox fills in), for the guest to parse as it would any other.
-  writeFileSync(configPath, JSON.stringify(filled, null, 2), { mode: 0o600 });
-  const line = pty && bridge({ master: pty.master, host: options.appliance.host, port: options.appliance.port });
-  const guestConsole = typeof options.console === 'object' ? openSync(options.console.file, 'a', PRIVATE_FILE) : (options.console ?? 'inherit');
-  mkdirSync(config.logDir, { recursive: true, mode: 0o700 });
-  // --kill-child: if the launcher dies, so does the containerVM. A direct TCP
-  // line keeps the host's network: the appliance is on its loopback.
-  const namespaces = ['--pid', '--fork', '--kill-child', '--mount', '--uts', '--ipc', ...(options.line === 'tcp' ? [] : ['--net'])];
-  const guest = spawn('unshare', [...namespaces, '--propagation', 'private', '--',
-    process.execPath, ...GUEST_NODE_FLAGS, bundlePath('guest.cjs'), '--sandbox', '--config', configPath], {
-    stdio: ['ignore', guestConsole, guestConsole],
-    env: { ...INIT_ENV, ...(process.env.TETHER_LOG === undefined ? {} : { TETHER_LOG: process.env.TETHER_LOG }) },
+  // The document holds the VM's private host key: it goes on every way out
+  // that runs code (close, a failed start, the process exiting); a
+  // monitor's lies in its container's directory, which docker rm takes.
+  const forget = () => {
+    leftAtExit.delete(forget);
+    rmSync(options.workDir ? configPath : dir, { recursive: true, force: true });
+    // The host key was made for this run; nobody should be trusted with it later.
+    if (made) unregisterGuest(options.stateDir, config.id);
+  };
+  removeAtExit(forget);
+  let line: Bridge | undefined;
+  let guest: ChildProcess;
+  try {
+    // The document as written (with what the sandbox fills in), for the guest to parse as it would any other.
+    writeFileSync(configPath, JSON.stringify(filled, null, 2), { mode: 0o600 });
+    line = pty && bridge({ master: pty.master, host: options.appliance.host, port: options.appliance.port });
+    mkdirSync(config.logDir, { recursive: true, mode: 0o700 });
+    // A descriptor even for nowhere: the init's stderr is handed over as one (below).
+    const guestConsole =
+      typeof options.console === 'object' ? openSync(options.console.file, 'a', PRIVATE_FILE) : options.console === 'ignore' ? openSync('/dev/null', 'w') : 'inherit';
+    // --kill-child: if the launcher dies, so does the containerVM. A direct TCP
+    // line keeps the host's network: the appliance is on its loopback.
+    const namespaces = ['--pid', '--fork', '--kill-child', '--mount', '--uts', '--ipc', ...(options.line === 'tcp' ? [] : ['--net'])];
+    // unshare's own stderr is ours (see initStatus); the shell gives the init
+    // the console's stderr (passed as fd 3) and execs it, so the init is still PID 1.
+    guest = spawn('unshare', [...namespaces, '--propagation', 'private', '--',
+      '/bin/sh', '-c', 'exec "$@" 2>&3 3>&-', 'sh', process.execPath, ...GUEST_NODE_FLAGS, bundlePath('guest.cjs'), '--sandbox', '--config', configPath], {
+      stdio: ['ignore', guestConsole, 'pipe', guestConsole === 'inherit' ? process.stderr.fd : guestConsole],
+      env: { ...INIT_ENV, ...(process.env.TETHER_LOG === undefined ? {} : { TETHER_LOG: process.env.TETHER_LOG }) },
+    });
+    if (typeof guestConsole === 'number') closeSync(guestConsole);
+  } catch (err) {
+    forget();
+    await line?.close();
+    await pty?.close();
+    throw err;
+  }
+  let launcherSaid = '';
+  guest.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    launcherSaid += text;
+    toConsole(options.console, text);
   });
-  if (typeof guestConsole === 'number') closeSync(guestConsole);
+  // 'close', not 'exit': what unshare said may come after its exit.
+  const status = new Promise<number>((resolve) => guest.once('close', (code, signal) => resolve(initStatus(code, signal, launcherSaid))));
   const exited = once(guest, 'exit');
   // The guest init is the VM: when it is gone, so is the VM's serial
   // connection, as the hypervisor would close it.
@@ -173,6 +207,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   return {
     config,
     guest,
+    exited: status,
     initPid,
     signal,
     configPath,
@@ -188,11 +223,37 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       }
       await line?.close();
       await pty?.close();
-      rmSync(options.workDir ? configPath : dir, { recursive: true, force: true });
-      // The host key was made for this run; nobody should be trusted with it later.
-      if (made) unregisterGuest(options.stateDir, config.id);
+      forget();
     },
   };
+}
+
+/**
+ * The init's exit status from how its launcher ended: unshare(1) with
+ * --fork exits with its child's code, and dies of the signal that killed
+ * its child, except SIGKILL before util-linux 2.40, whose disposition it
+ * fails to reset: it exits 1 saying "sigprocmask unblock failed"
+ * (util-linux issue #2614). Debian 12 has 2.38.
+ */
+function initStatus(code: number | null, signal: NodeJS.Signals | null, launcherSaid: string): number {
+  if (code === 1 && /sigprocmask unblock failed/.test(launcherSaid)) return signalExitCode('KILL');
+  return exitStatus(code, signal);
+}
+
+/** What unshare says goes where the guest's console does. */
+function toConsole(console: SandboxOptions['console'], text: string): void {
+  if (typeof console === 'object') appendFileSync(console.file, text, { mode: PRIVATE_FILE });
+  else if (console !== 'ignore') process.stderr.write(text);
+}
+
+/** The removals of sandboxes still open, run if this process exits without closing them (one listener for them all). */
+const leftAtExit = new Set<() => void>();
+function removeAtExit(forget: () => void): void {
+  if (!process.listeners('exit').includes(forgetAll)) process.on('exit', forgetAll);
+  leftAtExit.add(forget);
+}
+function forgetAll(): void {
+  for (const forget of leftAtExit) forget();
 }
 
 /** Longer than any stop timeout a test gives its sessions; then the launcher is killed, and with it the VM. */
