@@ -41,7 +41,7 @@ export interface ApplianceContext {
   containers: Record<string, InventoryEntry>;
   /** Links whose SSH session is up (between their LINK_UP and LINK_DOWN): linkId → its containerVM. */
   linksUp: Record<string, string>;
-  /** Which IDs each containerVM may report (LINK_UP, and each exec started). */
+  /** Which IDs each containerVM may report (LINK_UP, LINK_ASSIGNED: a launcher's later word, each exec sent). */
   assigned: Assignments;
   /** Commands sent and not yet answered: requestId → the link carrying it. */
   commands: Record<string, string>;

@@ -46,7 +46,7 @@ export interface ConnectionMapContext {
   checks: Record<string, string>;
   /** vm → number of links it has had, for "(3 reconnects)" in errors. */
   vmLinks: Record<string, number>;
-  /** Which IDs each containerVM may report (LINK_UP, ASSIGN). */
+  /** Which IDs each containerVM may report (LINK_UP, ASSIGN), as the `assigned` guard reads them. */
   assigned: Assignments;
   pingTimeoutMs: number;
 }
@@ -176,10 +176,10 @@ type Check = (vm: string, id: string) => boolean;
 
 /**
  * The whole decision table, pure: context and event in, context and effects
- * out. `allowed` is the machine's `assigned` guard (so a mutant of the model
- * checker can take it away); by default, the context's assignments.
+ * out. `allowed` is the machine's `assigned` guard over the context's
+ * assignments, passed in so that a mutant of the model checker can take it away.
  */
-export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent, allowed: Check = (vm, id) => mayReport(context.assigned, vm, id)): Step {
+export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent, allowed: Check): Step {
   const step: Step = { context: copy(context), effects: [] };
   switch (event.type) {
     case 'LINK_UP': {
