@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import ssh2, { type Connection } from 'ssh2';
 import t from 'tap';
 import { createActor, fromCallback, type EventObject } from 'xstate';
+import { generateKeyPair } from '../actors/ssh/keys.ts';
 import { askGlobal, extendClient, requestGlobal, serveTether, type ServerHandlers } from '../actors/ssh/extension.ts';
 import { applianceMachine, type ApplianceEmitted } from '../machines/appliance.ts';
 import { execRefusal, killRefusal, stopRefusal } from '../machines/guestRequests.ts';
@@ -81,13 +82,13 @@ t.test('a refusal reason decodes to its kind and message; anything else is a ref
 
 // --- the extension: a failure with a reason ----------------------------------------
 
-const { Client, Server, utils } = ssh2;
-const hostKeys = utils.generateKeyPairSync('ed25519');
-const clientKeys = utils.generateKeyPairSync('ed25519');
+const { Client, Server } = ssh2;
+const hostKeys = generateKeyPair('test-host');
+const clientKeys = generateKeyPair('test-client');
 
 async function pair(t: { teardown(fn: () => unknown): void }, globalRequest: ServerHandlers['globalRequest']) {
   const conns: Connection[] = [];
-  const server = new Server({ hostKeys: [hostKeys.private] }, (conn) => {
+  const server = new Server({ hostKeys: [hostKeys.privateKey] }, (conn) => {
     conns.push(conn);
     serveTether(conn, { globalRequest, openAttach: (_request, _accept, reject) => reject({ kind: 'unknown-id', message: 'none' }) });
     // The key is checked in ssh-extension.test.ts; here any client will do.
@@ -97,7 +98,7 @@ async function pair(t: { teardown(fn: () => unknown): void }, globalRequest: Ser
   await once(server, 'listening');
   const client = new Client();
   extendClient(client, { globalRequest: () => {} });
-  client.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, username: 'daemon', privateKey: clientKeys.private });
+  client.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, username: 'daemon', privateKey: clientKeys.privateKey });
   t.teardown(() => {
     client.end();
     for (const conn of conns) conn.end();

@@ -18,6 +18,7 @@ import {
   type ServerAttachChannel,
   type ServerHandlers,
 } from '../actors/ssh/extension.ts';
+import { generateKeyPair, parseKey, publicKeyBlob } from '../actors/ssh/keys.ts';
 import {
   CHANNEL_REQ_CLOSE_STDIN,
   CHANNEL_REQ_OUTPUT_OFFSET,
@@ -48,17 +49,12 @@ import {
   type ContainerInfo,
 } from '../shared/wire.ts';
 
-const { Client, Server, utils } = ssh2;
+const { Client, Server } = ssh2;
 
-function publicKey(pair: { public: string }) {
-  const key = utils.parseKey(pair.public);
-  if (key instanceof Error) throw key;
-  return Array.isArray(key) ? key[0]! : key;
-}
-const hostKeys = utils.generateKeyPairSync('ed25519');
-const clientKeys = utils.generateKeyPairSync('ed25519');
-const hostPublic = publicKey(hostKeys).getPublicSSH();
-const clientPublic = publicKey(clientKeys);
+const hostKeys = generateKeyPair('test-host');
+const clientKeys = generateKeyPair('test-client');
+const hostPublic = publicKeyBlob(hostKeys.publicKey);
+const clientPublic = parseKey(clientKeys.publicKey, 'client key');
 
 const INFO: ContainerInfo[] = [
   { id: 'c1', name: 'web', cmd: ['nginx', '-g', 'daemon off;'], tty: false, openStdin: false, primary: true, state: 'running', pid: 42, startedAt: '2026-01-01T00:00:00.000Z' },
@@ -78,7 +74,7 @@ interface Pair {
 async function startServer(t: Tap, handlers: Partial<ServerHandlers>, onConnection?: (conn: Connection) => void) {
   const serverErrors: Error[] = [];
   const conns: Connection[] = [];
-  const server = new Server({ hostKeys: [hostKeys.private] }, (conn) => {
+  const server = new Server({ hostKeys: [hostKeys.privateKey] }, (conn) => {
     conns.push(conn);
     serveTether(conn, {
       globalRequest: handlers.globalRequest ?? (() => null),
@@ -112,7 +108,7 @@ function startClient(t: Tap, port: number, handlers: Partial<ClientHandlers> = {
     host: '127.0.0.1',
     port,
     username: 'daemon',
-    privateKey: clientKeys.private,
+    privateKey: clientKeys.privateKey,
     hostVerifier: (key: Buffer) => key.equals(hostPublic),
   });
   t.teardown(() => client.end());
