@@ -2,9 +2,10 @@
  * A program run as PID 1 of fresh Linux namespaces, as a container runtime
  * starts an init, with the same `unshare` flags for every init so that two
  * runs differ only in the init. The program under the init reports through a
- * file of `KEY NANOSECONDS` lines (bench/pid1Workload.pl): the host's /tmp is
- * still visible inside the private mount namespace, and the workload's own
- * timestamps make the moment the bench reads them irrelevant.
+ * file of `KEY NANOSECONDS` lines (bench/pid1Workload.pl), read through PID
+ * 1's /proc/PID/root since an init may give its container a root of its own;
+ * the workload's own timestamps make the moment the bench reads them
+ * irrelevant.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -78,9 +79,11 @@ export function startAsPid1(argv: string[], reportPath: string, env: NodeJS.Proc
   });
 
   const readReport = (): Map<string, string> => {
+    // Once PID 1 is gone, what is left is the host's file: a peer's (tether's root went with its namespace).
+    const init = childrenOf(unshare.pid)[0];
     let text: string;
     try {
-      text = readFileSync(reportPath, 'utf8');
+      text = readFileSync(init === undefined ? reportPath : `/proc/${init}/root${reportPath}`, 'utf8');
     } catch {
       return new Map();
     }

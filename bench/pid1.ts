@@ -35,7 +35,7 @@
  * first if stale, then copied so that the whole run uses one build.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,7 +69,8 @@ const START_TIMEOUT_MS = 10_000;
 /** How often a storm looks at PID 1's children to notice a stall. */
 const STALL_LOOK_MS = 250;
 
-const WORKLOAD = join(dirname(fileURLToPath(import.meta.url)), 'pid1Workload.pl');
+// Given to perl as text: a container's root may not show this checkout (the host image hides /tmp, /root and /home).
+const WORKLOAD = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'pid1Workload.pl'), 'utf8');
 
 export interface Pid1Options {
   orphans: number;
@@ -169,7 +170,7 @@ const sh: Contender = { name: SH, argv: (program) => ['sh', '-c', 'exec "$@"', S
 const node: Contender = { name: NODE, argv: (program) => ['sh', '-c', '"$0" -e 0; exec "$@"', process.execPath, ...program] };
 
 const workload = (mode: 'exec' | 'term' | 'storm', report: string, orphans?: number) =>
-  ['perl', WORKLOAD, mode, report, ...(orphans === undefined ? [] : [String(orphans)])];
+  ['perl', '-e', WORKLOAD, mode, report, ...(orphans === undefined ? [] : [String(orphans)])];
 
 const ms = (ns: bigint) => Number(ns) / 1e6;
 const mib = (v: number) => `${v.toFixed(1)} MiB`;
@@ -212,8 +213,9 @@ async function timeToExec(contender: Contender, setting: Setting): Promise<numbe
 }
 
 /**
- * Gives up on a storm when PID 1 has zombie children and the number of its
- * children has not changed for `stallMs`: it is reaping nothing.
+ * Gives up on a storm when the number of PID 1's children has not changed
+ * for `stallMs` and some are zombies (it is reaping nothing) or none is left
+ * (the workload ended without its report).
  */
 function stall(initPid: number, stallMs: number): () => string | undefined {
   let count = -1;
@@ -229,6 +231,7 @@ function stall(initPid: number, stallMs: number): () => string | undefined {
       return undefined;
     }
     if (now - since < stallMs) return undefined;
+    if (count === 0) return `the workload ended without reporting; PID 1 has had no child for ${stallMs / 1000} s`;
     const zombies = children.filter((pid) => processState(pid) === 'Z').length;
     // Nothing to reap: the workload is still forking or scanning.
     if (zombies === 0) {

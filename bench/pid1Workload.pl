@@ -2,8 +2,9 @@
 # same program under every init. Perl because every Debian system has it and
 # it starts in a few milliseconds; a C compiler may be missing.
 #
-# It appends "KEY VALUE" lines to REPORT, a file in the host's /tmp (the
-# private mount namespace still shows it). Times are CLOCK_MONOTONIC in ns,
+# It appends "KEY VALUE" lines to REPORT, making its directory where the
+# root it sees lacks it (tether's guest gives it a root of its own); the bench
+# reads it through PID 1's /proc/PID/root. Times are CLOCK_MONOTONIC in ns,
 # the clock the bench reads with process.hrtime.bigint(), so the bench can
 # subtract its own timestamps from them.
 #
@@ -13,6 +14,8 @@
 #                                         "forked T" and "drained T"; then sleep
 use strict;
 use warnings;
+use File::Basename ();
+use File::Path ();
 use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC);
 
 my ($mode, $report, $orphans) = @ARGV;
@@ -20,6 +23,7 @@ my ($mode, $report, $orphans) = @ARGV;
 sub now { sprintf '%.0f', clock_gettime(CLOCK_MONOTONIC) * 1e9 }
 
 sub report {
+  File::Path::make_path(File::Basename::dirname($report));
   open my $file, '>>', $report or die "$report: $!";
   print $file "@_\n";
   close $file;
