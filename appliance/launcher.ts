@@ -50,6 +50,8 @@ export interface Launcher {
   launch(config: Record<string, unknown>, options: LaunchOptions): Promise<LaunchedVm>;
   /** The containerVM `id` that an earlier appliance launched: still running, or how it ended. */
   adopt(id: string): LaunchedVm | VmExit;
+  /** The containerVM `id` an earlier appliance launched, if it is still running; nothing happens to one that is not. */
+  running(id: string): LaunchedVm | undefined;
 }
 
 /** How long a monitor may take to bring its sandbox up before the launch is given up. */
@@ -94,13 +96,20 @@ export function sandboxLauncher(options: { appliance: { host: string; port: numb
       }
     },
     adopt(id) {
-      const dir = containerDir(options.stateDir, id);
-      const record = readJson<MonitorRecord>(join(dir, MONITOR_FILE));
-      if (record && isAlive(record.monitor)) return watchVm(dir, record, (gone) => lost(id, gone));
       // Read after the liveness check: a monitor writes the exit record just before it exits.
-      return readJson<VmExit>(join(dir, EXIT_FILE)) ?? lost(id, record);
+      return running(id) ?? readJson<VmExit>(join(containerDir(options.stateDir, id), EXIT_FILE)) ?? lost(id, monitorRecord(id));
     },
+    running,
   };
+
+  function monitorRecord(id: string): MonitorRecord | undefined {
+    return readJson<MonitorRecord>(join(containerDir(options.stateDir, id), MONITOR_FILE));
+  }
+
+  function running(id: string): LaunchedVm | undefined {
+    const record = monitorRecord(id);
+    return record && isAlive(record.monitor) ? watchVm(containerDir(options.stateDir, id), record, (gone) => lost(id, gone)) : undefined;
+  }
 
   /** A VM whose monitor is gone without a word: what is left of it is killed, and its key, which the monitor did not live to forget, trusted no more. */
   function lost(id: string, record: MonitorRecord | undefined): VmExit {

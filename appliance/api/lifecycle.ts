@@ -27,7 +27,7 @@ import { isRunning } from './containerState.ts';
 import { readJsonBody } from './body.ts';
 import { findContainer } from './containers.ts';
 import { parseHostSecurity, type HostSecuritySettings } from './hostSecurity.ts';
-import type { Attachment, AttachOptions, ContainerControl, ContainerDirectory, ContainerRecord } from './directory.ts';
+import type { Attachment, AttachOptions, ContainerControl, ContainerDirectory } from './directory.ts';
 import { ApiError, messageOf } from './errors.ts';
 import type { ApiLog } from './log.ts';
 import { boolParam, intParam } from './query.ts';
@@ -83,14 +83,21 @@ export class Lifecycle {
   /**
    * Takes over the containerVMs an earlier appliance on this state directory
    * launched: those still running are watched again (their guests reconnect
-   * on their own); those that ended meanwhile are recorded as exited.
+   * on their own), and shut down if their container has exited; those that
+   * ended meanwhile are recorded as exited, or removed if due (--rm).
    */
   adopt(): void {
     for (const stored of this.options.store.list()) {
+      if (stored.State === 'exited') {
+        // Its exit came from its guest; the containerVM may have been on its way out when the last appliance closed.
+        const vm = this.options.launcher.running(stored.Id);
+        if (vm) this.#track(stored, vm);
+        else if (stored.HostConfig.AutoRemove) this.options.store.remove(stored.Id);
+        continue;
+      }
       if (stored.State !== 'running') continue;
       const vm = this.options.launcher.adopt(stored.Id);
       if ('exited' in vm) this.#track(stored, vm);
-      // --rm: its removal was due, or under way when the last appliance closed.
       else if (stored.HostConfig.AutoRemove) this.options.store.remove(stored.Id);
       else this.#ended(stored, vm);
     }
@@ -238,15 +245,21 @@ export class Lifecycle {
     void this.#shutDownWhenOver(stored, vm);
   }
 
-  /** What its guest last reported of the exit, where it did: it knows the session's error; else the containerVM's own exit. */
-  #ended(stored: StoredContainer, exit: VmExit): void {
+  /**
+   * Records the run as over, once, from what its guest last reported of the
+   * exit where it did (it knows the session's error), else from the
+   * containerVM's own exit. A later word of the same run changes nothing.
+   */
+  #ended(stored: StoredContainer, exit?: VmExit): void {
+    if (this.options.store.get(stored.Id)?.State !== 'running') return;
     const seen = this.options.directory.find(stored.Id);
-    const reported: Partial<ContainerRecord> = seen && seen.vm === stored.Id && !isRunning(seen) && seen.state !== 'created' ? seen : {};
+    const reported = seen && seen.vm === stored.Id && !isRunning(seen) && seen.state !== 'created' ? seen : undefined;
+    if (!reported && !exit) return;
     this.options.store.update(stored, {
       State: 'exited',
-      ExitCode: reported.exitCode ?? exit.status,
-      FinishedAt: reported.finishedAt ?? exit.finishedAt,
-      Error: reported.error ?? exit.error,
+      ExitCode: reported?.exitCode ?? exit?.status,
+      FinishedAt: reported?.finishedAt ?? exit?.finishedAt,
+      Error: reported?.error ?? exit?.error,
     });
   }
 
@@ -267,7 +280,9 @@ export class Lifecycle {
    */
   async #shutDownWhenOver(stored: StoredContainer, vm: LaunchedVm): Promise<void> {
     try {
-      await Promise.race([this.options.directory.wait(stored.Id, 'not-running'), vm.exited]);
+      const over = await Promise.race([this.options.directory.wait(stored.Id, 'not-running').then(() => undefined), vm.exited]);
+      // Its guest said so first: the container has exited, in Docker's terms, while its containerVM shuts down.
+      if (over === undefined) this.#ended(stored);
       await Promise.allSettled(this.#attaches.get(stored.Id) ?? []);
       if (stored.HostConfig.AutoRemove) await this.#discard(stored);
       else await vm.stop();
