@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { createActor, fromPromise, toPromise } from 'xstate';
 import { openPtyPair, type PtyPair } from '../actors/ptyPair.ts';
 import { bootMachine, devNodes, type BootInput, type BootOutput, type BootStep, type DevNodes, type MaskSpec, type MountSpec } from '../machines/boot.ts';
+import { canary, snapshot } from './support/canary.ts';
 
 // ---- the machine alone, with stand-in steps ----
 
@@ -275,23 +276,6 @@ function scratch(t: Test) {
   fs.writeFileSync(configPath, '{"a": "config"}\n');
   return { dir, configPath, logDir: join(dir, 'logs') };
 }
-
-/**
- * A directory on the host's root file system, in sight of the host image
- * (/tmp and the homes are hidden from it), with files for a container to
- * try to change.
- */
-function canary(t: Test): string {
-  const dir = fs.mkdtempSync('/var/lib/tether-canary-');
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(join(dir, 'file'), 'the host\'s own\n');
-  fs.mkdirSync(join(dir, 'sub'));
-  fs.writeFileSync(join(dir, 'sub', 'nested'), 'nested\n');
-  return dir;
-}
-
-const snapshot = (dir: string) => fs.readdirSync(dir, { recursive: true }).map(String).sort()
-  .map((name) => [name, fs.statSync(join(dir, name)).isFile() ? fs.readFileSync(join(dir, name), 'utf8') : 'dir']);
 
 t.test('as PID 1 on the host image, the guest mounts what a VM init mounts and layers its /etc files', { skip: needsRoot }, async (t) => {
   const hostFiles = { hostname: fs.readFileSync('/etc/hostname'), hosts: fs.readFileSync('/etc/hosts') };

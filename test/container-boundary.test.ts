@@ -1,7 +1,6 @@
-import fs from 'node:fs';
-import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
+import { canary, snapshot } from './support/canary.ts';
 import { docker, dockerMissing, startWorld, type World } from './support/world.ts';
 
 // What a root process in a container can reach, tried as an attacker would,
@@ -12,23 +11,6 @@ import { docker, dockerMissing, startWorld, type World } from './support/world.t
 
 const skip = sandboxUnsupported() ?? dockerMissing();
 if (skip) t.comment(`skipping the container boundary tests: ${skip}`);
-
-/**
- * A directory on the host's root file system, in the host image's view
- * (/tmp and the homes are hidden from it), whose files a container tries to
- * change.
- */
-function canary(t: Test): string {
-  const dir = fs.mkdtempSync('/var/lib/tether-canary-');
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(join(dir, 'file'), 'the host\'s own\n');
-  fs.mkdirSync(join(dir, 'sub'));
-  fs.writeFileSync(join(dir, 'sub', 'nested'), 'nested\n');
-  return dir;
-}
-
-const snapshot = (dir: string) => fs.readdirSync(dir, { recursive: true }).map(String).sort()
-  .map((name) => [name, fs.statSync(join(dir, name)).isFile() ? fs.readFileSync(join(dir, name), 'utf8') : 'dir']);
 
 /** `docker run --rm [options] host sh -c SCRIPT`, every error on stdout; the script's status is its last command's. */
 async function rootShell(world: World, script: string, options: string[] = []) {

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { sandboxUnsupported, startSandbox } from '../tools/sandbox.ts';
 import { startApplianceProcess } from './support/applianceProcess.ts';
 import { docker, dockerMissing, eventually, psLine } from './support/world.ts';
@@ -16,13 +16,19 @@ if (skip) t.comment(`skipping the impostor tests: ${skip}`);
 
 const session = (cmd: string[]) => ({ cmd });
 
-t.test('an impostor guest reporting a running container\'s ID is refused and logged; exec, ps, logs and stop of the real container are unaffected', { skip }, async (t) => {
+/** An appliance of the test's own, its state directory, and its serial listener's host and port; the container "real" goes with the test. */
+async function applianceWithReal(t: Test) {
   const state = join(mkdtempSync(join(tmpdir(), 'tether-impostor-')), 'state');
   t.teardown(() => rmSync(join(state, '..'), { recursive: true, force: true }));
   const appliance = await startApplianceProcess(t, state);
   const api = { appliance };
   const [host, port] = appliance.serial.replace('tcp://', '').split(':');
   t.teardown(() => docker(api, ['rm', '-f', 'real']));
+  return { state, api, host, port };
+}
+
+t.test('an impostor guest reporting a running container\'s ID is refused and logged; exec, ps, logs and stop of the real container are unaffected', { skip }, async (t) => {
+  const { state, api, host, port } = await applianceWithReal(t);
 
   const run = await docker(api, ['run', '-d', '--name', 'real', 'host', 'sh', '-c', 'echo real-output; exec sleep 100000']);
   t.equal(run.code, 0, run.stderr);
@@ -51,7 +57,7 @@ t.test('an impostor guest reporting a running container\'s ID is refused and log
   t.equal((await docker(api, ['kill', 'imp'])).code, 0, 'the impostor\'s own container is killed');
   await eventually(async () => ((await psLine(api, 'imp'))?.includes('Exited (137)') ? true : undefined), 'the impostor\'s end to be listed');
 
-  t.match(appliance.log(), new RegExp(`warn  appliance: refused what containerVM imp reported of containers not assigned to it vm=imp link=link\\d+ report=container-info containers=${id}`), 'the refusal is logged with the VM and the ID');
+  t.match(api.appliance.log(), new RegExp(`warn  appliance: refused what containerVM imp reported of containers not assigned to it vm=imp link=link\\d+ report=container-info containers=${id}`), 'the refusal is logged with the VM and the ID');
   t.match(await psLine(api, 'real'), /^real Up /, 'docker ps lists the real container, running');
   const inspect = JSON.parse((await docker(api, ['inspect', 'real'])).stdout)[0] as { Id: string; State: { Running: boolean } };
   t.equal(inspect.Id, id);
@@ -69,12 +75,7 @@ t.test('an impostor guest reporting a running container\'s ID is refused and log
 });
 
 t.test('a launcher cannot register a containerVM under a running container\'s ID, nor assign it that ID', { skip }, async (t) => {
-  const state = join(mkdtempSync(join(tmpdir(), 'tether-impostor-')), 'state');
-  t.teardown(() => rmSync(join(state, '..'), { recursive: true, force: true }));
-  const appliance = await startApplianceProcess(t, state);
-  const api = { appliance };
-  const [host, port] = appliance.serial.replace('tcp://', '').split(':');
-  t.teardown(() => docker(api, ['rm', '-f', 'real']));
+  const { state, api, host, port } = await applianceWithReal(t);
   const run = await docker(api, ['run', '-d', '--name', 'real', 'host', 'sleep', '100000']);
   t.equal(run.code, 0, run.stderr);
   const id = run.stdout.trim();
