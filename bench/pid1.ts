@@ -214,23 +214,28 @@ async function timeToExec(contender: Contender, setting: Setting): Promise<numbe
 
 /**
  * Gives up on a storm when the number of PID 1's children has not changed
- * for `stallMs` and some are zombies (it is reaping nothing) or none is left
- * (the workload ended without its report).
+ * for `stallMs` and some are zombies (it is reaping nothing), or none is
+ * left of those it had (the workload ended without its report); or when
+ * PID 1 has started no child within START_TIMEOUT_MS.
  */
 function stall(initPid: number, stallMs: number): () => string | undefined {
+  const begun = performance.now();
   let count = -1;
-  let since = performance.now();
+  let since = begun;
   let looked = 0;
+  let started = false;
   return () => {
     const now = performance.now();
     if (now - looked < STALL_LOOK_MS) return undefined;
     looked = now;
     const children = childrenOf(initPid);
+    started ||= children.length > 0;
     if (children.length !== count) {
       [count, since] = [children.length, now];
       return undefined;
     }
     if (now - since < stallMs) return undefined;
+    if (!started) return now - begun > START_TIMEOUT_MS ? `the workload did not start within ${START_TIMEOUT_MS / 1000} s` : undefined;
     if (count === 0) return `the workload ended without reporting; PID 1 has had no child for ${stallMs / 1000} s`;
     const zombies = children.filter((pid) => processState(pid) === 'Z').length;
     // Nothing to reap: the workload is still forking or scanning.
