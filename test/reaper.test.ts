@@ -26,7 +26,7 @@ if (skip) console.error(`# SKIP reaper tests as PID 1: ${skip}`);
 function asInit(scenario: string, ...flags: string[]): Promise<Record<string, any>> {
   const args = ['--pid', '--fork', '--mount-proc', '--kill-child', '--', process.execPath, '--import', 'tsx', FIXTURE, scenario, ...flags];
   return new Promise((resolve, reject) => {
-    execFile('unshare', args, { cwd: ROOT, timeout: 120_000, killSignal: 'SIGKILL', maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    execFile('unshare', args, { cwd: ROOT, timeout: 270_000, killSignal: 'SIGKILL', maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       const last = stdout.trim().split('\n').pop() ?? '';
       let result: Record<string, any>;
       try {
