@@ -14,7 +14,7 @@ export interface DeviceConfig {
   type: 'c' | 'b';
   major: number;
   minor: number;
-  /** What the container may do with it: a non-empty subset of "rwm" (read, write, mknod). */
+  /** What the container may do with it: "rw" or "rwm" (read, write, mknod), as Docker's device cgroup rules name them. */
   permissions: string;
   /** The node's permission bits (default 0o666 less the umask). */
   fileMode?: number;
@@ -44,7 +44,13 @@ export const DEFAULT_SECURITY: SecurityConfig = {
 
 const FIELDS = ['privileged', 'capabilities', 'seccomp', 'noNewPrivileges', 'devices'];
 const DEVICE_FIELDS = ['path', 'type', 'major', 'minor', 'permissions', 'fileMode', 'uid', 'gid'];
-const PERMISSIONS = /^(?!.*(.).*\1)[rwm]{1,3}$/;
+/**
+ * "rw" or "rwm", in any order. A node bound into a nodev-free /dev opens as
+ * its mode allows, and root's CAP_DAC_OVERRIDE passes the mode: reading or
+ * writing alone cannot be enforced, so it is refused rather than ignored.
+ * Without "m" is what every container gets (nodes it makes do not open).
+ */
+const PERMISSIONS = /^(?=.*r)(?=.*w)(?!.*(.).*\1)[rwm]{2,3}$/;
 /** Linux's dev_t: 12 bits of major, 20 of minor. */
 const MAX_MAJOR = 4095;
 const MAX_MINOR = 2 ** 20 - 1;
@@ -122,7 +128,7 @@ export function checkSecurity(path: string, x: unknown): { security: SecurityCon
       const major = whole(`${at}.major`, d.major, MAX_MAJOR);
       const minor = whole(`${at}.minor`, d.minor, MAX_MINOR);
       const permissions = d.permissions === undefined ? 'rwm' : typeof d.permissions === 'string' && PERMISSIONS.test(d.permissions) ? d.permissions : undefined;
-      if (permissions === undefined) fail(`${at}.permissions`, 'a non-empty subset of "rwm"', d.permissions);
+      if (permissions === undefined) fail(`${at}.permissions`, '"rw" or "rwm" (tether cannot limit a device to reading or writing only)', d.permissions);
       const fileMode = d.fileMode === undefined ? undefined : whole(`${at}.fileMode`, d.fileMode, 0o7777);
       const uid = d.uid === undefined ? undefined : whole(`${at}.uid`, d.uid, MAX_ID);
       const gid = d.gid === undefined ? undefined : whole(`${at}.gid`, d.gid, MAX_ID);

@@ -132,13 +132,13 @@ t.test("a -u user's pipe session has the user's supplementary groups from /etc/g
   t.equal(result.stdout, execFileSync('id', ['-G', member!], { encoding: 'utf8' }), result.stderr);
 });
 
-t.test('security flags show in inspect as given; an unknown capability, option or device is a 400 naming it', { skip }, async (t) => {
+t.test('security flags show in inspect as given; an unknown capability, option or device, or a device for reading or writing only, is a 400 naming it', { skip }, async (t) => {
   const world = await startWorld(t);
-  const created = await docker(world, ['create', '--cap-add', 'net_admin', '--cap-drop', 'MKNOD', '--security-opt', 'no-new-privileges', '--device', '/dev/null:/dev/mynull:r', 'host', 'true']);
+  const created = await docker(world, ['create', '--cap-add', 'net_admin', '--cap-drop', 'MKNOD', '--security-opt', 'no-new-privileges', '--device', '/dev/null:/dev/mynull:rw', 'host', 'true']);
   t.equal(created.code, 0, created.stderr);
   const id = created.stdout.trim();
   const inspect = await docker(world, ['inspect', '-f', '{{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}} {{json .HostConfig.Devices}} {{.HostConfig.Privileged}}', id]);
-  t.equal(inspect.stdout, '["CAP_NET_ADMIN"] ["CAP_MKNOD"] ["no-new-privileges"] [{"PathOnHost":"/dev/null","PathInContainer":"/dev/mynull","CgroupPermissions":"r"}] false\n');
+  t.equal(inspect.stdout, '["CAP_NET_ADMIN"] ["CAP_MKNOD"] ["no-new-privileges"] [{"PathOnHost":"/dev/null","PathInContainer":"/dev/mynull","CgroupPermissions":"rw"}] false\n');
 
   const unknownCap = await docker(world, ['create', '--cap-add', 'BOGUS', 'host', 'true']);
   t.not(unknownCap.code, 0);
@@ -149,6 +149,9 @@ t.test('security flags show in inspect as given; an unknown capability, option o
   const device = await docker(world, ['create', '--device', '/dev/tether-no-such-device', 'host', 'true']);
   t.not(device.code, 0);
   t.match(device.stderr, /error gathering device information while adding custom device "\/dev\/tether-no-such-device": no such file or directory/);
+  const readOnly = await docker(world, ['create', '--device', '/dev/null:/dev/mynull:r', 'host', 'true']);
+  t.not(readOnly.code, 0, 'a device for reading only is refused, since it cannot be enforced');
+  t.match(readOnly.stderr, /security\.devices\[0\]\.permissions: expected "rw" or "rwm" \(tether cannot limit a device to reading or writing only\), got "r"/);
   const groupAdd = await docker(world, ['create', '--group-add', '10', 'host', 'true']);
   t.not(groupAdd.code, 0);
   t.match(groupAdd.stderr, /HostConfig.GroupAdd is not supported by tether \(got \["10"\]\)/);

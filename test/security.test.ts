@@ -55,7 +55,7 @@ t.test('every problem in the security section is named by its field', async (t) 
     'security.devices[0].path: expected a path under /dev (without ".."), got "/etc/passwd"',
     'security.devices[0].type: expected "c" (character) or "b" (block), got "x"',
     'security.devices[0].major: expected a whole number from 0 to 4095, got 5000',
-    'security.devices[0].permissions: expected a non-empty subset of "rwm", got "rwx"',
+    'security.devices[0].permissions: expected "rw" or "rwm" (tether cannot limit a device to reading or writing only), got "rwx"',
   ]);
   const profile = { defaultAction: 'SCMP_ACT_NOTIFY', listenerPath: '/x', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW', args: [{ index: 6, value: 1, op: 'SCMP_CMP_EQ' }] }] };
   const seccomp = t.throws(() => parseGuestConfig(document({ seccomp: profile }), 'test')) as { problems?: string[] };
