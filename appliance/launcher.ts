@@ -52,6 +52,8 @@ export interface Launcher {
   adopt(id: string): LaunchedVm | VmExit;
   /** The containerVM `id` an earlier appliance launched, if it is still running; nothing happens to one that is not. */
   running(id: string): LaunchedVm | undefined;
+  /** Where the console of containerVM `id` is and how it ends, for an error message. */
+  consoleTail(id: string): string;
 }
 
 /** How long a monitor may take to bring its sandbox up before the launch is given up. */
@@ -100,6 +102,7 @@ export function sandboxLauncher(options: { appliance: { host: string; port: numb
       return running(id) ?? readJson<VmExit>(join(containerDir(options.stateDir, id), EXIT_FILE)) ?? lost(id, monitorRecord(id));
     },
     running,
+    consoleTail: (id) => consoleTail(join(containerDir(options.stateDir, id), 'console.log')),
   };
 
   function monitorRecord(id: string): MonitorRecord | undefined {
@@ -156,6 +159,11 @@ async function monitorStarted(monitor: ChildProcess, dir: string, consolePath: s
 
 /** The end of a console log, for an error message. */
 function consoleTail(path: string): string {
-  const text = readFileSync(path, 'utf8').trim();
+  let text;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    return `cannot read ${path}: ${(error as Error).message}`;
+  }
   return text === '' ? `nothing in ${path}` : `${path} ends: ${text.slice(-600)}`;
 }

@@ -170,7 +170,7 @@ export class Lifecycle {
     this.#track(stored, vm);
     // Answered once the guest has reported it, as Docker answers once the process runs: an exec or a stop right after reaches it.
     await untilReported(this.options.reported, id, vm).catch((error: unknown) => {
-      throw new ApiError(500, `cannot start container ${ref}: ${messageOf(error)} (its console is in the appliance's state directory, containers/${id}/console.log)`);
+      throw new ApiError(500, `cannot start container ${ref}: ${messageOf(error)}; its console, ${this.options.launcher.consoleTail(id)}`);
     });
     return 'started';
   }
