@@ -6,6 +6,20 @@
  * before any other module of the bundle), holds TERM, INT and HUP until the
  * guest takes them over.
  */
+/**
+ * Node starts its inspector (a debugger on 127.0.0.1:9229, in the network
+ * namespace the containers share) on SIGUSR1 unless the process listens for
+ * it: a container's root could send it and run code in PID 1. So the guest
+ * listens from its first module on, and only reports it.
+ */
+let onInspectorSignal = () => {};
+process.on('SIGUSR1', () => onInspectorSignal());
+
+/** What the guest does with a SIGUSR1 from now on (it never starts the inspector). */
+export function reportInspectorSignal(report: () => void): void {
+  onInspectorSignal = report;
+}
+
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 type HeldSignal = (typeof SIGNALS)[number];
 

@@ -1,5 +1,5 @@
 // First: it holds TERM, INT and HUP from the moment the bundle starts running.
-import { takeOverSignals } from './heldSignals.ts';
+import { reportInspectorSignal, takeOverSignals } from './heldSignals.ts';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { claimNodeChildren } from '../actors/childOwners.ts';
@@ -22,6 +22,7 @@ import { bootGuest, type BootResult } from './boot.ts';
  * ones stop).
  */
 const log = createLog('guest');
+reportInspectorSignal(() => log('warn', 'SIGUSR1 ignored: the guest never starts the Node inspector'));
 
 function readConfig(path: string): GuestConfig {
   let text: string;

@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
 import { canary, snapshot } from './support/canary.ts';
-import { docker, dockerMissing, startWorld, type World } from './support/world.ts';
+import { docker, dockerMissing, eventually, startWorld, type World } from './support/world.ts';
 
 // What a root process in a container can reach, tried as an attacker would,
 // through the real docker CLI against containerVMs the appliance launches
@@ -48,6 +50,21 @@ t.test('a root process in a container cannot open the serial link, nor the guest
   t.match(output, /\/proc\/1\/fd.*Permission denied/);
   t.match(output, /\/proc\/1\/root.*Permission denied/);
   t.match(output, /^0\nown fds readable\n$/m, 'as root, and its own /proc entries work');
+});
+
+t.test('SIGUSR1 from a container to the guest init is reported and ignored: Node\'s inspector never listens', { skip }, async (t) => {
+  const world = await startWorld(t);
+  const run = await docker(world, ['run', '-d', 'host', 'sh', '-c', 'kill -USR1 1; exec sleep 100000']);
+  t.equal(run.code, 0, run.stderr);
+  const id = run.stdout.trim();
+  t.teardown(() => docker(world, ['rm', '-f', id]));
+  const console = join(world.stateDir, 'containers', id, 'console.log');
+  await eventually(() => (readFileSync(console, 'utf8').includes('SIGUSR1 ignored') ? true : undefined), 'the guest to report the SIGUSR1');
+  // The inspector would listen on 127.0.0.1:9229 (0x240D) in the containerVM's network namespace, which the container shares.
+  const listening = await docker(world, ['exec', id, 'sh', '-c', 'cat /proc/net/tcp']);
+  t.equal(listening.code, 0, listening.stderr);
+  t.notMatch(listening.stdout, /:240D /, 'nothing listens on the inspector\'s port');
+  t.notMatch(readFileSync(console, 'utf8'), /Debugger listening/);
 });
 
 t.test('the kernel\'s knobs are out of reach: cgroup mount and release_agent, core_pattern, drop_caches, /sys remount, masked files', { skip }, async (t) => {

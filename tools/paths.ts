@@ -1,1 +1,0 @@
-export { bundlePath } from '../shared/bundlePath.ts';
