@@ -6,28 +6,44 @@
  * that code.
  *
  * After the guest's pivot_root the root is the container's, where
- * dist/confine is not: the guest opens it before the pivot
- * (openConfineNow, from actors/preload.ts) and starts it as
- * /proc/self/fd/N, which executes the file the descriptor holds (the
- * descriptor is close-on-exec, so the command does not inherit it).
+ * dist/confine is not: the guest copies it before the pivot
+ * (openConfineNow, from actors/preload.ts) into a sealed memory file and
+ * starts it as /proc/self/fd/N, which executes the file the descriptor
+ * holds (the descriptor is close-on-exec, so the command does not inherit
+ * it). A copy, sealed, since a container process can reach a running
+ * confine's file through /proc/PID/exe: were that the host's dist/confine,
+ * its root could rewrite it and own the next process the guest starts
+ * (runc's CVE-2019-5736).
  */
-import { existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, writeSync } from 'node:fs';
 import { bundlePath } from '../shared/bundlePath.ts';
 import { capabilityMask } from '../shared/capabilities.ts';
 import type { ProcessConfinement } from '../shared/security.ts';
+import { memoryFile, sealMemoryFile } from './libc.ts';
 import { compileSeccomp } from './seccomp.ts';
 
-/** The descriptor on dist/confine that the guest opened before its root changed. */
+/** The sealed copy of dist/confine that the guest made before its root changed. */
 let opened: number | undefined;
 
-/** Opens dist/confine, so it can be run once the root is another. */
+/** Copies dist/confine into a sealed memory file, so it can be run once the root is another, and never changed. */
 export function openConfineNow(): void {
+  if (opened !== undefined) return;
   const path = bundlePath('confine');
+  let program: Buffer;
   try {
-    opened ??= openSync(path, 'r');
+    program = readFileSync(path);
   } catch (error) {
-    throw new Error(`cannot open ${path}, the program container processes are started through: ${(error as Error).message} (build it: node tools/build.mjs)`);
+    throw new Error(`cannot read ${path}, the program container processes are started through: ${(error as Error).message} (build it: node tools/build.mjs)`);
   }
+  const fd = memoryFile('tether-confine');
+  try {
+    for (let written = 0; written < program.length;) written += writeSync(fd, program, written);
+    sealMemoryFile(fd);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  opened = fd;
 }
 
 function confinePath(): string {

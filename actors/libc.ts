@@ -48,7 +48,8 @@ function bind() {
     mknod: lib.func('int mknod(const char *path, unsigned int mode, unsigned long dev)'),
     sync: lib.func('void sync(void)'),
     reboot: lib.func('int reboot(int cmd)'),
-    dup: lib.func('int dup(int fd)'),
+    fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
+    memfd_create: lib.func('int memfd_create(const char *name, unsigned int flags)'),
     posix_openpt: lib.func('int posix_openpt(int flags)'),
     grantpt: lib.func('int grantpt(int fd)'),
     unlockpt: lib.func('int unlockpt(int fd)'),
@@ -168,9 +169,29 @@ export function powerOff(): void {
   check(libc().reboot(RB_POWER_OFF) as number, () => 'reboot(RB_POWER_OFF)');
 }
 
-/** A second descriptor on `fd`'s open file (dup(2)). */
+/** fcntl commands and flags (linux/fcntl.h, linux/memfd.h). */
+const F_DUPFD_CLOEXEC = 1030;
+const F_ADD_SEALS = 1033;
+const F_SEAL_SEAL = 1;
+const F_SEAL_SHRINK = 2;
+const F_SEAL_GROW = 4;
+const F_SEAL_WRITE = 8;
+const MFD_CLOEXEC = 1;
+const MFD_ALLOW_SEALING = 2;
+
+/** A second descriptor on `fd`'s open file, closed on exec so no process the guest starts inherits it. */
 export function duplicate(fd: number): number {
-  return check(libc().dup(fd) as number, () => `dup(${fd})`);
+  return check(libc().fcntl(fd, F_DUPFD_CLOEXEC, 'int', 0) as number, () => `fcntl(${fd}, F_DUPFD_CLOEXEC)`);
+}
+
+/** memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING): a file in memory, on no file system. */
+export function memoryFile(name: string): number {
+  return check(libc().memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING) as number, () => `memfd_create(${show(name)})`);
+}
+
+/** Seals a memory file for good: nobody, root included, can change its contents or size again. */
+export function sealMemoryFile(fd: number): void {
+  check(libc().fcntl(fd, F_ADD_SEALS, 'int', F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) as number, () => `fcntl(${fd}, F_ADD_SEALS)`);
 }
 
 /** waitid(2): which children, and what to wait for (linux/wait.h). */
@@ -211,11 +232,9 @@ const IFREQ_BYTES = 40;
 
 /** System calls without a glibc wrapper; numbers shared by every architecture from 424 on. */
 const SYS_open_tree = 428;
-const SYS_move_mount = 429;
 const OPEN_TREE_CLONE = 1;
 const OPEN_TREE_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
-const MOVE_MOUNT_F_EMPTY_PATH = 4;
 
 /** Sets IFF_UP on the interface `name` of this network namespace (SIOCGIFFLAGS, then SIOCSIFFLAGS). */
 export function setInterfaceUp(name: string): void {
@@ -244,18 +263,13 @@ export function bindLibcNow(): void {
 
 /**
  * open_tree(path, OPEN_TREE_CLONE): a descriptor holding a detached bind
- * mount of `path`. Unlike an open file, it can be attached (attachMount)
- * after the mount it came from has left this namespace (a pivot_root).
+ * mount of `path`. Unlike an open file, a directory's files stay reachable
+ * through /proc/self/fd/N after the mount it came from has left this
+ * namespace (a pivot_root).
  */
 export function cloneMount(path: string): number {
   return check(Number(libc().syscall(SYS_open_tree, 'int', AT_FDCWD, 'const char *', path, 'unsigned int', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)),
     () => `open_tree(${show(path)}, OPEN_TREE_CLONE)`);
-}
-
-/** move_mount(2) of the detached mount `fd` (from cloneMount) onto `target`. */
-export function attachMount(fd: number, target: string): void {
-  check(Number(libc().syscall(SYS_move_mount, 'int', fd, 'const char *', '', 'int', AT_FDCWD, 'const char *', target, 'unsigned int', MOVE_MOUNT_F_EMPTY_PATH)),
-    () => `move_mount(${fd}, ${show(target)})`);
 }
 
 /** A new pseudo-terminal master (posix_openpt with `flags`). */

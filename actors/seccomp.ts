@@ -13,7 +13,7 @@
 import { closeSync, fstatSync, readSync } from 'node:fs';
 import { arch, release } from 'node:os';
 import koffi from 'koffi';
-import { errnoError, errnoName } from './libc.ts';
+import { errnoName, memoryFile } from './libc.ts';
 import { applicableRules, type SeccompAction, type SeccompArg, type SeccompOperator, type SeccompProfile } from '../shared/seccompProfile.ts';
 
 const EPERM = 1;
@@ -33,7 +33,6 @@ const OPERATORS: Record<SeccompOperator, number> = {
 };
 /** seccomp_syscall_resolve_name's answer for a name no architecture has. */
 const NR_SCMP_ERROR = -1;
-const MFD_CLOEXEC = 1;
 /** Node's process.arch as Go (and so Docker's profile, `arches`) names it. */
 const GO_ARCH: Record<string, string> = {
   x64: 'amd64', arm64: 'arm64', ia32: 'x86', arm: 'arm', riscv64: 'riscv64', s390x: 's390x', ppc64: 'ppc64le', loong64: 'loong64',
@@ -42,7 +41,6 @@ const GO_ARCH: Record<string, string> = {
 function bind() {
   const lib = koffi.load('libseccomp.so.2');
   const argCmp = koffi.struct('scmp_arg_cmp', { arg: 'uint32', op: 'int', datum_a: 'uint64', datum_b: 'uint64' });
-  const libc = koffi.load('libc.so.6');
   return {
     init: lib.func('void *seccomp_init(uint32_t def_action)'),
     release: lib.func('void seccomp_release(void *ctx)'),
@@ -52,7 +50,6 @@ function bind() {
     resolveName: lib.func('int seccomp_syscall_resolve_name(const char *name)'),
     ruleAdd: lib.func('int seccomp_rule_add_array(void *ctx, uint32_t action, int syscall, unsigned int count, const scmp_arg_cmp *args)'),
     exportBpf: lib.func('int seccomp_export_bpf(void *ctx, int fd)'),
-    memfdCreate: libc.func('int memfd_create(const char *name, unsigned int flags)'),
     argCmp,
   };
 }
@@ -158,8 +155,7 @@ function show(a: SeccompArg): string {
 /** seccomp_export_bpf into a memory file, read back whole. */
 function exportProgram(ctx: unknown): Buffer {
   const s = libseccomp();
-  const fd = s.memfdCreate('seccomp-bpf', MFD_CLOEXEC) as number;
-  if (fd < 0) throw errnoError('memfd_create("seccomp-bpf", MFD_CLOEXEC)');
+  const fd = memoryFile('seccomp-bpf');
   try {
     check(s.exportBpf(ctx, fd) as number, () => 'seccomp_export_bpf');
     const program = Buffer.alloc(fstatSync(fd).size);

@@ -1,13 +1,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readlinkSync, writeSync } from 'node:fs';
 import t from 'tap';
+import { confinedCommand, openConfineNow } from '../actors/confine.ts';
 import { compileSeccomp } from '../actors/seccomp.ts';
 import { parseHostSecurity } from '../appliance/api/hostSecurity.ts';
 import { bundlePath } from '../shared/bundlePath.ts';
 import { CAPABILITIES, capabilityMask, DEFAULT_CAPABILITIES, resolveCapabilities } from '../shared/capabilities.ts';
 import { parseGuestConfig } from '../shared/config.ts';
 import { applicableRules, checkSeccompProfile, defaultSeccompProfile, type SeccompProfile } from '../shared/seccompProfile.ts';
-import { processConfinement } from '../shared/security.ts';
+import { DEFAULT_SECURITY, processConfinement } from '../shared/security.ts';
 
 // The container's capability set as Docker resolves it, the security
 // section of the guest config, and seccomp profiles: which rules apply,
@@ -133,4 +134,30 @@ t.test('a create whose seccomp profile libseccomp refuses, or with a security fi
   t.throws(() => parseHostSecurity({ SecurityOpt: ['no-new-privileges:maybe'] }, 'container create'), { status: 400, message: /no-new-privileges takes true or false/ });
   t.same(parseHostSecurity({ SecurityOpt: ['no-new-privileges=false', 'seccomp=builtin'], UsernsMode: 'host', IpcMode: 'private' }, 'container create').security,
     { capabilities: resolveCapabilities([], [], false), seccomp: 'default' }, 'what asks for nothing new is accepted');
+});
+
+t.test('container processes start through a sealed in-memory copy of dist/confine, which not even root can change', { skip: noConfine }, async (t) => {
+  openConfineNow();
+  const { file, args } = confinedCommand('/bin/echo', ['echo', 'confined'], undefined, processConfinement(DEFAULT_SECURITY, false));
+  t.match(readlinkSync(file), /^\/memfd:tether-confine/, 'a memory file, not the host\'s dist/confine');
+  const writable = openSync(file, 'r+');
+  t.throws(() => writeSync(writable, 'x'), { code: 'EPERM' }, 'sealed against writing');
+  t.throws(() => ftruncateSync(writable, 0), { code: 'EPERM' }, 'and against shrinking');
+  closeSync(writable);
+  t.equal(spawnSync(file, args, { encoding: 'utf8' }).stdout, 'confined\n', 'and it runs');
+});
+
+t.test('a device at a path the guest fills itself is refused, naming the path and why', async (t) => {
+  const at = (path: string) => ({ devices: [{ path, type: 'c', major: 1, minor: 3 }] });
+  for (const [path, why] of [
+    ['/dev/null', 'every container has that device already'],
+    ['/dev/ptmx', 'the guest makes a link there'],
+    ['/dev/fd/3', 'the guest makes a link there'],
+    ['/dev/pts/0', 'the guest mounts a file system there'],
+    ['/dev/shm/x', 'the guest mounts a file system there'],
+  ]) {
+    const error = t.throws(() => parseGuestConfig(document(at(path!)), 'test')) as { problems?: string[] };
+    t.same(error.problems, [`security.devices[0].path: "${path}" cannot be given: ${why}`]);
+  }
+  t.doesNotThrow(() => parseGuestConfig(document(at('/dev/mynull')), 'test'), 'a path of its own is taken');
 });
