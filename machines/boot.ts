@@ -1,4 +1,5 @@
 import { assign, fromPromise, setup } from 'xstate';
+import { DEFAULT_DEVICES, DEV_LINKS, PTMX_LINK } from '../shared/security.ts';
 
 /**
  * The guest's boot: what a VM's init does before anything else, done by the
@@ -221,31 +222,14 @@ const SHM: MountSpec = {
 };
 const RUN: MountSpec = { source: 'tmpfs', target: '/run', type: 'tmpfs', flags: ['nosuid', 'nodev'], data: 'mode=0755', makeTarget: true };
 
-const FD_LINKS = [
-  { path: '/dev/fd', target: '/proc/self/fd' },
-  { path: '/dev/stdin', target: '/proc/self/fd/0' },
-  { path: '/dev/stdout', target: '/proc/self/fd/1' },
-  { path: '/dev/stderr', target: '/proc/self/fd/2' },
-];
-
-/** Docker's default devices (moby oci/defaults.go), then the container's own. */
-const DEFAULT_DEVICES: DeviceNode[] = [
-  { path: '/dev/null', type: 'c', major: 1, minor: 3 },
-  { path: '/dev/zero', type: 'c', major: 1, minor: 5 },
-  { path: '/dev/full', type: 'c', major: 1, minor: 7 },
-  { path: '/dev/random', type: 'c', major: 1, minor: 8 },
-  { path: '/dev/urandom', type: 'c', major: 1, minor: 9 },
-  { path: '/dev/tty', type: 'c', major: 5, minor: 0 },
-];
-
 /**
  * The container's /dev: Docker's default nodes and the `--device` ones, and
  * a ptmx that opens the guest's own devpts instance. A privileged
  * container's devtmpfs has every node and lacks only the links.
  */
 export function devNodes(input: Pick<BootInput, 'privileged' | 'devices'>): DevNodes {
-  if (input.privileged) return { nodes: [], links: FD_LINKS, exclusive: false };
-  return { nodes: [...DEFAULT_DEVICES, ...input.devices], links: [...FD_LINKS, { path: '/dev/ptmx', target: 'pts/ptmx' }], exclusive: true };
+  if (input.privileged) return { nodes: [], links: [...DEV_LINKS], exclusive: false };
+  return { nodes: [...DEFAULT_DEVICES, ...input.devices], links: [...DEV_LINKS, PTMX_LINK], exclusive: true };
 }
 
 /** sysfs shows the machine's devices and settings: read-only unless privileged, as Docker mounts it. */
@@ -327,8 +311,8 @@ function optional<S extends BootStep>(s: S, next: string) {
   };
 }
 
-/** A hold step: the descriptor it resolves with is kept under `key`. */
-function hold(s: BootStep & `hold${string}`, key: keyof BootContext['held'], next: string, path: (input: BootInput) => string, directory: boolean, must: boolean) {
+/** A hold step, essential: the descriptor it resolves with is kept under `key`. */
+function hold(s: BootStep & `hold${string}`, key: keyof BootContext['held'], next: string, path: (input: BootInput) => string, directory: boolean) {
   return {
     invoke: {
       src: 'hold' as const,
@@ -340,7 +324,7 @@ function hold(s: BootStep & `hold${string}`, key: keyof BootContext['held'], nex
           { type: 'record' as const, params: { step: s } },
         ],
       },
-      onError: (must ? essential : optional)(s, next).onError,
+      onError: essential(s, next).onError,
     },
   };
 }
@@ -412,11 +396,11 @@ export const bootMachine = setup({
       always: [{ guard: 'serialIsPath', target: 'holdSerial' }, { target: 'holdConfig' }],
     },
     // The guest's only way to the appliance: without it the container runs unreachable.
-    holdSerial: hold('holdSerial', 'serial', 'holdConfig', (input) => input.serialDevice, false, true),
-    // Without it a SIGHUP finds no config to read again; the container runs as configured.
-    holdConfig: hold('holdConfig', 'config', 'holdLogDir', (input) => directoryOf(input.configPath), false, false),
-    // Without it the logs are written inside the container's root and lost with the guest.
-    holdLogDir: hold('holdLogDir', 'logDir', 'overlay', (input) => input.logDir, true, false),
+    holdSerial: hold('holdSerial', 'serial', 'holdConfig', (input) => input.serialDevice, false),
+    // Without it a SIGHUP would read the config inside the container's root, where its root could write a privileged session.
+    holdConfig: hold('holdConfig', 'config', 'holdLogDir', (input) => directoryOf(input.configPath), false),
+    // Without it the logs would be written inside the container's root, where its processes could read and forge them.
+    holdLogDir: hold('holdLogDir', 'logDir', 'overlay', (input) => input.logDir, true),
     overlay: {
       invoke: { src: 'overlay', input: ({ context }) => overlay(context.input), ...essential('overlay', 'pivot') },
     },

@@ -22,6 +22,35 @@ export interface DeviceConfig {
   gid?: number;
 }
 
+/** Docker's default devices (moby oci/defaults.go): every container's, before its own. */
+export const DEFAULT_DEVICES: readonly DeviceConfig[] = [
+  { path: '/dev/null', type: 'c', major: 1, minor: 3, permissions: 'rwm' },
+  { path: '/dev/zero', type: 'c', major: 1, minor: 5, permissions: 'rwm' },
+  { path: '/dev/full', type: 'c', major: 1, minor: 7, permissions: 'rwm' },
+  { path: '/dev/random', type: 'c', major: 1, minor: 8, permissions: 'rwm' },
+  { path: '/dev/urandom', type: 'c', major: 1, minor: 9, permissions: 'rwm' },
+  { path: '/dev/tty', type: 'c', major: 5, minor: 0, permissions: 'rwm' },
+];
+/** The links every container's /dev has. */
+export const DEV_LINKS: readonly { path: string; target: string }[] = [
+  { path: '/dev/fd', target: '/proc/self/fd' },
+  { path: '/dev/stdin', target: '/proc/self/fd/0' },
+  { path: '/dev/stdout', target: '/proc/self/fd/1' },
+  { path: '/dev/stderr', target: '/proc/self/fd/2' },
+];
+/** A ptmx that opens the container's own devpts instance. */
+export const PTMX_LINK = { path: '/dev/ptmx', target: 'pts/ptmx' };
+/** Where the guest mounts file systems of its own in /dev: a device there would be covered. */
+const DEV_MOUNTS = ['/dev/pts', '/dev/shm'];
+
+/** Why a container's device cannot go at `path`, if it cannot: the guest makes something there itself. */
+function reservedDevicePath(path: string): string | undefined {
+  if (DEFAULT_DEVICES.some((d) => d.path === path)) return 'every container has that device already';
+  if ([...DEV_LINKS, PTMX_LINK].some((link) => path === link.path || path.startsWith(`${link.path}/`))) return 'the guest makes a link there';
+  if (DEV_MOUNTS.some((mount) => path === mount || path.startsWith(`${mount}/`))) return 'the guest mounts a file system there';
+  return undefined;
+}
+
 export interface SecurityConfig {
   /** Every capability, no seccomp, no masked paths, every device: Docker's --privileged. */
   privileged: boolean;
@@ -50,6 +79,15 @@ const DEVICE_FIELDS = ['path', 'type', 'major', 'minor', 'permissions', 'fileMod
  * writing alone cannot be enforced, so it is refused rather than ignored.
  * Without "m" is what every container gets (nodes it makes do not open).
  */
+/**
+ * Capabilities Docker confines with what tether lacks, so that granting one
+ * alone would give the boundary away; --privileged gives it away knowingly.
+ */
+const BOUNDARY_CAPABILITIES = {
+  CAP_SYS_PTRACE: 'the guest init shares the container\'s PID namespace, so the container could trace the init, which holds the serial link (in a sandbox, as the host\'s root)',
+  CAP_SYS_ADMIN: 'a container could mount a file system without nodev and open any device node it makes there, which Docker\'s device cgroup forbids and tether has no cgroup for',
+};
+
 const PERMISSIONS = /^(?=.*r)(?=.*w)(?!.*(.).*\1)[rwm]{2,3}$/;
 /** Linux's dev_t: 12 bits of major, 20 of minor. */
 const MAX_MAJOR = 4095;
@@ -97,6 +135,7 @@ export function checkSecurity(path: string, x: unknown): { security: SecurityCon
       x.capabilities.forEach((name, i) => {
         const cap = typeof name === 'string' ? capabilityName(name) : undefined;
         if (cap === undefined) fail(`${path}.capabilities[${i}]`, 'a Linux capability name such as "CAP_NET_ADMIN"', name);
+        else if (cap in BOUNDARY_CAPABILITIES) problems.push(`${path}.capabilities[${i}]: ${cap} is refused without privileged (docker --privileged): ${BOUNDARY_CAPABILITIES[cap as keyof typeof BOUNDARY_CAPABILITIES]}`);
         else if (!capabilities.includes(cap)) capabilities.push(cap);
       });
     }
@@ -123,6 +162,8 @@ export function checkSecurity(path: string, x: unknown): { security: SecurityCon
       const ok = (v: unknown) => v !== undefined;
       const devicePath = typeof d.path === 'string' && /^\/dev\/[^\0]+$/.test(d.path) && !d.path.split('/').includes('..') ? d.path : undefined;
       if (devicePath === undefined) fail(`${at}.path`, 'a path under /dev (without "..")', d.path);
+      const reserved = devicePath === undefined ? undefined : reservedDevicePath(devicePath);
+      if (reserved !== undefined) problems.push(`${at}.path: ${show(devicePath)} cannot be given: ${reserved}`);
       const type = d.type === 'c' || d.type === 'b' ? d.type : undefined;
       if (type === undefined) fail(`${at}.type`, '"c" (character) or "b" (block)', d.type);
       const major = whole(`${at}.major`, d.major, MAX_MAJOR);
@@ -132,7 +173,7 @@ export function checkSecurity(path: string, x: unknown): { security: SecurityCon
       const fileMode = d.fileMode === undefined ? undefined : whole(`${at}.fileMode`, d.fileMode, 0o7777);
       const uid = d.uid === undefined ? undefined : whole(`${at}.uid`, d.uid, MAX_ID);
       const gid = d.gid === undefined ? undefined : whole(`${at}.gid`, d.gid, MAX_ID);
-      if (![devicePath, type, major, minor, permissions].every(ok)) return;
+      if (reserved !== undefined || ![devicePath, type, major, minor, permissions].every(ok)) return;
       if ([d.fileMode, d.uid, d.gid].some((v, k) => v !== undefined && [fileMode, uid, gid][k] === undefined)) return;
       devices.push({
         path: devicePath!, type: type!, major: major!, minor: minor!, permissions: permissions!,

@@ -138,10 +138,13 @@ t.test('a non-essential step that fails gives a warning naming it, and the boot 
   t.same(output.done.slice(-4), ['run', 'masks', 'etcFiles', 'hostname']);
 });
 
-t.test('a log directory that cannot be held is a warning, and the logs go to the configured path', async (t) => {
-  const { output } = await bootWith({}, (actor, input) =>
+t.test('a log directory or a config directory that cannot be held fails the boot: inside the container\'s root its processes could forge the logs, or write the config a SIGHUP reads', async (t) => {
+  const logs = await bootWith({}, (actor, input) =>
     actor === 'hold' && (input as { path: string }).path === '/var/log/tether' ? new Error('EACCES') : undefined);
-  t.match(output, { booted: true, logDir: '/var/log/tether', warnings: ['take hold of the log directory: EACCES'] });
+  t.match(logs.output, { booted: false, step: 'holdLogDir', error: 'EACCES' });
+  const config = await bootWith({}, (actor, input) =>
+    actor === 'hold' && (input as { path: string }).path === '/run/vm' ? new Error('ENOENT') : undefined);
+  t.match(config.output, { booted: false, step: 'holdConfig', error: 'ENOENT' });
 });
 
 t.test('a serial device that cannot be held fails the boot: the guest would be unreachable', async (t) => {
