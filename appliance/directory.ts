@@ -71,6 +71,8 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     if (!firstSeen.has(info.id)) firstSeen.set(info.id, info.startedAt ?? new Date().toISOString());
     return {
       ...info,
+      // A VM's container is the session with the VM's own ID (its host key names the VM): a guest cannot make an exec a container.
+      primary: info.id === entry.vm,
       created: firstSeen.get(info.id)!,
       vm: entry.vm,
       link: { up: entry.linkUp, detail: entry.linkDetail },
@@ -94,10 +96,18 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
     });
     return [...reported, ...created.values()];
   };
+  /**
+   * By full ID, then by name, then by a unique ID prefix, as Docker looks
+   * up. A name the API gave wins over one a guest reports: a guest names its
+   * sessions as it likes, and must not take a container's name.
+   */
   const find = (ref: string): ContainerRecord | undefined => {
     const all = records();
     const name = ref.replace(/^\//, '');
-    const exact = all.find((r) => r.id === ref || r.name === name);
+    const apiNamed = new Set((options.created?.records() ?? []).map((r) => r.id));
+    const exact = all.find((r) => r.id === ref)
+      ?? all.find((r) => r.name === name && apiNamed.has(r.id))
+      ?? all.find((r) => r.name === name);
     if (exact) return exact;
     const prefixed = all.filter((r) => r.id.startsWith(ref));
     return prefixed.length === 1 ? prefixed[0] : undefined;

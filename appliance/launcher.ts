@@ -15,7 +15,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { killQuietly } from '../actors/processTree.ts';
 import { archiveRuns } from '../shared/outputLogFiles.ts';
-import { bundlePath } from '../tools/paths.ts';
+import { bundlePath } from '../shared/bundlePath.ts';
 import { formatAddress } from './address.ts';
 import { unregisterGuest } from './trust.ts';
 import { containerDir } from './containerStore.ts';

@@ -41,7 +41,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateKeyPair } from '../actors/ssh/keys.ts';
-import { bundlePath } from '../tools/paths.ts';
+import { bundlePath } from '../shared/bundlePath.ts';
 // @ts-expect-error tools/build.mjs is plain JavaScript without declarations.
 import { buildAll, isStale } from '../tools/build.mjs';
 import {

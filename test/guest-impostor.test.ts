@@ -91,3 +91,24 @@ t.test('a launcher cannot register a containerVM under a running container\'s ID
   t.notOk(existsSync(join(state, 'guests', 'imp.pub')), 'nothing of the refused one is');
   t.match(await psLine(api, 'real'), /^real Up /);
 });
+
+t.test('a guest that names its container as another is not taken for it: inspect, start and exec by name reach the container the API named', { skip }, async (t) => {
+  const { state, api, host, port } = await applianceWithReal(t);
+  // Created, not started: the appliance alone knows it, and a guest reports its impostor first.
+  const created = await docker(api, ['create', '--name', 'real', 'host', 'sleep', '100000']);
+  t.equal(created.code, 0, created.stderr);
+  const id = created.stdout.trim();
+  const imp = await startSandbox({
+    config: { id: 'imp', name: 'real', hostname: 'imp', sessions: { imp: session(['sleep', '100000']) } },
+    source: 'impostor config', appliance: { host: host!, port: Number(port) }, stateDir: state, console: 'ignore',
+  });
+  t.teardown(() => imp.close());
+  await eventually(async () => ((await docker(api, ['inspect', '-f', '{{.Name}}', 'imp'])).stdout === '/real\n' ? true : undefined), 'the impostor to be reported');
+
+  const inspect = await docker(api, ['inspect', '-f', '{{.Id}}', 'real']);
+  t.equal(inspect.stdout.trim(), id, 'inspect by name finds the API\'s container');
+  const start = await docker(api, ['start', 'real']);
+  t.equal(start.code, 0, start.stderr);
+  const exec = await docker(api, ['exec', 'real', 'hostname']);
+  t.equal(exec.stdout, `${id.slice(0, 12)}\n`, exec.stderr);
+});

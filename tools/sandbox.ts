@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { openPtyPair } from '../actors/ptyPair.ts';
 import { generateKeyPair, parseKey } from '../actors/ssh/keys.ts';
@@ -12,7 +12,7 @@ import { applianceKey, registerGuest, unregisterGuest } from '../appliance/trust
 import { exitStatus } from '../appliance/vmMonitor.ts';
 import { parseGuestConfig, type GuestConfig } from '../shared/config.ts';
 import { signalExitCode } from '../shared/signals.ts';
-import { bundlePath } from './paths.ts';
+import { bundlePath } from '../shared/bundlePath.ts';
 
 export interface SandboxOptions {
   /** The guest config as the user wrote it; keys and the serial device are filled in. */
@@ -108,6 +108,19 @@ function onPath(command: string): boolean {
 }
 
 /**
+ * The config's `hide` with the state directory added, where it lies in the
+ * container's root; a `hide` that is not a list is left for the config's
+ * parser to refuse, naming it.
+ */
+function hidingStateDir(user: Record<string, unknown>, stateDir: string): { hide?: unknown } {
+  const root = user.rootfs === undefined || user.rootfs === 'host' ? '/' : resolve(String(user.rootfs));
+  const inside = relative(root, resolve(stateDir));
+  if (inside.startsWith('..') || isAbsolute(inside)) return {};
+  if (user.hide !== undefined && !Array.isArray(user.hide)) return {};
+  return { hide: [...((user.hide as unknown[] | undefined) ?? []), `/${inside}`] };
+}
+
+/**
  * One containerVM, sandboxed: the guest bundle runs as PID 1 in fresh pid,
  * mount, uts, ipc and network namespaces (made by unshare(1); the guest
  * itself mounts what a VM's init would), with a pty as its serial port, and
@@ -135,8 +148,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     },
     serial: { device },
     logDir: user.logDir ?? join(options.stateDir, 'containers', String(user.id), 'logs'),
-    // The host image shows the host's root file system: never the appliance's keys, sockets and images.
-    ...(user.rootfs === undefined || user.rootfs === 'host' ? { hide: [...((user.hide as string[] | undefined) ?? []), resolve(options.stateDir)] } : {}),
+    // A root that holds the appliance's state directory (the host's does) never shows its keys, sockets and images.
+    ...hidingStateDir(user, options.stateDir),
   };
   let config: GuestConfig;
   try {

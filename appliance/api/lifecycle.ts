@@ -66,6 +66,8 @@ export class Lifecycle {
   /** The directory the API serves: the given one, with attaches that may come before the start. */
   readonly directory: ContainerDirectory & ContainerControl;
   readonly #vms = new Map<string, LaunchedVm>();
+  /** Set once the appliance has let go of its VMs: nothing of theirs is shut down or removed from here on. */
+  #closed = false;
   readonly #waiting = new Map<string, Waiting>();
   /** Each container's open attaches: an auto-removed container goes once they have delivered its output. */
   readonly #attaches = new Map<string, Set<Promise<unknown>>>();
@@ -226,6 +228,7 @@ export class Lifecycle {
    * out and records the exit, which the next appliance reads (`adopt`).
    */
   close(): void {
+    this.#closed = true;
     for (const vm of this.#vms.values()) vm.release();
   }
 
@@ -284,6 +287,8 @@ export class Lifecycle {
       // Its guest said so first: the container has exited, in Docker's terms, while its containerVM shuts down.
       if (over === undefined) this.#ended(stored);
       await Promise.allSettled(this.#attaches.get(stored.Id) ?? []);
+      // The appliance let go of its VMs meanwhile: the next one shuts this one down (adopt), and removes it then if due.
+      if (this.#closed) return;
       if (stored.HostConfig.AutoRemove) await this.#discard(stored);
       else await vm.stop();
     } catch (error) {
