@@ -61,7 +61,8 @@ export function deadline(ms: number, why: string): () => string | undefined {
 
 export function startAsPid1(argv: string[], reportPath: string, env: NodeJS.ProcessEnv = INIT_ENV): Pid1Run {
   const spawnedAt = monotonicNs();
-  const unshare = spawn('unshare', [...UNSHARE_FLAGS, '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  // setpriv: unshare dies with the bench (a test runner's timeout kills it outright), and --kill-child takes PID 1 along.
+  const unshare = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', ...UNSHARE_FLAGS, '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   const keep = (chunk: string) => (output = (output + chunk).slice(-OUTPUT_BYTES));
   unshare.stdout.setEncoding('utf8').on('data', keep);
