@@ -104,10 +104,9 @@ export function createDirectory(appliance: Actor<typeof applianceMachine>, optio
   const find = (ref: string): ContainerRecord | undefined => {
     const all = records();
     const name = ref.replace(/^\//, '');
-    const apiNamed = new Set((options.created?.records() ?? []).map((r) => r.id));
-    const exact = all.find((r) => r.id === ref)
-      ?? all.find((r) => r.name === name && apiNamed.has(r.id))
-      ?? all.find((r) => r.name === name);
+    const named = all.filter((r) => r.name === name);
+    const apiNamed = () => new Set((options.created?.records() ?? []).map((r) => r.id));
+    const exact = all.find((r) => r.id === ref) ?? (named.length > 1 ? named.find((r) => apiNamed().has(r.id)) : undefined) ?? named[0];
     if (exact) return exact;
     const prefixed = all.filter((r) => r.id.startsWith(ref));
     return prefixed.length === 1 ? prefixed[0] : undefined;

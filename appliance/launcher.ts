@@ -56,6 +56,9 @@ export interface Launcher {
   consoleTail(id: string): string;
 }
 
+/** Where a containerVM's console (its guest's and its monitor's output) goes, in its container's directory. */
+const CONSOLE_FILE = 'console.log';
+
 /** How long a monitor may take to bring its sandbox up before the launch is given up. */
 const MONITOR_START_MS = 30_000;
 
@@ -70,14 +73,14 @@ export function sandboxLauncher(options: { appliance: { host: string; port: numb
   return {
     async launch(config, { source }) {
       const id = String(config.id);
-      const dir = containerDir(options.stateDir, id);
+      const dir = dirOf(id);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       // An earlier run's output stays for `docker logs`; its records are of a VM that is gone.
       archiveRuns(join(dir, 'logs'), id);
       for (const file of [MONITOR_FILE, EXIT_FILE]) rmSync(join(dir, file), { force: true });
       const configPath = join(dir, 'launch.json');
       writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
-      const consolePath = join(dir, 'console.log');
+      const consolePath = join(dir, CONSOLE_FILE);
       const console = openSync(consolePath, 'a', PRIVATE_FILE);
       const appliance = formatAddress({ kind: 'tcp', ...options.appliance });
       // Detached, in a session of its own: neither the appliance's exit nor a ctrl-c meant for it reaches the VM.
@@ -99,19 +102,23 @@ export function sandboxLauncher(options: { appliance: { host: string; port: numb
     },
     adopt(id) {
       // Read after the liveness check: a monitor writes the exit record just before it exits.
-      return running(id) ?? readJson<VmExit>(join(containerDir(options.stateDir, id), EXIT_FILE)) ?? lost(id, monitorRecord(id));
+      return running(id) ?? readJson<VmExit>(join(dirOf(id), EXIT_FILE)) ?? lost(id, monitorRecord(id));
     },
     running,
-    consoleTail: (id) => consoleTail(join(containerDir(options.stateDir, id), 'console.log')),
+    consoleTail: (id) => consoleTail(join(dirOf(id), CONSOLE_FILE)),
   };
 
+  function dirOf(id: string): string {
+    return containerDir(options.stateDir, id);
+  }
+
   function monitorRecord(id: string): MonitorRecord | undefined {
-    return readJson<MonitorRecord>(join(containerDir(options.stateDir, id), MONITOR_FILE));
+    return readJson<MonitorRecord>(join(dirOf(id), MONITOR_FILE));
   }
 
   function running(id: string): LaunchedVm | undefined {
     const record = monitorRecord(id);
-    return record && isAlive(record.monitor) ? watchVm(containerDir(options.stateDir, id), record, (gone) => lost(id, gone)) : undefined;
+    return record && isAlive(record.monitor) ? watchVm(dirOf(id), record, (gone) => lost(id, gone)) : undefined;
   }
 
   /** A VM whose monitor is gone without a word: what is left of it is killed, and its key, which the monitor did not live to forget, trusted no more. */

@@ -74,12 +74,6 @@ export const DEFAULT_SECURITY: SecurityConfig = {
 const FIELDS = ['privileged', 'capabilities', 'seccomp', 'noNewPrivileges', 'devices'];
 const DEVICE_FIELDS = ['path', 'type', 'major', 'minor', 'permissions', 'fileMode', 'uid', 'gid'];
 /**
- * "rw" or "rwm", in any order. A node bound into a nodev-free /dev opens as
- * its mode allows, and root's CAP_DAC_OVERRIDE passes the mode: reading or
- * writing alone cannot be enforced, so it is refused rather than ignored.
- * Without "m" is what every container gets (nodes it makes do not open).
- */
-/**
  * Capabilities Docker confines with what tether lacks, so that granting one
  * alone would give the boundary away; --privileged gives it away knowingly.
  */
@@ -88,6 +82,12 @@ const BOUNDARY_CAPABILITIES = {
   CAP_SYS_ADMIN: 'a container could mount a file system without nodev and open any device node it makes there, which Docker\'s device cgroup forbids and tether has no cgroup for',
 };
 
+/**
+ * "rw" or "rwm", in any order. A node bound onto itself in /dev opens as
+ * its mode allows, and root's CAP_DAC_OVERRIDE passes the mode: reading or
+ * writing alone cannot be enforced, so it is refused rather than ignored.
+ * Without "m" is what every container gets (nodes it makes do not open).
+ */
 const PERMISSIONS = /^(?=.*r)(?=.*w)(?!.*(.).*\1)[rwm]{2,3}$/;
 /** Linux's dev_t: 12 bits of major, 20 of minor. */
 const MAX_MAJOR = 4095;

@@ -115,7 +115,7 @@ function onPath(command: string): boolean {
 function hidingStateDir(user: Record<string, unknown>, stateDir: string): { hide?: unknown } {
   const root = user.rootfs === undefined || user.rootfs === 'host' ? '/' : resolve(String(user.rootfs));
   const inside = relative(root, resolve(stateDir));
-  if (inside.startsWith('..') || isAbsolute(inside)) return {};
+  if (inside === '..' || inside.startsWith('../') || isAbsolute(inside)) return {};
   if (user.hide !== undefined && !Array.isArray(user.hide)) return {};
   return { hide: [...((user.hide as unknown[] | undefined) ?? []), `/${inside}`] };
 }

@@ -90,18 +90,13 @@ export class Lifecycle {
    */
   adopt(): void {
     for (const stored of this.options.store.list()) {
-      if (stored.State === 'exited') {
-        // Its exit came from its guest; the containerVM may have been on its way out when the last appliance closed.
-        const vm = this.options.launcher.running(stored.Id);
-        if (vm) this.#track(stored, vm);
-        else if (stored.HostConfig.AutoRemove) this.options.store.remove(stored.Id);
-        continue;
-      }
-      if (stored.State !== 'running') continue;
-      const vm = this.options.launcher.adopt(stored.Id);
-      if ('exited' in vm) this.#track(stored, vm);
+      if (stored.State === 'created') continue;
+      // An exited container's exit came from its guest; its containerVM may have been on its way out when the last appliance closed.
+      const vm = stored.State === 'exited' ? this.options.launcher.running(stored.Id) : this.options.launcher.adopt(stored.Id);
+      if (vm && 'exited' in vm) this.#track(stored, vm);
+      // --rm: its removal was due, or under way when the last appliance closed.
       else if (stored.HostConfig.AutoRemove) this.options.store.remove(stored.Id);
-      else this.#ended(stored, vm);
+      else if (vm) this.#ended(stored, vm);
     }
   }
 
