@@ -53,6 +53,11 @@ function confinePath(): string {
   return path;
 }
 
+/** The program that makes a user namespace and holds it until its stdin ends (actors/userns.ts). */
+export function usernsHolderCommand(): { file: string; args: string[] } {
+  return { file: confinePath(), args: ['-H'] };
+}
+
 /** Who the process runs as; absent: the guest init's own user and groups. */
 export interface ProcessIdentity {
   uid: number;
@@ -62,11 +67,13 @@ export interface ProcessIdentity {
 
 /**
  * The program and arguments that run `file` with `argv` under
- * `confinement`. Throws when the seccomp profile cannot be compiled, or
+ * `confinement`, in the user namespace the guest holds as `usernsFd` if
+ * given. Throws when the seccomp profile cannot be compiled, or
  * dist/confine is missing: the process must not run otherwise.
  */
-export function confinedCommand(file: string, argv: string[], identity: ProcessIdentity | undefined, confinement: ProcessConfinement): { file: string; args: string[] } {
+export function confinedCommand(file: string, argv: string[], identity: ProcessIdentity | undefined, confinement: ProcessConfinement, usernsFd?: number): { file: string; args: string[] } {
   const options = [
+    ...(usernsFd === undefined ? [] : ['-U', String(usernsFd)]),
     ...(identity === undefined ? [] : ['-u', String(identity.uid), '-g', String(identity.gid), '-G', identity.groups.join(',')]),
     '-c', capabilityMask(confinement.capabilities).toString(16),
     ...(confinement.noNewPrivileges ? ['-n'] : []),

@@ -16,6 +16,7 @@ export const etcFilesActor = fromPromise<void, EtcFilesInput>(async ({ input }) 
   for (const file of input.files) {
     const source = join(input.dir, file.name);
     fs.writeFileSync(source, file.content, { mode: 0o644 });
+    fs.chownSync(source, input.owner, input.owner);
     if (!fs.existsSync(file.target)) makeMountTarget(file.target);
     mount(source, file.target, null, MS_BIND);
   }

@@ -235,6 +235,11 @@ const SYS_open_tree = 428;
 const OPEN_TREE_CLONE = 1;
 const OPEN_TREE_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
+const SYS_mount_setattr = 442;
+const AT_EMPTY_PATH = 0x1000;
+const MOUNT_ATTR_IDMAP = 0x00100000;
+/** struct mount_attr: attr_set, attr_clr, propagation, userns_fd, each a u64. */
+const MOUNT_ATTR_BYTES = 32;
 
 /** Sets IFF_UP on the interface `name` of this network namespace (SIOCGIFFLAGS, then SIOCSIFFLAGS). */
 export function setInterfaceUp(name: string): void {
@@ -270,6 +275,20 @@ export function bindLibcNow(): void {
 export function cloneMount(path: string): number {
   return check(Number(libc().syscall(SYS_open_tree, 'int', AT_FDCWD, 'const char *', path, 'unsigned int', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)),
     () => `open_tree(${show(path)}, OPEN_TREE_CLONE)`);
+}
+
+/**
+ * mount_setattr(fd, MOUNT_ATTR_IDMAP) of the detached mount `fd` (from
+ * cloneMount): its files' owners show through the ID maps of the user
+ * namespace `usernsFd`, as that namespace's IDs. Fails (EINVAL) where the
+ * file system cannot be idmapped.
+ */
+export function idmapMount(fd: number, usernsFd: number): void {
+  const attr = Buffer.alloc(MOUNT_ATTR_BYTES);
+  attr.writeBigUInt64LE(BigInt(MOUNT_ATTR_IDMAP), 0);
+  attr.writeBigUInt64LE(BigInt(usernsFd), 24);
+  check(Number(libc().syscall(SYS_mount_setattr, 'int', fd, 'const char *', '', 'unsigned int', AT_EMPTY_PATH, 'void *', attr, 'size_t', MOUNT_ATTR_BYTES)),
+    () => `mount_setattr(${fd}, MOUNT_ATTR_IDMAP, userns ${usernsFd})`);
 }
 
 /** A new pseudo-terminal master (posix_openpt with `flags`). */

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fromPromise } from 'xstate';
-import type { DevNodes, MountFlag, MountSpec, OverlayInput } from '../machines/boot.ts';
+import { heldPath, type DevNodes, type MountFlag, type MountSpec, type OverlayInput } from '../machines/boot.ts';
 import {
   chroot, cloneMount, makeDevice, mount, umount, pivotRoot,
   MNT_DETACH, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
@@ -83,17 +83,28 @@ const overlayPath = (path: string) => path.replace(/[\\,:]/g, '\\$&');
  * image, read-only, and whose upper and work directories are on a tmpfs, so
  * the container writes without changing the image. The lower layer is named
  * as "." from inside it (a process's working directory stays on the
- * directory a later mount covers), so `at` may be the image's own directory
- * and nothing is created outside. Mount points are made after the pivot,
- * where the image's symbolic links resolve inside the root.
+ * directory a later mount covers, and reaches a detached idmapped mount), so
+ * `at` may be the image's own directory and nothing is created outside.
+ * The root directory is the upper one, so it takes the image's root's owner
+ * and mode. Mount points are made after the pivot, where the image's
+ * symbolic links resolve inside the root.
  */
-export const overlayActor = fromPromise<void, OverlayInput>(async ({ input: { lower, at, nodev } }) => {
-  process.chdir(lower);
-  mount('tmpfs', at, 'tmpfs', 0, 'mode=0755');
-  fs.mkdirSync(join(at, 'upper'));
-  fs.mkdirSync(join(at, 'work'));
-  mount('overlay', at, 'overlay', nodev ? MS_NODEV : 0,
-    `lowerdir=.,upperdir=${overlayPath(join(at, 'upper'))},workdir=${overlayPath(join(at, 'work'))}`);
+export const overlayActor = fromPromise<void, OverlayInput>(async ({ input: { lower, lowerFd, at, nodev } }) => {
+  process.chdir(lowerFd === undefined ? lower : heldPath(lowerFd));
+  try {
+    const top = fs.statSync('.');
+    mount('tmpfs', at, 'tmpfs', 0, 'mode=0755');
+    const upper = join(at, 'upper');
+    fs.mkdirSync(upper);
+    fs.chownSync(upper, top.uid, top.gid);
+    fs.chmodSync(upper, top.mode & 0o7777);
+    fs.mkdirSync(join(at, 'work'));
+    mount('overlay', at, 'overlay', nodev ? MS_NODEV : 0,
+      `lowerdir=.,upperdir=${overlayPath(upper)},workdir=${overlayPath(join(at, 'work'))}`);
+  } finally {
+    // The overlay holds the layer itself.
+    if (lowerFd !== undefined) fs.closeSync(lowerFd);
+  }
 });
 
 /**

@@ -13,7 +13,8 @@
  * Every process is started through dist/confine (actors/confine.ts), which
  * sets its user, supplementary groups, capabilities, no_new_privs and
  * seccomp filter, as the container's `security` says, before it executes
- * the command.
+ * the command; and, when the container has a user namespace, joins it
+ * first, so the process's IDs are the container's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
@@ -28,6 +29,7 @@ import { claimChild, releaseChild } from './childOwners.ts';
 import { confinedCommand } from './confine.ts';
 import { duplicate } from './libc.ts';
 import { killQuietly, killTree, SIGKILL, statFields } from './processTree.ts';
+import type { HeldUserns } from '../machines/boot.ts';
 import type { ProcessCommand, ProcessInput, ProcessReport, SignalTarget } from '../machines/processSession.ts';
 import { parseGroup, parsePasswd, resolveUser } from '../shared/passwd.ts';
 import { DEFAULT_SECURITY, processConfinement, type SecurityConfig } from '../shared/security.ts';
@@ -40,6 +42,8 @@ export interface ProcessActorOptions {
   root?: string;
   /** The container's confinement (the guest config's `security`; default Docker's). */
   security?: SecurityConfig;
+  /** The container's user namespace, which every process joins (the boot's); absent: the guest's own IDs. */
+  userns?: HeldUserns;
 }
 
 /** What a started process accepts, whichever way it was started. */
@@ -73,6 +77,7 @@ type Report = (event: ProcessReport) => void;
 export function createProcessActor(options: ProcessActorOptions = {}) {
   const root = options.root ?? '/';
   const security = options.security ?? DEFAULT_SECURITY;
+  const { userns } = options;
   return fromCallback<ProcessCommand, ProcessInput>(({ input, sendBack, receive }) => {
     let stopped = false;
     // Events after stop would go to a parent that is gone or has moved on.
@@ -92,7 +97,7 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
         case 'LAUNCH': {
           if (launched) return;
           launched = true;
-          const plan = preparePlan(input, root, security);
+          const plan = preparePlan(input, root, security, userns);
           if ('error' in plan) return report({ type: 'PROCESS_FAILED', ...plan });
           running = input.tty ? startPty(plan, size, report) : startPipes(plan, input.openStdin, report);
           if (outputPaused) running?.pauseOutput(true);
@@ -134,7 +139,7 @@ export function createProcessActor(options: ProcessActorOptions = {}) {
 
 // ---- preparation: env, user, cwd, PATH lookup ----
 
-function preparePlan(input: ProcessInput, root: string, security: SecurityConfig): Plan | { error: string; exitCode: 126 | 127 } {
+function preparePlan(input: ProcessInput, root: string, security: SecurityConfig, userns: HeldUserns | undefined): Plan | { error: string; exitCode: 126 | 127 } {
   const name = input.cmd[0]!;
   const fail = (exitCode: 126 | 127, reason: string) => ({ exitCode, error: `exec ${JSON.stringify(name)}: ${reason}` });
 
@@ -152,19 +157,24 @@ function preparePlan(input: ProcessInput, root: string, security: SecurityConfig
     return fail(126, (err as Error).message);
   }
   env.HOME ??= user.home;
+  const unmapped = userns === undefined ? undefined : [user.uid, user.gid, ...user.groups].find((id) => id >= userns.size);
+  if (unmapped !== undefined) {
+    return fail(126, `user ${JSON.stringify(input.user)}: ID ${unmapped} is outside the container's user namespace, which maps IDs 0 to ${userns!.size - 1} (docker run --userns=host keeps the host's IDs)`);
+  }
 
   const cwdStats = statOrUndefined(input.cwd);
   if (cwdStats === undefined || !cwdStats.isDirectory()) {
     return fail(126, `working directory ${input.cwd} ${cwdStats === undefined ? 'does not exist' : 'is not a directory'}`);
   }
 
-  const found = findExecutable(name, env.PATH, input.cwd, user.uid, user.gid);
+  // The guest sees the container's files with their host IDs.
+  const found = findExecutable(name, env.PATH, input.cwd, user.uid, user.gid, userns?.hostId ?? 0);
   if ('reason' in found) return fail(found.exitCode, found.reason);
   // Without a user named, the process keeps the guest init's user and groups.
   const identity = input.user === undefined ? undefined : { uid: user.uid, gid: user.gid, groups: user.groups };
   let command;
   try {
-    command = confinedCommand(found.file, input.cmd, identity, processConfinement(security, input.privileged === true));
+    command = confinedCommand(found.file, input.cmd, identity, processConfinement(security, input.privileged === true), userns?.fd);
   } catch (err) {
     return fail(126, `cannot confine it: ${(err as Error).message}`);
   }
@@ -186,11 +196,12 @@ function readAccounts(root: string, file: 'passwd' | 'group'): string {
  * tried in order, skipping files the user may not execute, and the search
  * fails with 126 if such a file was seen, else 127.
  */
-function findExecutable(name: string, path: string, cwd: string, uid: number, gid: number):
+function findExecutable(name: string, path: string, cwd: string, uid: number, gid: number, hostShift: number):
   { file: string } | { exitCode: 126 | 127; reason: string } {
+  const problemOf = (file: string) => executableProblem(statOrUndefined(file), uid, gid, hostShift);
   if (name.includes('/')) {
     const file = resolve(cwd, name);
-    const problem = executableProblem(statOrUndefined(file), uid, gid);
+    const problem = problemOf(file);
     if (problem === undefined) return { file };
     return problem === 'no such file' ? { exitCode: 127, reason: problem } : { exitCode: 126, reason: problem };
   }
@@ -198,7 +209,7 @@ function findExecutable(name: string, path: string, cwd: string, uid: number, gi
   for (const dir of path.split(':')) {
     // An empty PATH entry means the working directory, as in execvp.
     const file = resolve(cwd, dir, name);
-    const problem = executableProblem(statOrUndefined(file), uid, gid);
+    const problem = problemOf(file);
     if (problem === undefined) return { file };
     if (problem !== 'no such file') denied ??= `${file} ${problem}`;
   }
@@ -207,12 +218,13 @@ function findExecutable(name: string, path: string, cwd: string, uid: number, gi
     : { exitCode: 126, reason: `${denied} (searched PATH ${path})` };
 }
 
-function executableProblem(stats: Stats | undefined, uid: number, gid: number): string | undefined {
+/** `hostShift`: what the container's IDs are on the host, where `stats` was read. */
+function executableProblem(stats: Stats | undefined, uid: number, gid: number, hostShift: number): string | undefined {
   if (stats === undefined) return 'no such file';
   if (stats.isDirectory()) return 'is a directory';
   if (!stats.isFile()) return 'is not a regular file';
   // The kernel's rule: root needs any execute bit; others the owner's, group's or other's bit.
-  const bits = uid === 0 ? 0o111 : stats.uid === uid ? 0o100 : stats.gid === gid ? 0o010 : 0o001;
+  const bits = uid === 0 ? 0o111 : stats.uid === uid + hostShift ? 0o100 : stats.gid === gid + hostShift ? 0o010 : 0o001;
   return (stats.mode & bits) === 0 ? 'is not executable (permission denied)' : undefined;
 }
 

@@ -6,6 +6,7 @@ import { ResourceTable } from '../actors/resources.ts';
 import { createSerialPortActor } from '../actors/serialPort.ts';
 import { lazyCallback } from '../actors/lazy.ts';
 import { createSweeperActor } from '../actors/sweeper.ts';
+import type { HeldUserns } from '../machines/boot.ts';
 import type { GuestConfig } from '../shared/config.ts';
 import { createBus, logDomainEvents, type Bus } from '../shared/bus.ts';
 import type { Log } from '../shared/log.ts';
@@ -15,6 +16,8 @@ import { reportActorStates } from './stateReports.ts';
 export interface GuestHost {
   /** The reaper's wait for the last child (actors/reaper.ts), for the sweeper. */
   whenNoChildren(timeoutMs: number): Promise<boolean>;
+  /** The container's user namespace, as the boot made it. */
+  userns?: HeldUserns;
 }
 
 /** The guest init: the guest machine with real processes, serial port and SSH server. */
@@ -24,7 +27,7 @@ export function assembleGuest(config: GuestConfig, log: Log, host: GuestHost) {
   logDomainEvents(bus, log);
   const guest = createActor(
     composeGuest({
-      process: createProcessActor({ security: config.security }),
+      process: createProcessActor({ security: config.security, ...(host.userns === undefined ? {} : { userns: host.userns }) }),
       port: createSerialPortActor(resources),
       // ssh2 loads when the link first reaches SSH, after the container's process has started.
       server: lazyCallback(async () => (await import('../actors/sshServer.ts')).sshServer({

@@ -8,7 +8,9 @@ import {
   devNodesActor, holdActor, mountActor, moveRootActor, overlayActor, pivotRootActor, privatizeActor,
 } from '../actors/mounts.ts';
 import { preloadActor } from '../actors/preload.ts';
-import { bootMachine, STEP_TITLES, type BootStep } from '../machines/boot.ts';
+import { sysctlsActor } from '../actors/sysctls.ts';
+import { usernsActor } from '../actors/userns.ts';
+import { bootMachine, STEP_TITLES, type BootStep, type HeldUserns } from '../machines/boot.ts';
 import type { GuestConfig } from '../shared/config.ts';
 
 /** The boot machine with the real effects. */
@@ -18,10 +20,12 @@ export const realBoot = bootMachine.provide({
     undumpable: undumpableActor,
     privatize: privatizeActor,
     hold: holdActor,
+    userns: usernsActor,
     overlay: overlayActor,
     pivotRoot: pivotRootActor,
     moveRoot: moveRootActor,
     mount: mountActor,
+    sysctls: sysctlsActor,
     devNodes: devNodesActor,
     masks: masksActor,
     etcFiles: etcFilesActor,
@@ -37,6 +41,8 @@ export interface BootResult {
   configPath: string;
   /** The log directory (/proc/self/fd/N once the guest holds it). */
   logDir: string;
+  /** The user namespace the container's processes join; absent: they keep the guest's IDs. */
+  userns?: HeldUserns;
   /** What did not work and what the guest goes on without, one line each. */
   warnings: string[];
   /** The boot steps done, in order (none when not PID 1). */
@@ -79,6 +85,7 @@ export async function bootGuest(config: GuestConfig, { sandbox, configPath }: { 
       privileged: config.security.privileged,
       devices: config.security.devices,
       hide: config.hide,
+      ...(config.security.userns === undefined ? {} : { userns: config.security.userns }),
     },
   });
   const done = toPromise(actor);

@@ -3,8 +3,14 @@
  * exec, which Node cannot run code in. It takes the process's confinement
  * from its arguments, applies it to itself, then executes the command:
  *
- *   confine [-u UID -g GID [-G GID,GID...]] [-c CAPS] [-n] [-s BPF] -- FILE ARGV0 [ARG...]
+ *   confine [-U FD] [-u UID -g GID [-G GID,GID...]] [-c CAPS] [-n] [-s BPF] -- FILE ARGV0 [ARG...]
+ *   confine -H
  *
+ *   -U          join the container's user namespace, which the parent (the
+ *               guest init) holds open as descriptor FD: it is opened
+ *               through /proc/PPID/fd, since a pty's child cannot be given a
+ *               descriptor. The user and groups are then always set (root's,
+ *               0, without -u), since the init's own have no ID inside
  *   -u, -g, -G  user, group and supplementary groups (decimal)
  *   -c          the capability set as a hexadecimal bit mask: the bounding
  *               set, and the permitted and effective sets; inheritable and
@@ -15,6 +21,11 @@
  *   -n          PR_SET_NO_NEW_PRIVS
  *   -s          a seccomp filter: the BPF program (struct sock_filter[]) in
  *               hexadecimal, as libseccomp exported it
+ *   -H          hold a new user namespace: says "ready" on stdout, then
+ *               waits for stdin to end, so that the init can write the
+ *               namespace's ID maps and open it through /proc/PID/ns
+ *               meanwhile (a multithreaded process such as Node cannot
+ *               unshare one itself)
  *
  * The order is runc's: without no_new_privs, installing a filter needs
  * CAP_SYS_ADMIN, so the filter goes first, before any capability is
@@ -30,9 +41,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,7 +69,7 @@ static void fail(int status, const char *format, ...) {
 }
 
 static void usage(const char *why) {
-  fprintf(stderr, "tether confine: %s\nusage: confine [-u UID -g GID [-G GID,...]] [-c CAPS] [-n] [-s BPF] -- FILE ARGV0 [ARG...]\n", why);
+  fprintf(stderr, "tether confine: %s\nusage: confine [-U FD] [-u UID -g GID [-G GID,...]] [-c CAPS] [-n] [-s BPF] -- FILE ARGV0 [ARG...]\n       confine -H\n", why);
   exit(126);
 }
 
@@ -118,6 +131,24 @@ static uint64_t held_capabilities(void) {
   return (uint64_t)data[1].permitted << 32 | data[0].permitted;
 }
 
+/* Joins the user namespace that the parent holds as descriptor `fd`. */
+static void join_user_namespace(int fd) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)getppid(), fd);
+  int ns = open(path, O_RDONLY | O_CLOEXEC);
+  if (ns < 0) fail(126, "opening the container's user namespace (%s)", path);
+  if (setns(ns, CLONE_NEWUSER) != 0) fail(126, "joining the container's user namespace");
+  close(ns);
+}
+
+/* -H: the user namespace's holder, until the init has opened it. */
+static int hold_user_namespace(void) {
+  if (unshare(CLONE_NEWUSER) != 0) fail(1, "unshare(CLONE_NEWUSER)");
+  if (puts("ready") == EOF || fflush(stdout) != 0) fail(1, "saying ready");
+  while (getchar() != EOF) {}
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static gid_t groups[MAX_GROUPS];
   size_t group_count = 0;
@@ -126,10 +157,13 @@ int main(int argc, char **argv) {
   gid_t gid = 0;
   uint64_t caps = 0;
   struct sock_fprog filter = { 0, NULL };
+  int user_ns = -1;
 
+  if (argc == 2 && strcmp(argv[1], "-H") == 0) return hold_user_namespace();
   int opt;
-  while ((opt = getopt(argc, argv, "+u:g:G:c:ns:")) != -1) {
+  while ((opt = getopt(argc, argv, "+U:u:g:G:c:ns:")) != -1) {
     switch (opt) {
+      case 'U': user_ns = (int)number(optarg, 10, 1 << 20, "-U"); break;
       case 'u': uid = (uid_t)number(optarg, 10, 0xfffffffeUL, "-u"); set_ids |= 1; break;
       case 'g': gid = (gid_t)number(optarg, 10, 0xfffffffeUL, "-g"); set_ids |= 2; break;
       case 'G': group_count = parse_groups(optarg, groups); set_groups = 1; break;
@@ -145,10 +179,16 @@ int main(int argc, char **argv) {
   const char *file = argv[optind];
   char **target = &argv[optind + 1];
 
+  /* Read before joining, which gives every capability inside the namespace: the process gets none the init lacks. */
+  uint64_t held = held_capabilities();
+  if (user_ns >= 0) {
+    join_user_namespace(user_ns);
+    set_ids = 3;
+  }
   if (filter.filter != NULL && !no_new_privs) install_filter(&filter);
 
   if (set_caps) {
-    caps &= held_capabilities();
+    caps &= held;
     /* PR_CAPBSET_READ fails (EINVAL) past the last capability the kernel knows. */
     for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
       if (!(caps >> cap & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) fail(126, "dropping capability %d from the bounding set", cap);

@@ -61,7 +61,9 @@ async function main(): Promise<void> {
     return end(INIT_FAILED);
   }
   for (const warning of boot.warnings) log('warn', warning);
-  const guest = assembleGuest({ ...config, serial: { device: boot.serialDevice }, logDir: boot.logDir }, log, { whenNoChildren: reaper.whenNoChildren });
+  const guest = assembleGuest({ ...config, serial: { device: boot.serialDevice }, logDir: boot.logDir }, log, {
+    whenNoChildren: reaper.whenNoChildren, ...(boot.userns === undefined ? {} : { userns: boot.userns }),
+  });
   // An error that escapes an actor stops the whole actor system: every process
   // is gone and the line is closed. Carrying on as an empty shell would hide
   // that, so the guest exits and the VM (here: the sandbox) sees it.

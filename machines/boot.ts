@@ -1,5 +1,5 @@
 import { assign, fromPromise, setup } from 'xstate';
-import { DEFAULT_DEVICES, DEV_LINKS, PTMX_LINK } from '../shared/security.ts';
+import { DEFAULT_DEVICES, DEV_LINKS, PTMX_LINK, type UsernsConfig } from '../shared/security.ts';
 
 /**
  * The guest's boot: what a VM's init does before anything else, done by the
@@ -10,8 +10,8 @@ import { DEFAULT_DEVICES, DEV_LINKS, PTMX_LINK } from '../shared/security.ts';
  * run, with what, and what a failure means:
  *
  *   preload → undumpable → privatize → [VM: hostDev] → [holdSerial] → [holdConfig] → [holdLogDir]
- *   → overlay → pivot (→ moveRoot) → proc → sys → dev → devNodes → devPts → shm → run
- *   → masks → etcFiles → hostname → loopback → booted
+ *   → [initialProc → userns] → overlay → pivot (→ moveRoot) → proc → [sysctls] → sys → dev → devNodes → devPts
+ *   → shm → run → masks → etcFiles → hostname → loopback → booted
  *
  * The container's root is always a fresh mount tree: an overlay whose lower
  * layer is the image (the host's root file system for "host", read-only)
@@ -22,6 +22,14 @@ import { DEFAULT_DEVICES, DEV_LINKS, PTMX_LINK } from '../shared/security.ts';
  * /proc/self/fd and nowhere in the container's tree; the init is not
  * dumpable, so a container's process, even root, cannot reach them through
  * /proc/1.
+ *
+ * With a user namespace in the config, the container's processes run in
+ * one (the guest init stays outside it, with its powers): container ID 0 is
+ * host ID `hostId`, the image is seen through a mount idmapped to it, so
+ * its files keep their owners inside, and what the guest mounts for the
+ * container is owned by the container's root. Where the kernel cannot
+ * (no user namespaces, a file system that cannot be idmapped), the guest
+ * warns and the container's IDs are the guest's own, as without one.
  *
  * Essential steps (without them the container would run on the host's root,
  * without /proc or /dev/null, unreachable, or with the host's secrets or
@@ -62,11 +70,13 @@ export interface BootInput {
   devices: DeviceNode[];
   /** Paths of the root shown empty and read-only (the appliance's state directory in the host image). */
   hide: string[];
+  /** The container's user namespace, if it gets one. */
+  userns?: UsernsConfig;
 }
 
 export type BootStep =
-  | 'preload' | 'undumpable' | 'privatize' | 'hostDev' | 'holdSerial' | 'holdConfig' | 'holdLogDir'
-  | 'overlay' | 'pivot' | 'moveRoot' | 'proc' | 'sys' | 'dev' | 'devNodes' | 'devPts' | 'shm' | 'run'
+  | 'preload' | 'undumpable' | 'privatize' | 'hostDev' | 'holdSerial' | 'holdConfig' | 'holdLogDir' | 'initialProc' | 'userns'
+  | 'overlay' | 'pivot' | 'moveRoot' | 'proc' | 'sysctls' | 'sys' | 'dev' | 'devNodes' | 'devPts' | 'shm' | 'run'
   | 'masks' | 'etcFiles' | 'hostname' | 'loopback';
 
 /** What each step does, for warnings and the boot error. */
@@ -78,10 +88,13 @@ export const STEP_TITLES: Record<BootStep, string> = {
   holdSerial: 'take hold of the serial device',
   holdConfig: 'take hold of the config\'s directory',
   holdLogDir: 'take hold of the log directory',
+  initialProc: 'mount proc on the initial root\'s /proc, to reach the guest\'s own processes by their IDs',
+  userns: 'give the container a user namespace, and see the image through it',
   overlay: 'mount the container\'s root: an overlay of the image with a tmpfs upper layer',
   pivot: 'pivot_root into the container\'s root, detaching the old one',
   moveRoot: 'move the container\'s root onto / and chroot into it',
   proc: 'mount proc on /proc',
+  sysctls: 'let every user bind ports below 1024 and ping, as Docker does',
   sys: 'mount sysfs on /sys',
   dev: 'mount /dev',
   devNodes: 'create the /dev nodes the container may open',
@@ -101,11 +114,18 @@ export type BootOutput =
     serialDevice: string;
     configPath: string;
     logDir: string;
+    /** The container's user namespace, held as descriptor `fd`; absent: the container's IDs are the guest's. */
+    userns?: HeldUserns;
     warnings: string[];
     /** The steps done, in order (none when not PID 1). */
     done: BootStep[];
   }
   | { booted: false; step: BootStep; error: string; warnings: string[]; done: BootStep[] };
+
+/** A user namespace the guest holds for its container. */
+export interface HeldUserns extends UsernsConfig {
+  fd: number;
+}
 
 export type MountFlag = 'ro' | 'nosuid' | 'nodev' | 'noexec' | 'bind';
 
@@ -153,6 +173,8 @@ export interface EtcFilesInput {
   /** Where the files are written: on the guest's own tmpfs, never in the root's /etc. */
   dir: string;
   files: EtcFile[];
+  /** Their owner and group: the container's root. */
+  owner: number;
 }
 
 /** Where the layered /etc files live (on /run, the guest's tmpfs). */
@@ -205,31 +227,51 @@ const PROC: MountSpec = { source: 'proc', target: '/proc', type: 'proc', flags: 
  * then it becomes nodev, so a node a container makes there (it has
  * CAP_MKNOD, as in Docker) does not open.
  */
-const DEV: MountSpec = { source: 'tmpfs', target: '/dev', type: 'tmpfs', flags: ['nosuid'], data: 'mode=0755,size=65536k', makeTarget: true };
+const dev = (owner: number): MountSpec => ({
+  source: 'tmpfs', target: '/dev', type: 'tmpfs', flags: ['nosuid'], data: `mode=0755,size=65536k${ownedBy(owner)}`, makeTarget: true,
+});
 /** `--privileged`: every device of the machine, as Docker gives it. */
 const PRIVILEGED_DEV: MountSpec = { source: 'devtmpfs', target: '/dev', type: 'devtmpfs', flags: ['nosuid'], data: 'mode=0755', makeTarget: true };
 /** A VM's initial root has no /dev until the init mounts one; the serial device is there. */
 const HOST_DEV: MountSpec = { source: 'devtmpfs', target: '/dev', type: 'devtmpfs', flags: ['nosuid'], data: 'mode=0755', makeTarget: true };
-// gid 5 is the tty group on every Linux distribution, as Docker mounts it.
-const DEV_PTS: MountSpec = {
+// gid 5 is the tty group on every Linux distribution, as Docker mounts it; new ptys are the container root's.
+const devPts = (owner: number): MountSpec => ({
   source: 'devpts', target: '/dev/pts', type: 'devpts', flags: ['nosuid', 'noexec'],
-  data: 'newinstance,ptmxmode=0666,mode=0620,gid=5', makeTarget: true,
-};
+  data: `newinstance,ptmxmode=0666,mode=0620,gid=${owner + 5}${owner === 0 ? '' : `,uid=${owner}`}`, makeTarget: true,
+});
 // Sizes as Docker's: /dev holds only nodes; /dev/shm gets 64 MiB.
-const SHM: MountSpec = {
+const shm = (owner: number): MountSpec => ({
   source: 'shm', target: '/dev/shm', type: 'tmpfs', flags: ['nosuid', 'nodev', 'noexec'],
-  data: 'mode=1777,size=65536k', makeTarget: true,
-};
-const RUN: MountSpec = { source: 'tmpfs', target: '/run', type: 'tmpfs', flags: ['nosuid', 'nodev'], data: 'mode=0755', makeTarget: true };
+  data: `mode=1777,size=65536k${ownedBy(owner)}`, makeTarget: true,
+});
+const run = (owner: number): MountSpec => ({
+  source: 'tmpfs', target: '/run', type: 'tmpfs', flags: ['nosuid', 'nodev'], data: `mode=0755${ownedBy(owner)}`, makeTarget: true,
+});
+/** A tmpfs's options that make its root directory the container root's (none for the guest's own root). */
+const ownedBy = (owner: number) => (owner === 0 ? '' : `,uid=${owner},gid=${owner}`);
+
+/**
+ * Docker's network settings for a container (since 20.10): its users, not
+ * only root, may bind any port and open ICMP echo sockets. Root in a user
+ * namespace holds no capability over the guest's network namespace, so
+ * without them it could not bind port 80.
+ */
+export const NET_SYSCTLS: readonly { key: string; value: string }[] = [
+  { key: 'net/ipv4/ip_unprivileged_port_start', value: '0' },
+  { key: 'net/ipv4/ping_group_range', value: '0 2147483647' },
+];
 
 /**
  * The container's /dev: Docker's default nodes and the `--device` ones, and
  * a ptmx that opens the guest's own devpts instance. A privileged
- * container's devtmpfs has every node and lacks only the links.
+ * container's devtmpfs has every node and lacks only the links. In a user
+ * namespace whose root is host ID `owner`, each node's owner and group are
+ * the same IDs inside as on the host, as the image's files are.
  */
-export function devNodes(input: Pick<BootInput, 'privileged' | 'devices'>): DevNodes {
+export function devNodes(input: Pick<BootInput, 'privileged' | 'devices'>, owner = 0): DevNodes {
   if (input.privileged) return { nodes: [], links: [...DEV_LINKS], exclusive: false };
-  return { nodes: [...DEFAULT_DEVICES, ...input.devices], links: [...DEV_LINKS, PTMX_LINK], exclusive: true };
+  const nodes = [...DEFAULT_DEVICES, ...input.devices].map((node) => (owner === 0 ? node : { ...node, uid: owner + (node.uid ?? 0), gid: owner + (node.gid ?? 0) }));
+  return { nodes, links: [...DEV_LINKS, PTMX_LINK], exclusive: true };
 }
 
 /** sysfs shows the machine's devices and settings: read-only unless privileged, as Docker mounts it. */
@@ -242,9 +284,10 @@ export function sysMount(privileged: boolean): MountSpec {
  * name maps to 127.0.1.1 (Debian's convention for a host without a fixed
  * address), so it resolves without a network.
  */
-export function etcFiles(hostname: string): EtcFilesInput {
+export function etcFiles(hostname: string, owner: number): EtcFilesInput {
   return {
     dir: ETC_DIR,
+    owner,
     files: [
       { name: 'hostname', target: '/etc/hostname', content: `${hostname}\n` },
       {
@@ -260,27 +303,39 @@ export function etcFiles(hostname: string): EtcFilesInput {
 export interface OverlayInput {
   /** The image: a directory, or "/" for the host's root file system. */
   lower: string;
+  /** The image as a detached idmapped mount (the userns step's), used instead of `lower` and closed once mounted. */
+  lowerFd?: number;
   /** Where the overlay is mounted (a directory root's own path; HOST_VIEW_MOUNT for the host's). */
   at: string;
   /** Device nodes of the image do not open (all but a privileged container's). */
   nodev: boolean;
 }
 
-export function overlay(input: Pick<BootInput, 'rootfs' | 'privileged'>): OverlayInput {
+export function overlay(input: Pick<BootInput, 'rootfs' | 'privileged'>, lowerFd?: number): OverlayInput {
   const host = input.rootfs === 'host';
-  return { lower: host ? '/' : input.rootfs, at: host ? HOST_VIEW_MOUNT : input.rootfs, nodev: !input.privileged };
+  return { lower: host ? '/' : input.rootfs, ...(lowerFd === undefined ? {} : { lowerFd }), at: host ? HOST_VIEW_MOUNT : input.rootfs, nodev: !input.privileged };
+}
+
+/** The userns step's input: the namespace's map, and the image to idmap through it. */
+export interface UsernsInput extends UsernsConfig {
+  lower: string;
 }
 
 export interface BootContext {
   input: BootInput;
   /** The descriptors of what the guest holds across the root change. */
   held: { serial?: number; config?: number; logDir?: number };
+  /** The container's user namespace and the image idmapped through it, once made. */
+  userns?: { fd: number; lowerFd: number };
   /** Where the container's root is mounted before the pivot. */
   root: string;
   warnings: string[];
   done: BootStep[];
   failure?: { step: BootStep; error: string };
 }
+
+/** The host ID the container's root has: its user namespace's base, or the guest's own root. */
+const rootOwner = (context: BootContext) => (context.userns === undefined ? 0 : context.input.userns!.hostId);
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -344,6 +399,11 @@ export const bootMachine = setup({
     privatize: step(),
     /** Takes `path` as a detached mount (made first if a missing directory); resolves with its descriptor. */
     hold: step<{ fd: number }, { path: string; directory: boolean }>(),
+    /**
+     * Makes a user namespace with the map, and a detached clone of `lower`
+     * idmapped through it; resolves with both descriptors.
+     */
+    userns: step<{ fd: number; lowerFd: number }, UsernsInput>(),
     /** Mounts a tmpfs at `at` for the upper layer, then the overlay over it, the image below. */
     overlay: step<void, OverlayInput>(),
     /** pivot_root(".", ".") inside `dir`, then detaches the old root. */
@@ -356,11 +416,14 @@ export const bootMachine = setup({
     masks: step<void, MaskSpec[]>(),
     etcFiles: step<void, EtcFilesInput>(),
     setHostname: step<void, { hostname: string }>(),
+    /** Writes each value to /proc/sys/KEY. */
+    sysctls: step<void, readonly { key: string; value: string }[]>(),
     loopbackUp: step(),
   },
   actions: {
     record: assign(({ context }, { step }: { step: BootStep }) => ({ done: [...context.done, step] })),
     keep: assign(({ context }, { key, fd }: { key: keyof BootContext['held']; fd: number }) => ({ held: { ...context.held, [key]: fd } })),
+    keepUserns: assign((_, userns: { fd: number; lowerFd: number }) => ({ userns })),
     warn: assign(({ context }, { step, error }: { step: BootStep; error: unknown }) => ({
       warnings: [...context.warnings, `${STEP_TITLES[step]}: ${describe(error)}`],
     })),
@@ -370,6 +433,13 @@ export const bootMachine = setup({
     pid1: ({ context }) => context.input.pid1,
     vm: ({ context }) => !context.input.sandbox,
     serialIsPath: ({ context }) => isPath(context.input.serialDevice),
+    userns: ({ context }) => context.input.userns !== undefined,
+    /**
+     * The network namespace is the guest's own, its settings the guest's to
+     * change: a sandbox that reaches the appliance over TCP runs in the
+     * host's (tools/sandbox.ts).
+     */
+    ownNetwork: ({ context }) => !context.input.sandbox || isPath(context.input.serialDevice),
     /**
      * pivot_root answers EINVAL when the current root is the initial ramfs
      * (a VM booted from an initramfs), which cannot be pivoted away from.
@@ -400,9 +470,33 @@ export const bootMachine = setup({
     // Without it a SIGHUP would read the config inside the container's root, where its root could write a privileged session.
     holdConfig: hold('holdConfig', 'config', 'holdLogDir', (input) => directoryOf(input.configPath), false),
     // Without it the logs would be written inside the container's root, where its processes could read and forge them.
-    holdLogDir: hold('holdLogDir', 'logDir', 'overlay', (input) => input.logDir, true),
+    holdLogDir: hold('holdLogDir', 'logDir', 'checkUserns', (input) => input.logDir, true),
+    checkUserns: {
+      always: [{ guard: 'userns', target: 'initialProc' }, { target: 'overlay' }],
+    },
+    // The initial root's /proc is the host's (a sandbox), or none (a VM): the user namespace's maps are written through the guest's own.
+    initialProc: {
+      invoke: {
+        src: 'mount',
+        input: PROC,
+        onDone: optional('initialProc', 'userns').onDone,
+        onError: optional('initialProc', 'overlay').onError,
+      },
+    },
+    // Optional, as "where the kernel allows" says: without it the container runs confined as before, with the guest's IDs.
+    userns: {
+      invoke: {
+        src: 'userns',
+        input: ({ context }) => ({ ...context.input.userns!, lower: overlay(context.input).lower }),
+        onDone: {
+          target: 'overlay',
+          actions: [{ type: 'keepUserns', params: ({ event }) => event.output }, { type: 'record', params: { step: 'userns' } }],
+        },
+        onError: optional('userns', 'overlay').onError,
+      },
+    },
     overlay: {
-      invoke: { src: 'overlay', input: ({ context }) => overlay(context.input), ...essential('overlay', 'pivot') },
+      invoke: { src: 'overlay', input: ({ context }) => overlay(context.input, context.userns?.lowerFd), ...essential('overlay', 'pivot') },
     },
     pivot: {
       invoke: {
@@ -418,20 +512,24 @@ export const bootMachine = setup({
     moveRoot: {
       invoke: { src: 'moveRoot', input: ({ context }) => ({ dir: context.root }), ...essential('moveRoot', 'proc') },
     },
-    proc: { invoke: { src: 'mount', input: PROC, ...essential('proc', 'sys') } },
+    proc: { invoke: { src: 'mount', input: PROC, ...essential('proc', 'checkNetwork') } },
+    checkNetwork: {
+      always: [{ guard: 'ownNetwork', target: 'sysctls' }, { target: 'sys' }],
+    },
+    sysctls: { invoke: { src: 'sysctls', input: NET_SYSCTLS, ...optional('sysctls', 'sys') } },
     // Without a read-only /sys a container could change the machine's settings.
     sys: { invoke: { src: 'mount', input: ({ context }) => sysMount(context.input.privileged), ...essential('sys', 'dev') } },
     // Without /dev/null no session started on pipes can run.
-    dev: { invoke: { src: 'mount', input: ({ context }) => (context.input.privileged ? PRIVILEGED_DEV : DEV), ...essential('dev', 'devNodes') } },
+    dev: { invoke: { src: 'mount', input: ({ context }) => (context.input.privileged ? PRIVILEGED_DEV : dev(rootOwner(context))), ...essential('dev', 'devNodes') } },
     // Essential: it is also what keeps every other node from opening.
-    devNodes: { invoke: { src: 'devNodes', input: ({ context }) => devNodes(context.input), ...essential('devNodes', 'devPts') } },
+    devNodes: { invoke: { src: 'devNodes', input: ({ context }) => devNodes(context.input, rootOwner(context)), ...essential('devNodes', 'devPts') } },
     // Without it tty sessions fail to start; pipe sessions still run.
-    devPts: { invoke: { src: 'mount', input: DEV_PTS, ...optional('devPts', 'shm') } },
-    shm: { invoke: { src: 'mount', input: SHM, ...optional('shm', 'run') } },
+    devPts: { invoke: { src: 'mount', input: ({ context }) => devPts(rootOwner(context)), ...optional('devPts', 'shm') } },
+    shm: { invoke: { src: 'mount', input: ({ context }) => shm(rootOwner(context)), ...optional('shm', 'run') } },
     // Without its own /run, the /etc files go to the root's /run, on the overlay's tmpfs.
-    run: { invoke: { src: 'mount', input: RUN, ...optional('run', 'masks') } },
+    run: { invoke: { src: 'mount', input: ({ context }) => run(rootOwner(context)), ...optional('run', 'masks') } },
     masks: { invoke: { src: 'masks', input: ({ context }) => masks(context.input), ...essential('masks', 'etcFiles') } },
-    etcFiles: { invoke: { src: 'etcFiles', input: ({ context }) => etcFiles(context.input.hostname), ...optional('etcFiles', 'hostname') } },
+    etcFiles: { invoke: { src: 'etcFiles', input: ({ context }) => etcFiles(context.input.hostname, rootOwner(context)), ...optional('etcFiles', 'hostname') } },
     hostname: {
       invoke: { src: 'setHostname', input: ({ context }) => ({ hostname: context.input.hostname }), ...optional('hostname', 'loopback') },
     },
@@ -454,6 +552,7 @@ export const bootMachine = setup({
       serialDevice: serial === undefined ? input.serialDevice : heldPath(serial),
       configPath: config === undefined ? input.configPath : `${heldPath(config)}/${baseName(input.configPath)}`,
       logDir: logDir === undefined ? input.logDir : heldPath(logDir),
+      ...(context.userns === undefined ? {} : { userns: { ...input.userns!, fd: context.userns.fd } }),
       warnings: context.warnings,
       done: context.done,
     };

@@ -51,6 +51,16 @@ function reservedDevicePath(path: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A user namespace for the container's processes: its IDs 0 to size-1 are
+ * the host's hostId to hostId+size-1, so its root is an unprivileged user
+ * outside it.
+ */
+export interface UsernsConfig {
+  hostId: number;
+  size: number;
+}
+
 export interface SecurityConfig {
   /** Every capability, no seccomp, no masked paths, every device: Docker's --privileged. */
   privileged: boolean;
@@ -61,6 +71,8 @@ export interface SecurityConfig {
   /** PR_SET_NO_NEW_PRIVS: setuid and file capabilities give nothing on exec. */
   noNewPrivileges: boolean;
   devices: DeviceConfig[];
+  /** Absent: the container's IDs are the guest's own (Docker's --userns=host). */
+  userns?: UsernsConfig;
 }
 
 export const DEFAULT_SECURITY: SecurityConfig = {
@@ -71,7 +83,7 @@ export const DEFAULT_SECURITY: SecurityConfig = {
   devices: [],
 };
 
-const FIELDS = ['privileged', 'capabilities', 'seccomp', 'noNewPrivileges', 'devices'];
+const FIELDS = ['privileged', 'capabilities', 'seccomp', 'noNewPrivileges', 'devices', 'userns'];
 const DEVICE_FIELDS = ['path', 'type', 'major', 'minor', 'permissions', 'fileMode', 'uid', 'gid'];
 /**
  * Capabilities Docker confines with what tether lacks, so that granting one
@@ -94,6 +106,8 @@ const MAX_MAJOR = 4095;
 const MAX_MINOR = 2 ** 20 - 1;
 /** (uid_t)-1 means "unchanged" to chown: not an ID. */
 const MAX_ID = 2 ** 32 - 2;
+/** Every container ID a user namespace maps: root, and the 16-bit IDs images use. */
+const MIN_USERNS_SIZE = 65536;
 
 type Obj = Record<string, unknown>;
 const isObject = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -122,8 +136,8 @@ export function checkSecurity(path: string, x: unknown): { security: SecurityCon
   const privileged = boolean(`${path}.privileged`, x.privileged);
   const noNewPrivileges = boolean(`${path}.noNewPrivileges`, x.noNewPrivileges);
   if (privileged) {
-    for (const field of ['capabilities', 'seccomp'] as const) {
-      if (x[field] !== undefined) problems.push(`${path}.${field}: not allowed with privileged: true, which gives every capability and no seccomp filter`);
+    for (const field of ['capabilities', 'seccomp', 'userns'] as const) {
+      if (x[field] !== undefined) problems.push(`${path}.${field}: not allowed with privileged: true, which gives every capability, no seccomp filter and the guest's own IDs`);
     }
   }
 
@@ -182,8 +196,24 @@ export function checkSecurity(path: string, x: unknown): { security: SecurityCon
     });
   }
 
+  let userns: UsernsConfig | undefined;
+  if (!privileged && x.userns !== undefined) {
+    const at = `${path}.userns`;
+    if (!isObject(x.userns)) fail(at, 'an object with hostId and size', x.userns);
+    else {
+      unknown(at, x.userns, ['hostId', 'size']);
+      // Host ID 0 would make the container's root the host's.
+      const hostId = whole(`${at}.hostId`, x.userns.hostId, MAX_ID);
+      if (hostId === 0) problems.push(`${at}.hostId: must not be 0, which would map the container's root to the host's`);
+      const size = whole(`${at}.size`, x.userns.size, MAX_ID);
+      if (size !== undefined && size < MIN_USERNS_SIZE) problems.push(`${at}.size: expected at least ${MIN_USERNS_SIZE}, so that every 16-bit ID an image uses is mapped, got ${size}`);
+      if (hostId !== undefined && size !== undefined && hostId + size > MAX_ID + 1) problems.push(`${at}: the range from hostId ${hostId} for ${size} IDs goes past the last ID, ${MAX_ID}`);
+      if (hostId !== undefined && hostId !== 0 && size !== undefined) userns = { hostId, size };
+    }
+  }
+
   if (problems.length > 0) return { problems };
-  return { security: { privileged, capabilities, seccomp, noNewPrivileges, devices } };
+  return { security: { privileged, capabilities, seccomp, noNewPrivileges, devices, ...(userns === undefined ? {} : { userns }) } };
 }
 
 /** What one process of the container is started with. */

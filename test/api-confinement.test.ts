@@ -110,7 +110,7 @@ int main(void) {
 
 const noCompiler = spawnSync('cc', ['--version']).status !== 0 && 'needs a C compiler to build the test program (apt-get install gcc libc6-dev)';
 
-t.test('open_by_handle_at (the shocker escape) is refused with EPERM; --cap-add DAC_READ_SEARCH lets it through', { skip: skip || noCompiler }, async (t) => {
+t.test('open_by_handle_at (the shocker escape) is refused with EPERM, even with --cap-add DAC_READ_SEARCH inside the user namespace; --userns=host with it lets it through', { skip: skip || noCompiler }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tether-obh-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const program = join(dir, 'obh');
@@ -123,7 +123,10 @@ t.test('open_by_handle_at (the shocker escape) is refused with EPERM; --cap-add 
   const refused = await run([]);
   t.equal(refused.stdout, 'open_by_handle_at: Operation not permitted\n', refused.stderr);
   t.equal(refused.code, 1);
-  const allowed = await run(['--cap-add', 'DAC_READ_SEARCH']);
+  // The capability is the user namespace's, and open_by_handle_at asks for the host's.
+  const inNamespace = await run(['--cap-add', 'DAC_READ_SEARCH']);
+  t.equal(inNamespace.stdout, 'open_by_handle_at: Operation not permitted\n', inNamespace.stderr);
+  const allowed = await run(['--userns=host', '--cap-add', 'DAC_READ_SEARCH']);
   t.equal(allowed.stdout, 'opened\n', allowed.stderr);
 });
 

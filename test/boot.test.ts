@@ -12,8 +12,8 @@ import { canary, snapshot } from './support/canary.ts';
 
 type StepActor = keyof typeof bootMachine.implementations.actors;
 const STEP_ACTORS: StepActor[] = [
-  'preload', 'undumpable', 'privatize', 'hold', 'overlay', 'pivotRoot', 'moveRoot',
-  'mount', 'devNodes', 'masks', 'etcFiles', 'setHostname', 'loopbackUp',
+  'preload', 'undumpable', 'privatize', 'hold', 'userns', 'overlay', 'pivotRoot', 'moveRoot',
+  'mount', 'sysctls', 'devNodes', 'masks', 'etcFiles', 'setHostname', 'loopbackUp',
 ];
 
 const INPUT: BootInput = {
@@ -34,7 +34,7 @@ async function bootWith(input: Partial<BootInput>, fail: (actor: StepActor, inpu
     calls.push({ actor: name, input: i });
     const error = fail(name, i);
     if (error) throw error;
-    return name === 'hold' ? { fd: HELD[(i as { path: string }).path] } : undefined;
+    return name === 'hold' ? { fd: HELD[(i as { path: string }).path] } : name === 'userns' ? { fd: 45, lowerFd: 46 } : undefined;
   })]));
   const actor = createActor(bootMachine.provide({ actors } as never), { input: { ...INPUT, ...input } });
   const done = toPromise(actor);
@@ -50,7 +50,7 @@ t.test('the boot steps run in order: hold what the guest keeps, enter a fresh ro
   t.same(output, {
     booted: true, serialDevice: '/proc/self/fd/42', configPath: '/proc/self/fd/43/config.json', logDir: '/proc/self/fd/44', warnings: [],
     done: ['preload', 'undumpable', 'privatize', 'holdSerial', 'holdConfig', 'holdLogDir', 'overlay', 'pivot',
-      'proc', 'sys', 'dev', 'devNodes', 'devPts', 'shm', 'run', 'masks', 'etcFiles', 'hostname', 'loopback'],
+      'proc', 'sysctls', 'sys', 'dev', 'devNodes', 'devPts', 'shm', 'run', 'masks', 'etcFiles', 'hostname', 'loopback'],
   });
   t.same(calls.filter((c) => c.actor === 'hold').map((c) => c.input), [
     { path: '/dev/pts/7', directory: false }, { path: '/run/vm', directory: false }, { path: '/var/log/tether', directory: true },
@@ -96,6 +96,50 @@ t.test('privileged lifts Docker\'s masks and device policy, and /sys is writable
   t.notOk(mounts.find((m) => m.target === '/sys')?.flags.includes('ro'));
   t.same(inputOf(calls, 'devNodes'), { nodes: [], links: devNodes({ privileged: true, devices: [] }).links, exclusive: false });
   t.match(inputOf(calls, 'overlay'), { nodev: false });
+});
+
+t.test('with a user namespace, the image is seen through it and what the guest mounts for the container is its root\'s', async (t) => {
+  const userns = { hostId: 0x70000000, size: 65536 };
+  const { output, calls } = await bootWith({ userns, devices: [{ path: '/dev/kmsg', type: 'c', major: 1, minor: 11, uid: 0, gid: 4 }] });
+  t.match(output, { booted: true, userns: { fd: 45, hostId: 0x70000000, size: 65536 }, warnings: [] });
+  t.same(output.done.slice(5, 9), ['holdLogDir', 'initialProc', 'userns', 'overlay']);
+  t.equal(mountTarget(calls.find((c) => c.actor === 'mount')!.input), '/proc', 'the guest\'s own /proc comes first: the namespace\'s maps are written through it');
+  t.same(inputOf(calls, 'userns'), { ...userns, lower: '/' });
+  t.same(inputOf(calls, 'overlay'), { lower: '/', lowerFd: 46, at: '/tmp', nodev: true }, 'the overlay\'s lower layer is the idmapped image');
+  const data = (target: string) => (calls.find((c) => c.actor === 'mount' && mountTarget(c.input) === target && c !== calls.find((d) => d.actor === 'mount'))!.input as MountSpec).data;
+  t.equal(data('/dev'), 'mode=0755,size=65536k,uid=1879048192,gid=1879048192');
+  t.equal(data('/dev/pts'), 'newinstance,ptmxmode=0666,mode=0620,gid=1879048197,uid=1879048192', 'new ptys are root:tty inside');
+  t.equal(data('/dev/shm'), 'mode=1777,size=65536k,uid=1879048192,gid=1879048192');
+  t.equal(data('/run'), 'mode=0755,uid=1879048192,gid=1879048192');
+  t.same(inputOf<DevNodes>(calls, 'devNodes').nodes.map((n) => [n.path, n.uid, n.gid]).slice(-2), [['/dev/tty', 0x70000000, 0x70000000], ['/dev/kmsg', 0x70000000, 0x70000004]]);
+  t.equal(inputOf<{ owner: number }>(calls, 'etcFiles').owner, 0x70000000);
+});
+
+t.test('a user namespace the kernel refuses is a warning: the container keeps the guest\'s IDs, and nothing is owned by the unused range', async (t) => {
+  for (const refused of ['userns', 'initialProc'] as const) {
+    let procs = 0;
+    // Only the first /proc, the initial root's, fails.
+    const { output, calls } = await bootWith({ userns: { hostId: 0x70000000, size: 65536 } }, (actor, input) =>
+      (refused === 'userns' ? actor === 'userns' : actor === 'mount' && mountTarget(input) === '/proc' && procs++ === 0)
+        ? new Error('EPERM') : undefined);
+    t.ok(output.booted && output.userns === undefined, `${refused} refused: no user namespace`);
+    t.match(output.warnings, [/^(give the container a user namespace|mount proc on the initial root's \/proc).*: EPERM$/]);
+    t.same(inputOf(calls, 'overlay'), { lower: '/', at: '/tmp', nodev: true });
+    t.equal(inputOf<{ owner: number }>(calls, 'etcFiles').owner, 0);
+    t.notOk(calls.some((c) => c.actor === 'mount' && /uid=/.test((c.input as MountSpec).data ?? '')));
+  }
+});
+
+t.test('Docker\'s network settings are written in the guest\'s own network namespace only, and their failure is a warning', async (t) => {
+  const own = await bootWith({}, (actor) => (actor === 'sysctls' ? new Error('EROFS') : undefined));
+  t.same(inputOf(own.calls, 'sysctls'), [
+    { key: 'net/ipv4/ip_unprivileged_port_start', value: '0' }, { key: 'net/ipv4/ping_group_range', value: '0 2147483647' },
+  ]);
+  t.match(own.output, { booted: true, warnings: ['let every user bind ports below 1024 and ping, as Docker does: EROFS'] });
+  const shared = await bootWith({ serialDevice: 'tcp://127.0.0.1:2377' });
+  t.notOk(shared.calls.some((c) => c.actor === 'sysctls'), 'a sandbox on TCP shares the host\'s network namespace');
+  const vm = await bootWith({ sandbox: false, serialDevice: 'tcp://10.0.0.1:2377' });
+  t.ok(vm.calls.some((c) => c.actor === 'sysctls'), 'a VM\'s is its own');
 });
 
 t.test('a container\'s /dev has Docker\'s default nodes and its --device nodes, and nothing else opens', async (t) => {

@@ -4,6 +4,7 @@ import t from 'tap';
 import { confinedCommand, openConfineNow } from '../actors/confine.ts';
 import { compileSeccomp } from '../actors/seccomp.ts';
 import { parseHostSecurity } from '../appliance/api/hostSecurity.ts';
+import { freeUsernsRange, USERNS_FIRST, USERNS_SIZE } from '../appliance/usernsRanges.ts';
 import { bundlePath } from '../shared/bundlePath.ts';
 import { CAPABILITIES, capabilityMask, DEFAULT_CAPABILITIES, resolveCapabilities } from '../shared/capabilities.ts';
 import { parseGuestConfig } from '../shared/config.ts';
@@ -50,9 +51,9 @@ t.test('every problem in the security section is named by its field', async (t) 
   };
   const error = t.throws(() => parseGuestConfig(document(bad), 'test')) as { problems?: string[] };
   t.same(error.problems, [
-    'security.extra: unknown field (expected one of: privileged, capabilities, seccomp, noNewPrivileges, devices)',
+    'security.extra: unknown field (expected one of: privileged, capabilities, seccomp, noNewPrivileges, devices, userns)',
     'security.noNewPrivileges: expected true or false, got "yes"',
-    'security.capabilities: not allowed with privileged: true, which gives every capability and no seccomp filter',
+    "security.capabilities: not allowed with privileged: true, which gives every capability, no seccomp filter and the guest's own IDs",
     'security.devices[0].path: expected a path under /dev (without ".."), got "/etc/passwd"',
     'security.devices[0].type: expected "c" (character) or "b" (block), got "x"',
     'security.devices[0].major: expected a whole number from 0 to 4095, got 5000',
@@ -65,6 +66,25 @@ t.test('every problem in the security section is named by its field', async (t) 
     'security.seccomp.defaultAction: expected one of SCMP_ACT_KILL, SCMP_ACT_KILL_PROCESS, SCMP_ACT_KILL_THREAD, SCMP_ACT_TRAP, SCMP_ACT_ERRNO, SCMP_ACT_TRACE, SCMP_ACT_ALLOW, SCMP_ACT_LOG (SCMP_ACT_NOTIFY needs a notifier, which tether has none of), got "SCMP_ACT_NOTIFY"',
     'security.seccomp.syscalls[0].args[0].index: expected a whole number from 0 to 5, got 6',
   ]);
+});
+
+t.test('a user namespace maps at least 65536 IDs, never to host root, within the 32-bit IDs, and not with privileged', async (t) => {
+  t.same(parseGuestConfig(document({ userns: { hostId: 0x70000000, size: 65536 } }), 'test').security.userns, { hostId: 0x70000000, size: 65536 });
+  const problems = (userns: unknown, privileged?: boolean) =>
+    (t.throws(() => parseGuestConfig(document({ userns, ...(privileged ? { privileged } : {}) }), 'test')) as { problems?: string[] }).problems;
+  t.same(problems({ hostId: 0, size: 65536 }), ["security.userns.hostId: must not be 0, which would map the container's root to the host's"]);
+  t.same(problems({ hostId: 100000, size: 1000 }), ['security.userns.size: expected at least 65536, so that every 16-bit ID an image uses is mapped, got 1000']);
+  t.same(problems({ hostId: 2 ** 32 - 65536, size: 65536 }), [`security.userns: the range from hostId ${2 ** 32 - 65536} for 65536 IDs goes past the last ID, ${2 ** 32 - 2}`]);
+  t.same(problems({ hostId: 100000, size: 65536, extra: 1 }), ['security.userns.extra: unknown field (expected one of: hostId, size)']);
+  t.same(problems({ hostId: 100000, size: 65536 }, true), ["security.userns: not allowed with privileged: true, which gives every capability, no seccomp filter and the guest's own IDs"]);
+});
+
+t.test('each container gets the lowest free range of 65536 host IDs from 0x70000000, and is told when none is left', async (t) => {
+  t.same(freeUsernsRange([]), { hostId: USERNS_FIRST, size: USERNS_SIZE });
+  t.same(freeUsernsRange([USERNS_FIRST, USERNS_FIRST + 2 * USERNS_SIZE]), { hostId: USERNS_FIRST + USERNS_SIZE, size: USERNS_SIZE });
+  const all = Array.from({ length: 4094 }, (_, k) => USERNS_FIRST + k * USERNS_SIZE);
+  t.equal(freeUsernsRange(all.slice(1)).hostId, USERNS_FIRST);
+  t.throws(() => freeUsernsRange(all), { message: /^every one of the 4094 user namespace ranges is taken by a container: remove one, or run with --userns=host$/ });
 });
 
 t.test("Docker's default profile checks, and its rules for a capability apply only with that capability", async (t) => {
@@ -129,7 +149,8 @@ t.test('a create whose seccomp profile libseccomp refuses, or with a security fi
   t.throws(() => parseHostSecurity({ SecurityOpt: [`seccomp=${profile}`] }, 'container create'),
     { status: 400, message: 'container create: seccomp profile: architecture SCMP_ARCH_NOSUCH is not known to libseccomp' });
   t.throws(() => parseHostSecurity({ SecurityOpt: ['seccomp={not json'] }, 'container create'), { status: 400, message: /^Decoding seccomp profile failed: / });
-  t.throws(() => parseHostSecurity({ UsernsMode: 'private' }, 'container create'), { status: 400, message: 'container create: HostConfig.UsernsMode is not supported by tether (got "private")' });
+  t.throws(() => parseHostSecurity({ UsernsMode: 'private' }, 'container create'),
+    { status: 400, message: 'container create: invalid UsernsMode: "private" (expected "host", or nothing for a user namespace of the container\'s own)' });
   t.throws(() => parseHostSecurity({ SecurityOpt: ['systempaths=unconfined'] }, 'container create'), { status: 400, message: /^--security-opt "systempaths" is not supported by tether/ });
   t.throws(() => parseHostSecurity({ SecurityOpt: ['no-new-privileges:maybe'] }, 'container create'), { status: 400, message: /no-new-privileges takes true or false/ });
   t.same(parseHostSecurity({ SecurityOpt: ['no-new-privileges=false', 'seccomp=builtin'], UsernsMode: 'host', IpcMode: 'private' }, 'container create').security,

@@ -1,7 +1,7 @@
 /**
  * The security fields of a create body's HostConfig (`--privileged`,
- * `--cap-add`, `--cap-drop`, `--security-opt`, `--device`) as Docker reads
- * them, turned into the guest config's `security` (shared/security.ts).
+ * `--cap-add`, `--cap-drop`, `--security-opt`, `--device`, `--userns`) as
+ * Docker reads them, turned into the guest config's `security` (shared/security.ts).
  * Security-relevant fields tether does not implement are refused by name:
  * a container must never run less confined than its creator asked.
  */
@@ -18,6 +18,8 @@ export interface HostSecuritySettings {
   readonly CapDrop: readonly string[] | null;
   readonly SecurityOpt: readonly string[] | null;
   readonly Devices: readonly DeviceMapping[];
+  /** "": a user namespace of the container's own (unless privileged); "host": the guest's IDs. */
+  readonly UsernsMode: '' | 'host';
 }
 
 /** Docker's DeviceMapping. */
@@ -27,11 +29,10 @@ export interface DeviceMapping {
   readonly CgroupPermissions: string;
 }
 
-export const NO_HOST_SECURITY: HostSecuritySettings = { Privileged: false, CapAdd: null, CapDrop: null, SecurityOpt: null, Devices: [] };
+export const NO_HOST_SECURITY: HostSecuritySettings = { Privileged: false, CapAdd: null, CapDrop: null, SecurityOpt: null, Devices: [], UsernsMode: '' };
 
 /** Fields that would give the container something tether does not do, and the values that ask for nothing (Docker's defaults). */
 const UNSUPPORTED: Record<string, (value: unknown) => boolean> = {
-  UsernsMode: (v) => v === '' || v === 'host',
   CgroupParent: (v) => v === '',
   Cgroup: (v) => v === '',
   CgroupnsMode: (v) => v === '' || v === 'private',
@@ -63,6 +64,9 @@ export function parseHostSecurity(host: Record<string, unknown>, what: string): 
   const capDrop = names(what, 'HostConfig.CapDrop', host.CapDrop);
   const securityOpt = names(what, 'HostConfig.SecurityOpt', host.SecurityOpt);
   const devices = deviceMappings(what, host.Devices);
+  const usernsMode = host.UsernsMode ?? '';
+  // Docker's own rule: "host", or nothing.
+  if (usernsMode !== '' && usernsMode !== 'host') throw new ApiError(400, `${what}: invalid UsernsMode: ${JSON.stringify(usernsMode)} (expected "host", or nothing for a user namespace of the container's own)`);
 
   let capabilities;
   try {
@@ -89,7 +93,7 @@ export function parseHostSecurity(host: Record<string, unknown>, what: string): 
     }
   }
   return {
-    settings: { Privileged: privileged, CapAdd: capAdd, CapDrop: capDrop, SecurityOpt: securityOpt, Devices: devices },
+    settings: { Privileged: privileged, CapAdd: capAdd, CapDrop: capDrop, SecurityOpt: securityOpt, Devices: devices, UsernsMode: usernsMode },
     security: document,
   };
 }

@@ -20,9 +20,11 @@ import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { ConfigError, DEFAULT_STOP_TIMEOUT, isHostname, parseSessionConfig, sessionDocument } from '../../shared/config.ts';
 import { MAX_STOP_TIMEOUT } from '../../shared/wire.ts';
+import type { UsernsConfig } from '../../shared/security.ts';
 import type { ContainerChanges, ContainerStore, CreateConfig, StoredContainer } from '../containerStore.ts';
 import { AmbiguousImage, HOST_IMAGE, type ImageStore, type StoredImage } from '../images.ts';
 import type { LaunchedVm, Launcher, VmExit } from '../launcher.ts';
+import { freeUsernsRange } from '../usernsRanges.ts';
 import { isRunning } from './containerState.ts';
 import { readJsonBody } from './body.ts';
 import { findContainer } from './containers.ts';
@@ -124,11 +126,22 @@ export class Lifecycle {
         hostname: checkHostname(hostname),
         rootfs: image === HOST_IMAGE ? 'host' : image.rootfs,
         sessions: { [id]: primarySession(config) },
-        security: request.security,
+        security: this.#withUserns(request.hostSecurity, request.security),
       },
       State: 'created',
     });
     return { Id: id, Warnings: [] };
+  }
+
+  /**
+   * The container's security with a user namespace of its own, unless it
+   * asked for the host's IDs or is privileged (which gives it the host's
+   * devices: their owners must be the host's).
+   */
+  #withUserns(settings: HostSecuritySettings, security: Record<string, unknown>): Record<string, unknown> {
+    if (settings.Privileged || settings.UsernsMode === 'host') return security;
+    const taken = this.options.store.list().map((stored) => (stored.GuestConfig.security as { userns?: UsernsConfig } | undefined)?.userns?.hostId);
+    return { ...security, userns: freeUsernsRange(taken.filter((id) => id !== undefined)) };
   }
 
   /** 'started', or 'running' when it already was. A container that has run is launched again from its stored config. */
