@@ -100,7 +100,10 @@ async function main(): Promise<void> {
     guest.send({ type: 'SHUTDOWN' });
     return;
   }
-  log('info', 'guest started', { id: config.id, serial: boot.serialDevice, sessions: Object.keys(config.sessions).length });
+  log('info', 'guest started', {
+    id: config.id, serial: boot.serialDevice, sessions: Object.keys(config.sessions).length,
+    ...(boot.userns === undefined ? {} : { usernsHostId: boot.userns.hostId }),
+  });
 }
 
 /** The last steps of an init: data on disk, then the VM off (or, in a sandbox, the init's exit with the status). */

@@ -9,6 +9,9 @@ import type { SessionConfig } from '../shared/config.ts';
  * serving, closed) and decide whom to tell what.
  */
 
+/** The same silence can strike before SSH is up: the line handshake proved a live peer, so SSH's own takes well under this. */
+export const DEFAULT_READY_TIMEOUT_MS = 10_000;
+
 // ---- guest: the SSH server ----------------------------------------------------
 
 /** What the guest's SSH server actor reports. */
@@ -27,6 +30,12 @@ export interface GuestSessionContext extends SshInput {
  * The guest's session: it tells the guest machine when it serves (so the
  * guest hands it the container IDs) and when it ended (so the guest forgets
  * the channels), and tells the serial link when to start over.
+ *
+ * A client that has not authenticated within DEFAULT_READY_TIMEOUT_MS ends
+ * the session: the line handshake can end on this side only (the
+ * appliance's retry fired before this side's final ACK reached it), and
+ * then the appliance sends SYNs that SSH reads as the start of a client's
+ * version line that never ends. Starting over answers them.
  */
 export const guestSessionMachine = setup({
   types: {
@@ -37,6 +46,9 @@ export const guestSessionMachine = setup({
   actors: {
     /** actors/sshServer.ts: ssh2 over the handed-off line; the guest machine addresses it as `sshServer`. */
     server: fromCallback<EventObject, SshInput>(() => {}),
+  },
+  delays: {
+    authentication: () => DEFAULT_READY_TIMEOUT_MS,
   },
   actions: {
     tellGuest: enqueueActions(({ enqueue, system }, params: { type: 'SSH_SERVING' | 'SSH_ENDED' }) => {
@@ -63,6 +75,12 @@ export const guestSessionMachine = setup({
       on: {
         SSH_AUTHENTICATED: 'serving',
         SSH_AUTH_REFUSED: { actions: assign({ refusals: ({ context }) => context.refusals + 1 }) },
+      },
+      after: {
+        authentication: {
+          target: 'closed',
+          actions: assign({ reason: `no SSH client authenticated within ${DEFAULT_READY_TIMEOUT_MS} ms: starting the line over` }),
+        },
       },
     },
     serving: {
@@ -101,8 +119,6 @@ export interface ApplianceSessionInput {
  */
 export const DEFAULT_KEEPALIVE_MS = 2000;
 export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 3000;
-/** The same silence can strike before SSH is up: the line handshake proved a live peer, so SSH's own takes well under this. */
-export const DEFAULT_READY_TIMEOUT_MS = 10_000;
 
 /** What the Docker API asks of a guest: `kill@tether`, `stop@tether` and `exec@tether` (docs/PROTOCOL.md). */
 export type GuestCommand =

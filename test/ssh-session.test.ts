@@ -1,7 +1,9 @@
 import t from 'tap';
-import { fromCallback, waitFor, type EventObject } from 'xstate';
+import { fromCallback, SimulatedClock, waitFor, type EventObject } from 'xstate';
 import type { SshInput } from '../machines/serialLink.ts';
-import { applianceSessionMachine, guestSessionMachine, type ApplianceSessionInput, type SshClientCommand } from '../machines/sshSession.ts';
+import {
+  applianceSessionMachine, DEFAULT_READY_TIMEOUT_MS, guestSessionMachine, type ApplianceSessionInput, type SshClientCommand,
+} from '../machines/sshSession.ts';
 import { host } from './support/host.ts';
 
 // The session machines with scripted SSH actors: the machines are under test,
@@ -19,6 +21,27 @@ t.test('guest session: authenticated → tells the guest it serves; ended → te
   t.same(h.told(), [{ type: 'SSH_SERVING' }]);
   report({ type: 'SSH_ENDED', reason: 'ssh: Bad packet length' });
   t.same(h.told(), [{ type: 'SSH_SERVING' }, { type: 'SSH_ENDED' }, { type: 'SSH_CLOSED', reason: 'ssh: Bad packet length' }]);
+});
+
+t.test('guest session: no client authenticated within the ready timeout → the session ends and the serial link starts over; an authenticated one stays', async (t) => {
+  const start = () => {
+    let report!: (e: { type: string }) => void;
+    const server = fromCallback<EventObject, SshInput>(({ sendBack }) => void (report = sendBack as typeof report));
+    const clock = new SimulatedClock();
+    const h = host('guest', guestSessionMachine.provide({ actors: { server } }), { portHandle: 'serial#1', leftover: new Uint8Array() }, clock);
+    return { h, clock, report: (e: { type: string }) => report(e) };
+  };
+  // The appliance's handshake gave up before this side's final ACK reached it: its SYNs reach ssh2 as a version line that never ends.
+  const stuck = start();
+  stuck.clock.increment(DEFAULT_READY_TIMEOUT_MS - 1);
+  t.same(stuck.h.told(), [], 'still waiting just before the deadline');
+  stuck.clock.increment(1);
+  t.same(stuck.h.told(), [{ type: 'SSH_ENDED' }, { type: 'SSH_CLOSED', reason: `no SSH client authenticated within ${DEFAULT_READY_TIMEOUT_MS} ms: starting the line over` }]);
+
+  const live = start();
+  live.report({ type: 'SSH_AUTHENTICATED' });
+  live.clock.increment(10 * DEFAULT_READY_TIMEOUT_MS);
+  t.same(live.h.told(), [{ type: 'SSH_SERVING' }], 'an authenticated session has no deadline');
 });
 
 t.test('appliance session: ready → link up and one query; pushes relayed; closed → link down', async (t) => {
