@@ -140,7 +140,7 @@ function throughput(argv: string[], bytes: number, env: NodeJS.ProcessEnv): Prom
 }
 
 /** The docker CLI against one appliance, with a config directory of its own (not the user's). */
-function dockerClient(appliance: RunningAppliance, configDir: string) {
+export function dockerClient(appliance: RunningAppliance, configDir: string) {
   const env = { ...process.env, DOCKER_CONFIG: configDir };
   const argv = (...args: string[]) => ['docker', '-H', appliance.api, ...args];
   return {
@@ -157,7 +157,7 @@ function dockerClient(appliance: RunningAppliance, configDir: string) {
 }
 
 /** `items` rotated left by `by`: who goes first changes sample by sample. */
-function rotate<T>(items: readonly T[], by: number): T[] {
+export function rotate<T>(items: readonly T[], by: number): T[] {
   const k = by % items.length;
   return [...items.slice(k), ...items.slice(0, k)];
 }
