@@ -31,3 +31,17 @@ t.test('tether check lists its scenarios and names an unknown one', async (t) =>
   const bad = tether(['check', '--max-states', 'lots']);
   t.match(bad.stderr, /--max-states must be a positive integer, got "lots"/);
 });
+
+t.test('a violated property exits 1: the bundled CLI on a mutant; a mutant it does not know exits 2, naming the ones there are', async (t) => {
+  const state = mkdtempSync(join(tmpdir(), 'tether-check-'));
+  const run = tether(['check', '--mutant', 'forgetful-map', '--state', state]);
+  t.equal(run.status, 1, run.stderr);
+  t.match(run.stdout, /^mutant forgetful-map: a connection map that forgets its waiters when a link comes up; it must break waiter-deadline$/m);
+  t.match(run.stdout, /VIOLATED waiter-deadline: /);
+  t.match(run.stdout, /^shortest counterexample \(\d+ steps\):$/m);
+  const unknown = tether(['check', '--mutant', 'nope']);
+  t.equal(unknown.status, 2);
+  t.match(unknown.stderr, /no mutant named "nope" \(there are: map-trusts-reports, inventory-trusts-reports, /);
+  const list = tether(['check', '--list']);
+  t.match(list.stdout, /^mutant exit-while-behind: a guest that sends the exit status to a channel still catching up \(breaks exit-status\)$/m);
+});

@@ -1,0 +1,200 @@
+/**
+ * Mutants: each breaks one real machine in one way (through provide() or a
+ * small change of its config), the kind of one-line mistake a tired
+ * developer makes, together with a scenario in which the real machines
+ * hold and the property the mutant must break there. A checker that never
+ * fails is not a checker: `tether check --mutants` and
+ * test/check-mutants.test.ts make sure each is caught.
+ */
+import { createMachine, enqueueActions, type AnyActorRef, type AnyStateMachine } from 'xstate';
+import { decideAttach, REPLAY_PIECE_BYTES, type GuestContext, type OutputLogCommand, type SshServerCommand } from '../../machines/guest.ts';
+import type { Overrides } from './model.ts';
+import { scenarios, type Scenario } from './scenario.ts';
+
+export interface Mutant {
+  /** What `tether check --mutant` takes. */
+  id: string;
+  /** What it breaks, in words. */
+  name: string;
+  /** The property it must break. */
+  breaks: string;
+  scenario: Scenario;
+  overrides: Overrides;
+}
+
+const perfect = { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 0 };
+
+function scenario(name: string, changes: Partial<Omit<Scenario, 'faults'>> & { faults?: Partial<Scenario['faults']> }): Scenario {
+  return { ...scenarios.attach!, name, description: name, ...changes, faults: { ...perfect, ...changes.faults } };
+}
+
+/** The machine of a composed logic's actor slot, to mutate. */
+const slot = (logic: AnyStateMachine, name: string) => logic.implementations.actors[name] as AnyStateMachine;
+/** A machine's own action, to run inside a mutant's (enqueue takes an action object; its typing wants the machine's names). */
+const original = (logic: AnyStateMachine, name: string) => logic.implementations.actions[name] as never;
+
+/** One reader whose window fills twice: the smallest space where falling behind and catching up happen. */
+const stalled = scenario('one-stalled-reader', { sessions: { c1: { chunks: 3, exitCode: 3, runBlock: true } }, attaches: [{ containerId: 'c1', logs: true }], faults: { stalls: 2 } });
+
+/** An impostor guest reporting c1, the other containerVM's container, as its own; no attach (the CI's impostor scenario has one). */
+const impostor = scenario('impostor-reports', { sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } }, impostor: ['imp', 'c1'], attaches: [] });
+
+export const mutants: Mutant[] = [
+  {
+    id: 'map-trusts-reports',
+    name: 'a connection map without its check that a containerVM reports only the IDs assigned to it',
+    breaks: 'served-by-holder',
+    scenario: impostor,
+    overrides: {
+      // The check is the map's `assigned` guard: always true, it is gone.
+      appliance: (appliance) => appliance.provide({ actors: { connectionMap: slot(appliance, 'connectionMap').provide({ guards: { assigned: () => true } }) as never } }),
+    },
+  },
+  {
+    id: 'inventory-trusts-reports',
+    name: 'an appliance inventory without its check that a containerVM reports only the IDs assigned to it',
+    breaks: 'served-by-holder',
+    scenario: impostor,
+    overrides: { appliance: (appliance) => appliance.provide({ guards: { assigned: () => true } }) },
+  },
+  {
+    id: 'run-block-ignored',
+    name: 'a guest that launches a run-block session without waiting for unblock',
+    breaks: 'run-block',
+    scenario: scenario('run-block', {}),
+    overrides: {
+      guest: (guest) => guest.provide({ actors: { session: slot(guest, 'session').provide({ guards: { runBlock: () => false } }) as never } }),
+    },
+  },
+  {
+    id: 'forgetful-map',
+    name: 'a connection map that forgets its waiters when a link comes up',
+    breaks: 'waiter-deadline',
+    scenario: scenario('forgetful-map', { sessions: { c1: { chunks: 1, exitCode: 0, runBlock: true } }, faults: { drops: 1 } }),
+    overrides: {
+      appliance: (appliance) => {
+        const map = slot(appliance, 'connectionMap');
+        return appliance.provide({
+          actors: {
+            connectionMap: map.provide({
+              actions: {
+                apply: enqueueActions(({ event, enqueue }) => {
+                  enqueue(original(map, 'apply'));
+                  if (event.type === 'LINK_UP') enqueue.assign({ requests: {} });
+                }),
+              },
+            }) as never,
+          },
+        });
+      },
+    },
+  },
+  {
+    id: 'no-rehandshake',
+    name: 'a serial link that stays put when its SSH session ends (no new handshake)',
+    // The appliance's new handshake is never answered.
+    breaks: 'no-deadlock',
+    scenario: scenario('no-rehandshake', { sessions: { c1: { chunks: 1, exitCode: 0, runBlock: true } }, faults: { garbage: 1 } }),
+    overrides: {
+      guest: (guest) => {
+        const link = slot(guest, 'link');
+        type Config = { states: { line: { states: { serving: { on: object } } & object } & object } & object };
+        const config = link.config as Config;
+        const { line } = config.states;
+        const serving = { ...line.states.serving, on: { ...line.states.serving.on, SSH_CLOSED: { actions: [] } } };
+        const mutated = { ...config, states: { ...config.states, line: { ...line, states: { ...line.states, serving } } } };
+        return guest.provide({ actors: { link: createMachine(mutated as never, link.implementations as never) as never } });
+      },
+    },
+  },
+  {
+    id: 'exit-before-replay',
+    name: 'a guest that sends an exited session’s status before replaying its log',
+    breaks: 'output-after-exit',
+    scenario: scenario('exit-before-replay', { sessions: { c1: { chunks: 1, exitCode: 4 } } }),
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            attachOpen: enqueueActions(({ context, event, enqueue, system }) => {
+              if (event.type !== 'ATTACH_OPEN') return;
+              const server = system.get('sshServer') as AnyActorRef;
+              const decision = decideAttach(context as GuestContext, event.containerId, event.offset);
+              const view = (context as GuestContext).sessions[event.containerId];
+              if (!decision.accept || view?.state !== 'exited') return void enqueue(original(guest, 'attachOpen'));
+              const command = (c: SshServerCommand) => c as SshServerCommand & { type: string };
+              enqueue.sendTo(server, command({ type: 'ATTACH_ACCEPT', channelId: event.channelId, offset: decision.from }));
+              enqueue.sendTo(server, command({ type: 'CHANNEL_EXIT', channelId: event.channelId, exitCode: view.exitCode ?? 0 }));
+              enqueue.sendTo('outputLog', { type: 'REPLAY', sessionId: event.containerId, channelId: event.channelId, from: decision.from, limit: REPLAY_PIECE_BYTES } satisfies OutputLogCommand);
+            }),
+          },
+        }),
+    },
+  },
+  {
+    id: 'crossed-channels',
+    name: 'a guest that fans every session’s output out to every channel',
+    breaks: 'routing',
+    // c1 waits for its attach; c2 writes whenever it likes.
+    scenario: scenario('crossed-channels', {
+      sessions: { c1: { chunks: 0, exitCode: 0, runBlock: true }, c2: { chunks: 1, exitCode: 0 } },
+      attaches: [{ containerId: 'c1', logs: false }],
+    }),
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            sessionOutput: enqueueActions(({ context, event, enqueue, system }) => {
+              enqueue(original(guest, 'sessionOutput'));
+              if (event.type !== 'SESSION_OUTPUT') return;
+              const server = system.get('sshServer') as AnyActorRef | undefined;
+              for (const [channelId, channel] of Object.entries((context as GuestContext).channels)) {
+                if (server && channel.sessionId !== event.sessionId) enqueue.sendTo(server, { type: 'CHANNEL_OUTPUT', channelId, stream: event.stream, data: event.data });
+              }
+            }),
+          },
+        }),
+    },
+  },
+  {
+    id: 'forgetful-window',
+    name: 'a guest that forgets what a full channel missed once its window opens',
+    breaks: 'output-order',
+    scenario: stalled,
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            flowControl: enqueueActions(({ context, event, enqueue }) => {
+              if (event.type !== 'CHANNEL_READY') return void enqueue(original(guest, 'flowControl'));
+              const channel = (context as GuestContext).channels[event.channelId];
+              if (!channel || channel.replaying) return;
+              const { behind: _, ...live } = channel;
+              enqueue.assign({ channels: { ...(context as GuestContext).channels, [event.channelId]: { ...live, blocked: false } } });
+            }),
+          },
+        }),
+    },
+  },
+  {
+    id: 'exit-while-behind',
+    name: 'a guest that sends the exit status to a channel still catching up',
+    breaks: 'exit-status',
+    scenario: stalled,
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            sessionChanged: enqueueActions(({ context, event, enqueue, system }) => {
+              enqueue(original(guest, 'sessionChanged'));
+              if (event.type !== 'SESSION_CHANGED' || event.view.state !== 'exited') return;
+              const server = system.get('sshServer') as AnyActorRef | undefined;
+              for (const [channelId, channel] of Object.entries((context as GuestContext).channels)) {
+                if (server && channel.behind !== undefined) enqueue.sendTo(server, { type: 'CHANNEL_EXIT', channelId, exitCode: event.view.exitCode ?? 0 });
+              }
+            }),
+          },
+        }),
+    },
+  },
+];
