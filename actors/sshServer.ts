@@ -283,6 +283,7 @@ export function sshServer(options: SshServerOptions): CallbackFunction<EventObje
       }
     }
 
+    watchClientVersion(stream, () => close('the first bytes from the appliance are not SSH\'s version line: it has started a new line handshake, or the line is noisy; starting the line over'));
     server.injectSocket(stream as never);
     return () => {
       stopReporting();
@@ -291,6 +292,30 @@ export function sshServer(options: SshServerOptions): CallbackFunction<EventObje
       server.close();
     };
   };
+}
+
+const CLIENT_VERSION_START = Buffer.from('SSH-');
+
+/**
+ * Calls `notSsh` when the stream's first bytes cannot begin a client's
+ * version line, which RFC 4253 has the client send before anything else.
+ * ssh2 would wait for the end of such a line, and a line handshake's frames
+ * have no end: when the handshake finished on this side only (the appliance
+ * gave up on the final ACK, or the connection carrying it dropped), the
+ * appliance's new SYNs would hold the link down for good.
+ */
+function watchClientVersion(stream: Duplex, notSsh: () => void): void {
+  let seen = 0;
+  const check = (chunk: Buffer) => {
+    const length = Math.min(chunk.length, CLIENT_VERSION_START.length - seen);
+    if (!chunk.subarray(0, length).equals(CLIENT_VERSION_START.subarray(seen, seen + length))) {
+      stream.off('data', check);
+      return notSsh();
+    }
+    seen += length;
+    if (seen === CLIENT_VERSION_START.length) stream.off('data', check);
+  };
+  stream.on('data', check);
 }
 
 /**

@@ -32,10 +32,9 @@ export interface GuestSessionContext extends SshInput {
  * the channels), and tells the serial link when to start over.
  *
  * A client that has not authenticated within DEFAULT_READY_TIMEOUT_MS ends
- * the session: the line handshake can end on this side only (the
- * appliance's retry fired before this side's final ACK reached it), and
- * then the appliance sends SYNs that SSH reads as the start of a client's
- * version line that never ends. Starting over answers them.
+ * the session too: whatever holds a line that handshook on this side only
+ * (the server actor already ends one whose first bytes are not SSH), the
+ * guest never waits for good on an appliance that is not there.
  */
 export const guestSessionMachine = setup({
   types: {

@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
-import { SYN } from '../shared/handshake.ts';
+import { DEFAULT_READY_TIMEOUT_MS } from '../machines/sshSession.ts';
+import { ackFrame, PROBE, SYN, synFrame, scanSynAck } from '../shared/handshake.ts';
+import { sandboxUnsupported, startSandbox } from '../tools/sandbox.ts';
 import { collect, eventually, startWorld } from './support/world.ts';
 
 // The serial path misbehaving for real: the hypervisor's TCP connection
@@ -60,4 +66,62 @@ t.test('an attach to a containerVM whose link is gone fails after its deadline s
     status: 504,
     message: /cannot attach to container gone: waited 500 ms for a connection carrying container gone: containerVM gone last reported it; link link\d+ down/,
   });
+});
+
+/** Everything `socket` sends from now on, and a wait for what is in it. */
+function received(socket: Socket) {
+  let bytes = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => { bytes = Buffer.concat([bytes, chunk]); });
+  return {
+    take: () => { const all = bytes; bytes = Buffer.alloc(0); return all; },
+    until: (what: string, found: (bytes: Buffer) => boolean, timeoutMs?: number) => eventually(() => (found(bytes) ? true : undefined), what, timeoutMs),
+  };
+}
+
+t.test('a handshake that ended on the guest\'s side only: the appliance\'s next SYN is answered at once, not taken for an SSH version line', { skip: sandboxUnsupported() }, async (t) => {
+  // This test plays the appliance's side of the line, byte by byte.
+  const server = createServer();
+  const connected = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const stateDir = mkdtempSync(join(tmpdir(), 'tether-half-handshake-'));
+  const sandbox = await startSandbox({
+    config: { id: 'half', name: 'half', hostname: 'half', sessions: { half: { cmd: ['sleep', '1000'] } } },
+    source: 'test config',
+    appliance: { host: '127.0.0.1', port: (server.address() as { port: number }).port },
+    stateDir,
+    console: 'ignore',
+  });
+  t.teardown(async () => {
+    await sandbox.close();
+    server.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  const line = await connected;
+  const guest = received(line);
+  // As the appliance does, SYN again until the guest answers.
+  const synUntilAnswered = (p: number, what: string, timeoutMs?: number) => {
+    let sent = 0;
+    return guest.until(what, (bytes) => {
+      if (scanSynAck(bytes, p).found) return true;
+      if (Date.now() - sent > 300) {
+        line.write(synFrame(p));
+        sent = Date.now();
+      }
+      return false;
+    }, timeoutMs);
+  };
+  await synUntilAnswered(0x20, 'the guest\'s SYN-ACK, once it has booted');
+  const synAck = guest.take();
+  const q = synAck[synAck.lastIndexOf(0x06) + 2]!;
+  line.write(ackFrame(q));
+  await guest.until('the probe', (bytes) => bytes.includes(Buffer.from(PROBE)));
+  guest.take();
+  line.write(PROBE);
+  // The guest's final ACK, then its SSH version line: the handshake is over on its side.
+  await guest.until('the guest\'s SSH version line', (bytes) => bytes.includes('SSH-2.0-tether'));
+  guest.take();
+  // As if the final ACK had come too late: the appliance starts over. Answered
+  // well before the session's authentication deadline, which would start the line over too, only later.
+  await synUntilAnswered(0x30, 'a SYN-ACK to the new SYN', DEFAULT_READY_TIMEOUT_MS / 2);
+  t.pass('the guest answered the new handshake');
 });
