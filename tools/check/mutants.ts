@@ -197,4 +197,29 @@ export const mutants: Mutant[] = [
         }),
     },
   },
+  {
+    id: 'exit-to-one-channel',
+    name: 'a guest that sends the exit status to only one of the channels attached to a session',
+    breaks: 'attach-settles',
+    scenario: scenario('two-attached', {
+      sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } },
+      attaches: [{ containerId: 'c1', logs: false }, { containerId: 'c1', logs: false }],
+    }),
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            sessionChanged: enqueueActions(({ context, event, enqueue }) => {
+              if (event.type !== 'SESSION_CHANGED' || event.view.state !== 'exited') return void enqueue(original(guest, 'sessionChanged'));
+              // The original, run as if the session had one channel: the others are forgotten.
+              const channels = Object.entries((context as GuestContext).channels);
+              const first = channels.find(([, channel]) => channel.sessionId === event.sessionId)?.[0];
+              const others = Object.fromEntries(channels.filter(([id, channel]) => channel.sessionId !== event.sessionId || id === first));
+              enqueue.assign({ channels: others });
+              enqueue(original(guest, 'sessionChanged'));
+            }),
+          },
+        }),
+    },
+  },
 ];

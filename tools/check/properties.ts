@@ -166,9 +166,9 @@ export const properties: Property[] = [
   },
   {
     name: 'attach-settles',
-    description: 'every attach request ends attached or with an outcome (exit status, error, detach)',
+    description: 'every attach request ends with an outcome (exit status, error, detach), or streams from a process still running',
     kind: 'eventually',
-    check: (w) => {
+    check: (w, scenario) => {
       for (const [i, a] of w.attaches.entries()) {
         if (!a.started) continue;
         const state = w.systems[attachSystem(i)]!;
@@ -176,6 +176,10 @@ export const properties: Property[] = [
         const value = JSON.stringify(nodeAt(state, '')?.value);
         const attached = simState<{ attached: boolean }>(state, 'user')?.attached;
         if (!(attached && value === '{"connected":"streaming"}')) return `attach${i} is stuck in ${value}${attached ? '' : ' and was never attached'}`;
+        // Nothing more can happen: a status that has not come by now never will.
+        const { containerId } = scenario.attaches[i]!;
+        const process = simState<ProcessSim>(w.systems.guest!, `session:${containerId}/process`);
+        if (process?.exited) return `attach${i} still streams from ${containerId}, whose process exited ${process.exitCode}: its exit status never came`;
       }
       return undefined;
     },
