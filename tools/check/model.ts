@@ -110,7 +110,7 @@ export class Model {
       mail: {},
       lines: Object.fromEntries(Object.keys(this.#guests).map((guest): [string, Line] => [guest, { connections: 0, toGuest: [], toAppliance: [] }])),
       attaches: this.scenario.attaches.map(
-        (): AttachProgress => ({ started: false, stdinSent: 0, closedStdin: false, detached: false, received: [], exitDelivered: false, lookups: 0, channels: 0 }),
+        (): AttachProgress => ({ started: false, stdinSent: 0, closedStdin: false, detached: false, received: [], exitDelivered: false, lookups: 0, channels: 0, stdinLost: 0 }),
       ),
       faults: { ...this.scenario.faults },
       now: 0,
@@ -164,7 +164,7 @@ export class Model {
       if (!p) continue;
       if (p.launched && !p.started) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'start' });
       if (p.started && !p.exited && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'write' });
-      if (p.started && !p.exited && p.written === script.chunks) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'exit' });
+      if (p.started && !p.exited && p.written === script.chunks && (!script.readsStdin || p.stdinClosed)) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'exit' });
     }
     this.scenario.attaches.forEach((script, attach) => {
       const progress = w.attaches[attach]!;
@@ -355,12 +355,19 @@ export class Model {
     }
   }
 
+  /** A stdin chunk on channel `ch` (named `<attach>.<n>`) is lost with its link. */
+  #stdinLost(w: WorldState, ch: string): void {
+    const progress = w.attaches[attachIndex(ch.slice(0, ch.indexOf('.')))];
+    if (progress) progress.stdinLost++;
+  }
+
   /** The hypervisor's connection of `guest` is gone: in-flight bytes are lost and the appliance's side learns of it. */
   #dropConnection(w: WorldState, guest: string, reason: string): void {
     const line = w.lines[guest]!;
     const connection = line.connection;
     if (!connection) return;
     line.connection = undefined;
+    for (const wire of line.toGuest) if (wire.kind === 'ssh' && wire.msg.t === 'stdin') this.#stdinLost(w, wire.msg.ch);
     line.toGuest = [];
     line.toAppliance = [];
     if (connection.link) {
@@ -521,8 +528,14 @@ export class Model {
         line.toGuest.push(ssh({ t: 'open', ch, containerId: item.containerId, offset: item.offset }));
         return ch;
       }
-      case 'channel':
-        byLink(item.linkId)?.toGuest.push(ssh(item.msg));
+      case 'channel': {
+        const line = byLink(item.linkId);
+        if (line) line.toGuest.push(ssh(item.msg));
+        else if (item.msg.t === 'stdin' && progress) progress.stdinLost++;
+        return undefined;
+      }
+      case 'stdinLost':
+        this.#stdinLost(w, item.ch);
         return undefined;
       case 'lookup': {
         if (!progress) return undefined;

@@ -198,6 +198,26 @@ export const mutants: Mutant[] = [
     },
   },
   {
+    id: 'forgets-queued-stdin',
+    name: 'a container channel that forgets the stdin typed while it reconnected',
+    breaks: 'stdin-delivered',
+    scenario: scenario('typed-while-reconnecting', {
+      sessions: { c1: { chunks: 0, exitCode: 0, runBlock: true, readsStdin: true } },
+      attaches: [{ containerId: 'c1', logs: false, stdin: 2, closeStdin: true }],
+      faults: { drops: 1 },
+    }),
+    overrides: {
+      attach: (attach) => attach.provide({
+        actions: {
+          channelOpened: enqueueActions(({ enqueue }) => {
+            enqueue.assign({ pendingStdin: [] });
+            enqueue(original(attach, 'channelOpened'));
+          }),
+        },
+      }),
+    },
+  },
+  {
     id: 'exit-to-one-channel',
     name: 'a guest that sends the exit status to only one of the channels attached to a session',
     breaks: 'attach-settles',

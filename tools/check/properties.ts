@@ -118,6 +118,25 @@ export const properties: Property[] = [
     },
   },
   {
+    name: 'stdin-delivered',
+    description: 'stdin typed reaches a process that reads it to its end, unless the link carrying it dropped',
+    kind: 'eventually',
+    check: (w, scenario) => {
+      for (const [sessionId, script] of Object.entries(scenario.sessions)) {
+        if (!script.readsStdin) continue;
+        const mine = w.attaches.filter((_, i) => scenario.attaches[i]!.containerId === sessionId);
+        // A detached or failed attach takes what it had not sent yet with it.
+        const ended = scenario.attaches.some((a, i) => a.containerId === sessionId && (outcomeOf(w, i)?.outcome ?? 'exited') !== 'exited');
+        if (ended) continue;
+        const typed = mine.reduce((n, a) => n + a.stdinSent, 0);
+        const lost = mine.reduce((n, a) => n + a.stdinLost, 0);
+        const got = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`)?.stdin ?? 0;
+        if (got < typed - lost) return `session ${sessionId} got ${got} stdin chunks; the user typed ${typed}${lost === 0 ? '' : `, of which ${lost} went down with a link`}`;
+      }
+      return undefined;
+    },
+  },
+  {
     name: 'run-block',
     description: 'the guest never launches a run-block session before the appliance unblocks it',
     kind: 'safety',

@@ -14,6 +14,8 @@ export interface ProcessScript {
   exitCode: number;
   runBlock?: boolean;
   tty?: boolean;
+  /** Exits only once its stdin is closed, as `cat` does: every chunk typed before must reach it. */
+  readsStdin?: boolean;
 }
 
 export interface AttachScript {
@@ -93,8 +95,8 @@ const faults: Scenario = {
 export const scenarios: Record<string, Scenario> = {
   default: {
     name: 'default',
-    description: 'one run-block container writing 2 chunks; one attach with logs that types, then half-closes; one dropped connection',
-    sessions: { c1: { chunks: 2, exitCode: 3, runBlock: true } },
+    description: 'one run-block container writing 2 chunks and reading its stdin to its end; one attach with logs that types, then half-closes; one dropped connection',
+    sessions: { c1: { chunks: 2, exitCode: 3, runBlock: true, readsStdin: true } },
     attaches: [{ containerId: 'c1', logs: true, stdin: 1, closeStdin: true }],
     faults: { drops: 1, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 0 },
     ...common,

@@ -142,7 +142,10 @@ export function guestEffects(scripts: Record<string, ProcessScript>, vm: string,
   const server = simulated<ServerSim, SshInput, Post>(box, {
     init: () => ({ ready: false, ended: false, ids: [], info: [], channels: {} }),
     receive: (s, event, io) => {
-      if (s.ended) return s;
+      if (s.ended) {
+        if (event.type === 'sim.recv' && event.wire.kind === 'ssh' && event.wire.msg.t === 'stdin') io.post({ kind: 'stdinLost', ch: event.wire.msg.ch });
+        return s;
+      }
       if (event.type === 'sim.recv') return serverReceive(s, event.wire, io);
       if (event.type === 'sim.window') return serverWindow(s, event.ch as string, event.full as boolean, io);
       return serverCommand(s, event as unknown as SshServerCommand, io);
@@ -173,6 +176,7 @@ export function guestEffects(scripts: Record<string, ProcessScript>, vm: string,
         return { ...s, channels: { ...s.channels, [msg.ch]: { containerId: msg.containerId, state: 'pending' } } };
       case 'stdin':
         if (channel?.state === 'open') tell({ type: 'CHANNEL_STDIN', channelId: msg.ch, data: msg.data });
+        else io.post({ kind: 'stdinLost', ch: msg.ch });
         return s;
       case 'request':
         if (!channel || channel.state === 'ended') return s;

@@ -76,6 +76,12 @@ export interface AttachProgress {
   lookupDue?: number;
   /** Attach channels opened so far (their names are `<attach>.<n>`). */
   channels: number;
+  /**
+   * Ghost: stdin chunks lost with a link, on their way (a dropped
+   * connection, a link already gone, a guest SSH session that ended under
+   * its channel). The rest must reach a process that reads its stdin.
+   */
+  stdinLost: number;
 }
 
 export interface WorldState {
@@ -116,6 +122,8 @@ export type Post =
   | { kind: 'unblocked'; sessionId: string }
   | { kind: 'received'; label: string }
   | { kind: 'exitDelivered' }
+  /** The guest's SSH server dropped stdin on channel `ch`: its session or the channel is gone with the link. */
+  | { kind: 'stdinLost'; ch: string }
   | { kind: 'violation'; property: string; message: string };
 
 /** The guest systems of a world: the scenario's containerVM, then the impostor's. */
