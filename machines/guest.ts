@@ -288,7 +288,7 @@ function answer(enqueue: Answer, system: { get: (id: string) => AnyActorRef | un
 }
 
 /** A channel that is behind, has room and has no piece out gets the next piece from the log. */
-function replayNext(enqueue: Enqueue, channelId: string, channel: AttachedChannel): AttachedChannel {
+export function replayNext(enqueue: Enqueue, channelId: string, channel: AttachedChannel): AttachedChannel {
   if (channel.behind === undefined || channel.blocked || channel.replaying) return channel;
   enqueue.sendTo('outputLog', { type: 'REPLAY', sessionId: channel.sessionId, channelId, from: channel.behind, limit: REPLAY_PIECE_BYTES });
   return { ...channel, replaying: true };

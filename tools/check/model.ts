@@ -8,7 +8,7 @@ import type { TraceStep } from './report.ts';
 import { LiveSystem, pathOf, type SystemState } from './runtime.ts';
 import { handshakeBound, trustOf, VM, type ProcessScript, type Scenario } from './scenario.ts';
 import type { PostBox } from './sim.ts';
-import { applianceEffects, attachEffects, guestEffects, noiseOf, type ChannelSim, type ClientSim, type ConnectionSim, type PortPhase, type ProcessSim, type ServerSim } from './sims.ts';
+import { applianceEffects, attachEffects, chunkStart, guestEffects, noiseOf, type ChannelSim, type ClientSim, type ConnectionSim, type PortPhase, type ProcessSim, type ServerSim } from './sims.ts';
 import { attachIndex, attachSystem, GUEST, IMPOSTOR, type AttachProgress, type Connection, type Line, type Mail, type Post, type SshMessage, type Wire, type WorldState } from './world.ts';
 
 /**
@@ -557,11 +557,21 @@ export class Model {
       case 'unblocked':
         w.unblocked[system] = { ...w.unblocked[system], [item.sessionId]: true };
         return undefined;
-      case 'received':
+      case 'opened':
+        if (progress) progress.openedAt = item.offset;
+        return undefined;
+      case 'received': {
         if (!progress) return undefined;
         if (progress.exitDelivered) w.violations['output-after-exit'] ??= `${system} received ${item.label} after the exit status`;
+        if (progress.openedAt !== undefined) {
+          const at = item.label.lastIndexOf(':');
+          const start = chunkStart(item.label.slice(0, at), Number(item.label.slice(at + 1)));
+          if (start < progress.openedAt) w.violations['opened-offset'] ??= `${system}'s channel opened at offset ${progress.openedAt}, and its first chunk ${item.label} starts at ${start}`;
+          delete progress.openedAt;
+        }
         progress.received.push(item.label);
         return undefined;
+      }
       case 'exitDelivered':
         if (progress) progress.exitDelivered = true;
         return undefined;

@@ -7,7 +7,7 @@
  * test/check-mutants.test.ts make sure each is caught.
  */
 import { createMachine, enqueueActions, type AnyActorRef, type AnyStateMachine } from 'xstate';
-import { decideAttach, REPLAY_PIECE_BYTES, type GuestContext, type OutputLogCommand, type SshServerCommand } from '../../machines/guest.ts';
+import { decideAttach, REPLAY_PIECE_BYTES, replayNext, type GuestContext, type OutputLogCommand, type SshServerCommand } from '../../machines/guest.ts';
 import type { Overrides } from './model.ts';
 import { scenarios, type Scenario } from './scenario.ts';
 
@@ -215,6 +215,33 @@ export const mutants: Mutant[] = [
           }),
         },
       }),
+    },
+  },
+  {
+    id: 'live-from-log-start',
+    name: 'a guest that names the log\'s end to a live attach but feeds it from the log\'s start',
+    breaks: 'opened-offset',
+    // c2 writes before the live attach to it opens.
+    scenario: scenario('late-live-attach', {
+      sessions: { c1: { chunks: 0, exitCode: 0, runBlock: true }, c2: { chunks: 2, exitCode: 0 } },
+      attaches: [{ containerId: 'c2', logs: false }],
+    }),
+    overrides: {
+      guest: (guest) =>
+        guest.provide({
+          actions: {
+            attachOpen: enqueueActions(({ context, event, enqueue, system }) => {
+              const server = system.get('sshServer') as AnyActorRef | undefined;
+              const decision = event.type === 'ATTACH_OPEN' && event.offset === 'live' ? decideAttach(context as GuestContext, event.containerId, 'live') : undefined;
+              if (!server || !decision?.accept || event.type !== 'ATTACH_OPEN') return void enqueue(original(guest, 'attachOpen'));
+              // The original, but the channel starts behind, at the log's first byte.
+              const log = (context as GuestContext).logs[event.containerId]!;
+              enqueue.sendTo(server, { type: 'ATTACH_ACCEPT', channelId: event.channelId, offset: decision.from } satisfies SshServerCommand as never);
+              const opened = { sessionId: event.containerId, blocked: false, behind: log.start, replaying: false, holding: false, loose: false };
+              enqueue.assign({ channels: { ...(context as GuestContext).channels, [event.channelId]: replayNext(enqueue as never, event.channelId, opened) } });
+            }),
+          },
+        }),
     },
   },
   {

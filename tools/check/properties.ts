@@ -69,6 +69,12 @@ export const properties: Property[] = [
     },
   },
   {
+    name: 'opened-offset',
+    description: "an attach channel's first byte is at or after the offset the guest named when it opened",
+    kind: 'safety',
+    check: seen('opened-offset'),
+  },
+  {
     name: 'output-after-exit',
     description: 'no output is delivered after the exit status',
     kind: 'safety',

@@ -26,6 +26,12 @@ const text = new TextEncoder();
 const untext = new TextDecoder();
 /** Output chunk `n` of a session: its label is what the properties check. */
 const chunk = (sessionId: string, n: number) => text.encode(`${sessionId}:${n}`);
+/** Where chunk `n` of a session starts in its output log: the byte offsets the guest names. */
+export const chunkStart = (sessionId: string, n: number): number => {
+  let start = 0;
+  for (let k = 0; k < n; k++) start += chunk(sessionId, k).length;
+  return start;
+};
 const labelOf = (data: Uint8Array) => untext.decode(data);
 /** What an SSH message looks like to a handshake scanning for its frames: noise. */
 export const noiseOf = (msg: SshMessage) => text.encode(`SSH ${msg.t}`);
@@ -425,6 +431,7 @@ export function attachEffects(box: PostBox<Post>): AttachEffects {
         case 'sim.recv': {
           const msg = event.msg;
           if (msg.t === 'openOk') {
+            io.post({ kind: 'opened', offset: msg.offset });
             io.toParent({ type: 'CHANNEL_OPENED', offset: msg.offset });
             return { ...s, phase: 'open' };
           }

@@ -82,6 +82,8 @@ export interface AttachProgress {
    * its channel). The rest must reach a process that reads its stdin.
    */
   stdinLost: number;
+  /** Ghost: the offset the guest named for the channel just opened, until its first output chunk arrives. */
+  openedAt?: number;
 }
 
 export interface WorldState {
@@ -122,6 +124,8 @@ export type Post =
   | { kind: 'unblocked'; sessionId: string }
   | { kind: 'received'; label: string }
   | { kind: 'exitDelivered' }
+  /** The guest accepted an attach channel, naming the offset its first byte is at. */
+  | { kind: 'opened'; offset: number }
   /** The guest's SSH server dropped stdin on channel `ch`: its session or the channel is gone with the link. */
   | { kind: 'stdinLost'; ch: string }
   | { kind: 'violation'; property: string; message: string };
