@@ -35,12 +35,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startAppliance, type RunningAppliance } from '../appliance/assembly.ts';
-import { createLog, type Level } from '../shared/log.ts';
+import type { RunningAppliance } from '../appliance/assembly.ts';
+import type { Level } from '../shared/log.ts';
 // @ts-expect-error tools/build.mjs is plain JavaScript without declarations.
 import { isStale } from '../tools/build.mjs';
 import { sandboxUnsupported } from '../tools/sandbox.ts';
 import { apiExec } from './apiExec.ts';
+import { startBenchAppliance } from './appliance.ts';
 import { SSHD, startOpenSsh, type OpenSsh } from './openssh.ts';
 import { formatBytesPerSecond, formatMs, median, p90, ratio, TransferClock } from './stats.ts';
 
@@ -172,13 +173,7 @@ export async function measureDocker(options: DockerBenchOptions, say: (line: str
   let openSsh: OpenSsh | undefined;
   const containers: string[] = [];
   try {
-    appliance = await startAppliance({
-      serial: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-      api: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-      stateDir,
-      attachTimeoutMs: 10_000,
-      log: createLog('bench', options.log ?? 'warn'),
-    });
+    appliance = await startBenchAppliance(stateDir, options.log ?? 'warn');
     const docker = dockerClient(appliance, join(scratch, 'docker-config'));
     openSsh = await startOpenSsh(options.cipher ? { cipher: options.cipher } : {});
     const dockerVersion = (await docker.call('--version')).stdout.trim();

@@ -41,14 +41,14 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
-import { startAppliance, type RunningAppliance } from '../appliance/assembly.ts';
+import type { RunningAppliance } from '../appliance/assembly.ts';
 import type { Attachment, AttachOptions } from '../appliance/api/directory.ts';
 import { openAttach, requestGlobal } from '../actors/ssh/extension.ts';
 import { encodeNoPayload, REQ_CONTAINER_IDS } from '../shared/wire.ts';
-import { createLog } from '../shared/log.ts';
 import { startSandbox, type Sandbox } from '../tools/sandbox.ts';
 // @ts-expect-error tools/build.mjs is plain JavaScript without declarations.
 import { isStale } from '../tools/build.mjs';
+import { startBenchAppliance } from './appliance.ts';
 import { startOpenSsh, type OpenSsh } from './openssh.ts';
 import { formatBytesPerSecond, formatMs, median, p90 } from './stats.ts';
 import { peakRssMiB } from './asPid1.ts';
@@ -337,13 +337,7 @@ export default async function (args: string[]): Promise<void> {
   const peers: OpenSsh[] = [];
   let appliance: RunningAppliance | undefined;
   try {
-    appliance = await startAppliance({
-      serial: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-      api: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-      stateDir,
-      attachTimeoutMs: 10_000,
-      log: createLog('bench', values.log as 'debug' | 'info' | 'warn' | 'error'),
-    });
+    appliance = await startBenchAppliance(stateDir, values.log as 'debug' | 'info' | 'warn' | 'error');
     for (const line of lines) guests.push(await startGuest(appliance, stateDir, watch, line, bytes, rounds));
     const tcp = guests.find((g) => g.line === 'tcp')!;
     const cipher = tcp.negotiated.sc.cipher;

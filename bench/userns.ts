@@ -13,8 +13,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startAppliance, type RunningAppliance } from '../appliance/assembly.ts';
-import { createLog, type Level } from '../shared/log.ts';
+import type { RunningAppliance } from '../appliance/assembly.ts';
+import type { Level } from '../shared/log.ts';
+import { startBenchAppliance } from './appliance.ts';
 import { dockerClient, missingPrerequisites, rotate } from './docker.ts';
 import { formatMs, median, p90, ratio } from './stats.ts';
 
@@ -29,13 +30,7 @@ export default async function (args: string[]): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'tether-bench-userns-'));
   let appliance: RunningAppliance | undefined;
   try {
-    appliance = await startAppliance({
-      serial: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-      api: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-      stateDir,
-      attachTimeoutMs: 10_000,
-      log: createLog('bench', values.log as Level),
-    });
+    appliance = await startBenchAppliance(stateDir, values.log as Level);
     const docker = dockerClient(appliance, join(stateDir, 'docker-config'));
     const samples = { userns: [] as number[], host: [] as number[] };
     const contenders: Array<[keyof typeof samples, string[]]> = [['userns', []], ['host', ['--userns=host']]];
