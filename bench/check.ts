@@ -1,32 +1,87 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { getHeapStatistics } from 'node:v8';
-import { render } from '../tools/check/command.ts';
-import { explore } from '../tools/check/explore.ts';
 import { scenarios } from '../tools/check/scenario.ts';
 
-export const description = 'model checker: the default scenario, then the large one (states/s, size of its state space)';
+export const description = 'model checker: states/s and bytes per state, beside a baseline revision (--baseline REV) explored in the same run';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** What one exploration measured (bench/checkRun.ts). */
+interface Run {
+  states: number;
+  transitions: number;
+  depth: number;
+  seconds: number;
+  truncated: boolean;
+  violated: string[];
+  baseRss: number;
+  peakRss: number;
+}
 
 /**
- * `npm run bench -- check [--max-states N]`: the default scenario (the one CI
- * runs; goal: under 60 s here), then the large one (goal: at least a million
- * distinct states). The checker has no peer to run beside: nothing else
- * explores xstate actor systems, so the figures stand alone, with the default
- * scenario's as the yardstick for the same machine's noise.
+ * `npm run bench -- check [--baseline REV] [--scenario NAME]... [--max-states N]`:
+ * each scenario (by default the default one, and the large one cut at
+ * 100,000 states) explored by this tree's checker and, with --baseline, by
+ * the checker of revision REV, built in a temporary git worktree; each in a
+ * process of its own, one after the other, on the same scenario (this
+ * tree's). The machine is shared and noisy, so what counts is the ratio of
+ * the two, measured side by side: states per second, and bytes per state
+ * (the peak resident set above what the process held before exploring).
  */
 export default async function checkBench(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { 'max-states': { type: 'string' } } });
-  // A breadth-first frontier of the large scenario holds a few GiB of states.
-  const heapGiB = getHeapStatistics().heap_size_limit / 2 ** 30;
-  if (heapGiB < 16) {
-    process.stderr.write(`note: the heap is limited to ${heapGiB.toFixed(1)} GiB; the large scenario wants about 16: NODE_OPTIONS=--max-old-space-size=20000 npm run bench -- check\n`);
+  const { values } = parseArgs({ args, options: { baseline: { type: 'string' }, scenario: { type: 'string', multiple: true }, 'max-states': { type: 'string' } } });
+  const names = values.scenario ?? ['default', 'large'];
+  const baseline = values.baseline === undefined ? undefined : checkout(values.baseline);
+  try {
+    for (const name of names) {
+      const base = scenarios[name];
+      if (!base) throw new Error(`no scenario named "${name}" (there are: ${Object.keys(scenarios).join(', ')})`);
+      const maxStates = values['max-states'] !== undefined ? Number(values['max-states']) : name === 'large' && values.scenario === undefined ? 100_000 : base.maxStates;
+      const scenario = { ...base, maxStates };
+      process.stdout.write(`== ${name}${maxStates < base.maxStates ? `, cut at ${maxStates.toLocaleString('en')} states` : ''}: ${base.description}\n`);
+      const current = explore(root, scenario);
+      process.stdout.write(line('this tree', current));
+      if (!baseline) continue;
+      const old = explore(baseline.dir, scenario);
+      process.stdout.write(line(baseline.rev, old));
+      const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+      process.stdout.write(`ratio: ${ratio(rate(current), rate(old))} the states/s, ${ratio(perState(current), perState(old))} the bytes per state${current.states === old.states ? '' : ` (the two explored different spaces: ${current.states} and ${old.states} states)`}\n`);
+    }
+  } finally {
+    if (baseline) {
+      execFileSync('git', ['worktree', 'remove', '--force', baseline.dir], { cwd: root });
+      rmSync(dirname(baseline.dir), { recursive: true, force: true });
+    }
   }
-  for (const name of ['default', 'large']) {
-    const base = scenarios[name]!;
-    const scenario = values['max-states'] && name === 'large' ? { ...base, maxStates: Number(values['max-states']) } : base;
-    process.stdout.write(`== ${name}: ${scenario.description}\n`);
-    const report = explore(scenario, { progress: (states, depth) => process.stderr.write(`\r${states} states, depth ${depth}…`) });
-    process.stderr.write('\r\x1b[K');
-    process.stdout.write(render(report, false));
-    process.stdout.write(`peak RSS so far: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB\n`);
-  }
+}
+
+/** Revision `rev` checked out in a temporary worktree, sharing this tree's node_modules. */
+function checkout(rev: string): { rev: string; dir: string } {
+  const dir = join(mkdtempSync(join(tmpdir(), 'tether-baseline-')), 'tree');
+  execFileSync('git', ['worktree', 'add', '--detach', dir, rev], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  return { rev: execFileSync('git', ['rev-parse', '--short', rev], { cwd: root, encoding: 'utf8' }).trim(), dir };
+}
+
+function explore(tree: string, scenario: unknown): Run {
+  const run = spawnSync(process.execPath, ['--max-old-space-size=20000', '--import', 'tsx', join(root, 'bench', 'checkRun.ts'), tree, JSON.stringify(scenario)], {
+    cwd: tree,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 20,
+  });
+  if (run.status !== 0) throw new Error(`the exploration in ${tree} failed (exit ${run.status ?? run.signal})`);
+  return JSON.parse(run.stdout) as Run;
+}
+
+const rate = (r: Run) => r.states / r.seconds;
+const perState = (r: Run) => (r.peakRss - r.baseRss) / r.states;
+
+function line(who: string, r: Run): string {
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+  return `${who.padEnd(10)} ${r.states.toLocaleString('en')} states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}${r.truncated ? ' (cut)' : ''}, ${r.seconds.toFixed(1)} s: ${Math.round(rate(r)).toLocaleString('en')} states/s, peak RSS ${mib(r.peakRss)}, ${Math.round(perState(r)).toLocaleString('en')} bytes/state${r.violated.length ? `; VIOLATED ${r.violated.join(', ')}` : ''}\n`;
 }

@@ -23,6 +23,8 @@ export const entries = {
   appliance: 'appliance/service.ts',
   monitor: 'appliance/monitorMain.ts',
   tether: 'tools/cli.ts',
+  // The model checker's worker threads (tools/check/search/owners.ts), beside the CLI's bundle.
+  checkWorker: 'tools/check/search/worker.ts',
 };
 
 /** Newest modification time under the source folders and package.json. */

@@ -1,177 +1,209 @@
-import { stateKey } from './canonical.ts';
 import { Model, type Overrides } from './model.ts';
-import { properties, type Property } from './properties.ts';
+import { properties } from './properties.ts';
 import type { CheckReport, TraceStep } from './report.ts';
 import type { Scenario } from './scenario.ts';
+import type { Batch, Broken, Request } from './search/expand.ts';
+import { FingerprintSet } from './search/fingerprints.ts';
+import { Graph } from './search/graph.ts';
+import { doomed, type SettledInfo } from './search/liveness.ts';
+import { startOwners, type Owner } from './search/owners.ts';
 import { sequenceDiagram } from './trace.ts';
-import type { WorldState } from './world.ts';
 
 /**
  * The explicit-state search: breadth-first over every enabled step of the
- * composed model, each new state deduplicated by its canonical key and
- * checked against every safety property. A violation stops the search; BFS
- * makes its trace a shortest one. When the space is exhausted, the terminal
- * states are checked against the `eventually` properties, and every state
- * must be able to reach a terminal state where all of them hold (with a fair
- * scheduler, that is where every run ends).
+ * composed model, each new state deduplicated by a 64-bit fingerprint of its
+ * canonical key and checked against every safety property. A violation stops
+ * the search; BFS makes its trace a shortest one. Then the eventual
+ * properties are decided on the explored graph (search/liveness.ts): every
+ * run must end where they all hold. A search cut at the scenario's bound
+ * still finds the runs that end badly inside what it explored.
+ *
+ * The states of a layer are expanded by several expanders at once
+ * (search/owners.ts: this thread and a worker per further core), a window
+ * of states at a time; this thread numbers what they found in the order a
+ * single expander would have, so the report is the same with any number
+ * of threads. Only fingerprints, parents and edges are kept here: a trace
+ * is rebuilt by taking its steps again from the initial state.
  */
 
 export interface ExploreOptions {
   overrides?: Overrides;
-  /** Called with progress every 10,000 states expanded, for the command line. */
+  /** Called with progress after each window of states expanded, for the command line. */
   progress?: (states: number, depth: number) => void;
+  /** Threads that expand states (this one and workers); by default one per core. */
+  threads?: number;
 }
 
-/** Edges and parents live in typed arrays: a large scenario has millions of them. */
-class IntList {
-  data = new Int32Array(1 << 16);
-  length = 0;
-  push(value: number): void {
-    if (this.length === this.data.length) {
-      const grown = new Int32Array(this.data.length * 2);
-      grown.set(this.data);
-      this.data = grown;
-    }
-    this.data[this.length++] = value;
-  }
-}
-
-export function explore(scenario: Scenario, options: ExploreOptions = {}): CheckReport {
-  const started = performance.now();
-  const model = new Model(scenario, options.overrides);
-  const ids = new Map<string, number>();
-  const parent = new IntList();
-  const via: TraceStep[] = [];
-  const depthOf = new IntList();
-  const edgeFrom = new IntList();
-  const edgeTo = new IntList();
-  const good: number[] = [];
-  /** Settled states where an outcome is missing, and which. */
-  const unsettled = new Map<number, [Property, string]>();
-  let transitions = 0;
-  let depth = 0;
-  let failure: Failure | undefined;
-
-  const check = (world: WorldState, kind: Property['kind']): [Property, string] | undefined => {
-    for (const property of properties) {
-      if (property.kind !== kind) continue;
-      const message = property.check(world, scenario);
-      if (message) return [property, message];
-    }
-    return undefined;
-  };
-  const add = (world: WorldState, from: number, step: TraceStep, d: number): number => {
-    const key = stateKey(world);
-    const known = ids.get(key);
-    if (known !== undefined) return known;
-    const id = parent.length;
-    ids.set(key, id);
-    parent.push(from);
-    via.push(step);
-    depthOf.push(d);
-    depth = Math.max(depth, d);
-    const broken = check(world, 'safety');
-    if (broken) failure ??= { property: broken[0].name, message: broken[1], state: id };
-    return id;
-  };
-
-  const initial = model.initial();
-  let frontier: Array<[number, WorldState]> = [[add(initial, -1, { from: '', to: '', label: '' }, 0), initial]];
-  let truncated = false;
-  search: while (frontier.length > 0 && !failure) {
-    const next: Array<[number, WorldState]> = [];
-    for (const [id, world] of frontier) {
-      const steps = model.steps(world);
-      // Settled: nothing left to happen but the clock (keepalives tick forever).
-      if (steps.every((step) => step.kind === 'timer')) {
-        const unmet = check(world, 'eventually');
-        if (!unmet) good.push(id);
-        else unsettled.set(id, unmet);
-        // With nothing at all left to happen, the outcomes will never come.
-        if (unmet && steps.length === 0 && (!failure || id < failure.state)) {
-          const bound = model.exhausted(world);
-          failure = { property: unmet[0].name, message: bound ? `${unmet[1]} when ${bound}` : unmet[1], state: id };
-        }
-      }
-      for (const step of steps) {
-        const { world: after, trace } = model.apply(world, step);
-        transitions++;
-        const before = parent.length;
-        const to = add(after, id, trace, depthOf.data[id]! + 1);
-        edgeFrom.push(id);
-        edgeTo.push(to);
-        if (failure) break search;
-        if (to === before) next.push([to, after]);
-        if (parent.length >= scenario.maxStates) {
-          truncated = true;
-          break search;
-        }
-      }
-      if (options.progress && id % 10_000 === 0) options.progress(parent.length, depthOf.data[id]!);
-    }
-    frontier = next;
-  }
-  if (!failure && !truncated) failure = livelock(parent.length, good, edgeFrom, edgeTo, unsettled);
-
-  const traceTo = (state: number) => {
-    const steps: TraceStep[] = [];
-    for (let s = state; s > 0; s = parent.data[s]!) steps.unshift(via[s]!);
-    return steps;
-  };
-  const seconds = (performance.now() - started) / 1000;
-  // A search stopped early (a violation, or the bound) has not proved what it did not finish.
-  const complete = !failure && !truncated;
-  return {
-    scenario: scenario.name,
-    states: parent.length,
-    transitions,
-    depth,
-    seconds,
-    statesPerSecond: Math.round(parent.length / seconds),
-    truncated,
-    properties: properties.map((p) => {
-      if (failure?.property === p.name) return { name: p.name, description: p.description, held: false, checked: true, message: failure.message };
-      return { name: p.name, description: p.description, held: true, checked: complete || (p.kind === 'safety' && !failure) };
-    }),
-    counterexample: failure && sequenceDiagram(failure.property, failure.message, traceTo(failure.state)),
-    at: new Date().toISOString(),
-  };
-}
+/** States of a layer expanded between two numberings: enough to keep every thread busy, few enough to hold their successors. */
+const WINDOW = 2048;
+/** A layer smaller than this is not worth handing to a worker. */
+const HANDOVER = 256;
+/** A layer this large starts the workers: a space whose layers are all smaller takes seconds, about what a worker takes to load. */
+const WARM = 1024;
 
 interface Failure {
   property: string;
   message: string;
   state: number;
+  /** For a livelock: the steps round its cycle after `state`. */
+  cycle?: number[];
+}
+
+export function explore(scenario: Scenario, options: ExploreOptions = {}): CheckReport {
+  const started = performance.now();
+  const owners = startOwners(scenario, options.overrides, options.threads);
+  try {
+    return search(scenario, options, owners, started);
+  } finally {
+    for (const owner of owners) owner.close();
+  }
+}
+
+function search(scenario: Scenario, options: ExploreOptions, owners: ReturnType<typeof startOwners>, started: number): CheckReport {
+  const graph = new Graph();
+  const visited = new FingerprintSet();
+  const settled = new Map<number, SettledInfo>();
+  let failure: Failure | undefined;
+  let truncated = false;
+  /** A state where nothing at all can happen and an outcome is missing: the search ends with its layer. */
+  let deadEnd = false;
+
+  // Which owners take part, and how many states each holds in the next layer.
+  const active: Owner[] = [owners[0]];
+  let holding = [0];
+  let keeps: Int32Array[] = [new Int32Array(0)];
+
+  /** Numbers the successors in `batches` as one expander would have: by parent, then step. */
+  const number = (batches: Batch[]): void => {
+    keeps = batches.map((b) => new Int32Array(b.hi.length).fill(-1));
+    const broken = batches.map((b) => new Map<number, Broken>(b.broken.map((x) => [x.successor, x])));
+    for (const b of batches) {
+      for (const s of b.settled) {
+        settled.set(s.state, { unmet: s.unmet });
+        if (s.final && s.unmet.length > 0) deadEnd = true;
+      }
+    }
+    const at = batches.map(() => 0);
+    const next = batches.map(() => 0);
+    for (;;) {
+      let o = -1;
+      for (let i = 0; i < batches.length; i++) if (at[i]! < batches[i]!.expanded.length && (o < 0 || batches[i]!.expanded[at[i]!]! < batches[o]!.expanded[at[o]!]!)) o = i;
+      if (o < 0) return;
+      const b = batches[o]!;
+      const parent = b.expanded[at[o]!]!;
+      const count = b.successors[at[o]!++]!;
+      const first = graph.edgeTo.length;
+      for (let k = 0; k < count; k++) {
+        const s = next[o]!++;
+        const fp = [b.hi[s]!, b.lo[s]!] as const;
+        let id = visited.get(fp);
+        if (id === undefined) {
+          id = visited.add(fp, graph.add(parent, k));
+          keeps[o]![s] = id;
+          holding[o]!++;
+          const bad = broken[o]!.get(s);
+          if (bad) failure = { property: bad.property, message: bad.message, state: id };
+          if (failure) return;
+          if (graph.states >= scenario.maxStates) {
+            truncated = true;
+            return;
+          }
+        }
+        graph.edgeTo.push(id);
+      }
+      graph.firstEdge.data[parent] = first;
+      graph.degree.data[parent] = count;
+    }
+  };
+
+  const seed = owners[0].expander.seed();
+  visited.add([seed.hi[0]!, seed.lo[0]!], graph.add(-1, -1));
+  graph.layers.push(0);
+  keeps[0] = Int32Array.of(0);
+  holding[0] = 1;
+  if (seed.broken[0]) failure = { property: seed.broken[0].property, message: seed.broken[0].message, state: 0 };
+
+  while (!failure && !truncated && !deadEnd && graph.states > graph.layers[graph.layers.length - 1]!) {
+    const layerStart = graph.layers[graph.layers.length - 1]!;
+    const layerEnd = graph.states;
+    // Workers start loading once a layer is large; one that has loaded joins; then the fullest expander gives to the emptiest.
+    if (layerEnd - layerStart >= WARM) for (const owner of owners) owner.start();
+    for (const owner of owners) {
+      if (active.includes(owner) || !owner.ready || layerEnd - layerStart < HANDOVER) continue;
+      active.push(owner);
+      holding.push(0);
+      keeps.push(new Int32Array(0));
+    }
+    const requests: Request[] = active.map((_, i) => ({ keep: keeps[i], nextLayer: true }));
+    const most = holding.indexOf(Math.max(...holding));
+    const least = holding.indexOf(Math.min(...holding));
+    const give = Math.floor((holding[most]! - holding[least]!) / 2);
+    if (give >= HANDOVER / 2) {
+      active[most]!.send({ ...requests[most]!, give });
+      requests[least]!.take = active[most]!.receive().given;
+      requests[most] = {};
+    }
+    holding = active.map(() => 0);
+    for (let below = layerStart + WINDOW; ; below += WINDOW) {
+      active.forEach((owner, i) => owner.send({ ...requests[i], below }));
+      number(active.map((owner) => owner.receive()));
+      if (failure || truncated) break;
+      options.progress?.(graph.states, graph.layers.length);
+      if (below >= layerEnd) break;
+      active.forEach((_, i) => (requests[i] = { keep: keeps[i] }));
+    }
+    graph.layers.push(layerEnd);
+  }
+  if (graph.layers[graph.layers.length - 1] !== graph.states) graph.layers.push(graph.states);
+
+  failure ??= doomed(graph, settled) ?? (truncated ? unmetEverywhere(settled) : undefined);
+  const model = new Model(scenario, options.overrides);
+  const seconds = (performance.now() - started) / 1000;
+  // A search stopped early (a violation, or the bound) has not proved what it did not finish.
+  const complete = !failure && !truncated;
+  return {
+    scenario: scenario.name,
+    states: graph.states,
+    transitions: graph.transitions,
+    depth: graph.layers.length - 2,
+    seconds,
+    statesPerSecond: Math.round(graph.states / seconds),
+    truncated,
+    properties: properties.map((p) => {
+      if (failure?.property === p.name) return { name: p.name, description: p.description, held: false, checked: true, message: failure.message };
+      return { name: p.name, description: p.description, held: true, checked: complete || (p.kind === 'safety' && !failure) };
+    }),
+    counterexample: failure && sequenceDiagram(failure.property, failure.message, replay(model, [...graph.pathTo(failure.state), ...(failure.cycle ?? [])])),
+    at: new Date().toISOString(),
+  };
 }
 
 /**
- * Every state must be able to reach a good settled state: a backward search
- * from those over the explored edges. A settled state that cannot, with the
- * outcome it misses, is the counterexample (the shallowest one); failing
- * that, the first state that cannot (a livelock).
+ * In a search cut at its bound: an eventual property that no settled state
+ * explored meets, though some were explored, fails (the nearest such state
+ * is the counterexample); nothing explored suggests it ever holds.
  */
-function livelock(states: number, good: number[], edgeFrom: IntList, edgeTo: IntList, unsettled: Map<number, [Property, string]>): Failure | undefined {
-  const start = new Int32Array(states + 1);
-  for (let e = 0; e < edgeTo.length; e++) start[edgeTo.data[e]! + 1]!++;
-  for (let s = 0; s < states; s++) start[s + 1]! += start[s]!;
-  const preds = new Int32Array(edgeTo.length);
-  const fill = start.slice();
-  for (let e = 0; e < edgeTo.length; e++) preds[fill[edgeTo.data[e]!]!++] = edgeFrom.data[e]!;
-  const reaches = new Uint8Array(states);
-  const stack = [...good];
-  for (const s of good) reaches[s] = 1;
-  while (stack.length > 0) {
-    const s = stack.pop()!;
-    for (let k = start[s]!; k < start[s + 1]!; k++) {
-      const p = preds[k]!;
-      if (reaches[p]) continue;
-      reaches[p] = 1;
-      stack.push(p);
-    }
+function unmetEverywhere(settled: Map<number, SettledInfo>): Failure | undefined {
+  if (settled.size === 0) return undefined;
+  const states = [...settled.keys()].sort((a, b) => a - b);
+  for (const property of properties) {
+    if (property.kind !== 'eventually') continue;
+    const everywhere = states.every((s) => settled.get(s)!.unmet.some(([name]) => name === property.name));
+    if (!everywhere) continue;
+    const [, message] = settled.get(states[0]!)!.unmet.find(([name]) => name === property.name)!;
+    return { property: property.name, message: `${message}; no settled state of the ${settled.size} explored before the cut meets it`, state: states[0]! };
   }
-  const stuck = reaches.indexOf(0);
-  if (stuck === -1) return undefined;
-  const missing = [...unsettled].filter(([s]) => !reaches[s]).sort(([a], [b]) => a - b)[0];
-  if (missing) return { property: missing[1][0].name, message: `${missing[1][1]}, and no run from here ever settles it`, state: missing[0] };
-  return { property: 'progress', message: 'from this state no run settles with every attach ended or attached and every status delivered: a livelock', state: stuck };
+  return undefined;
+}
+
+/** The trace of `steps` (indices into each state's enabled steps), taken again from the initial state. */
+function replay(model: Model, steps: number[]): TraceStep[] {
+  const trace: TraceStep[] = [];
+  let world = model.initial();
+  for (const k of steps) {
+    const applied = model.apply(world, model.steps(world)[k]!);
+    trace.push(applied.trace);
+    world = applied.world;
+  }
+  return trace;
 }

@@ -6,6 +6,7 @@ import { DEFAULT_SECURITY } from '../../shared/security.ts';
 import { ACK, NAK, PROBE, SYN } from '../../shared/handshake.ts';
 import type { TraceStep } from './report.ts';
 import { LiveSystem, pathOf, type SystemState } from './runtime.ts';
+import { Runs, type Delivery } from './runs.ts';
 import { handshakeBound, trustOf, VM, type ProcessScript, type Scenario } from './scenario.ts';
 import type { PostBox } from './sim.ts';
 import { applianceEffects, attachEffects, chunkStart, guestEffects, noiseOf, type ChannelSim, type ClientSim, type ConnectionSim, type PortPhase, type ProcessSim, type ServerSim } from './sims.ts';
@@ -87,14 +88,18 @@ export class Model {
   /** The world a step is building, and the system whose actors are running. */
   #draft: WorldState | undefined;
   #system = '';
-  readonly #box: PostBox<Post> = { post: (item, from) => this.#post(item, from) };
+  /** Runs of a system taken once and replayed (runs.ts): every call a run makes on the world goes through `#runs.effect`. */
+  readonly #runs = new Runs();
+  readonly #box: PostBox<Post> = { post: (item, from) => this.#runs.effect(this.#posted, item, pathOf(from)) };
+  readonly #posted = (item: Post, from: string) => this.#post(item, from);
+  readonly #unblocked = (guest: string) => ({ unblocked: this.#draft!.unblocked[guest] ?? {} });
 
   constructor(scenario: Scenario, overrides: Overrides = {}) {
     this.scenario = scenario;
     const impostor = scenario.impostor && Object.fromEntries(scenario.impostor.map((id): [string, ProcessScript] => [id, { chunks: 0, exitCode: 0 }]));
     this.#scripts = { [GUEST]: scenario.sessions, ...(impostor ? { [IMPOSTOR]: impostor } : {}) };
     const guest = (name: string, vm: string) => {
-      const logic = composeGuest(guestEffects(this.#scripts[name]!, vm, this.#box, () => ({ unblocked: this.#draft!.unblocked[name] ?? {} })));
+      const logic = composeGuest(guestEffects(this.#scripts[name]!, vm, this.#box, () => this.#runs.effect(this.#unblocked, name) as { unblocked: Record<string, true> }));
       return overrides.guest?.(logic) ?? logic;
     };
     this.#guests = { [GUEST]: guest(GUEST, VM.guest), ...(impostor ? { [IMPOSTOR]: guest(IMPOSTOR, VM.impostor) } : {}) };
@@ -392,17 +397,13 @@ export class Model {
   }
 
   #start(system: string, input: unknown): SystemState {
-    return this.#within(system, () => this.#live(system, undefined, input).persist());
+    return this.#within(system, () => this.#runs.run(system, undefined, input, this.#draft!.now, () => {}, () => this.#live(system, undefined, input)));
   }
 
-  #run(w: WorldState, system: string, act: (live: LiveSystem) => unknown): void {
+  #run(w: WorldState, system: string, act: (live: Delivery) => unknown): void {
     const state = w.systems[system];
     if (!state) return;
-    w.systems[system] = this.#within(system, () => {
-      const live = this.#live(system, state);
-      act(live);
-      return live.persist();
-    });
+    w.systems[system] = this.#within(system, () => this.#runs.run(system, state, undefined, w.now, act, () => this.#live(system, state)));
     const status = statusOf(w.systems[system]!);
     if (status === 'error') {
       const error = (w.systems[system]!.snapshot as { error?: unknown }).error;
@@ -445,26 +446,30 @@ export class Model {
       if (recent.length > 6) recent.shift();
       if (++events <= MAX_EVENTS_PER_STEP) return;
       const message = `the ${system} actor system ran away: more than ${MAX_EVENTS_PER_STEP} events and microsteps in one step, ending with ${recent.join(', ')}`;
-      this.#draft!.violations['no-crash'] ??= message;
+      this.#runs.effect(this.#ranAway, message);
       throw new Error(message);
     };
   }
 
+  readonly #ranAway = (message: string) => void (this.#draft!.violations['no-crash'] ??= message);
+
   /** The connection map answers lookups by emitting: the answers go to the attach that asked. */
   #listenToMap(live: LiveSystem): void {
-    live.find('connectionMap')?.on('*', (emitted: { type: string; requestId: string; linkId?: string; message?: string }) => {
-      const w = this.#draft!;
-      const [system, n] = emitted.requestId.split('.');
-      const progress = w.attaches[attachIndex(system!)];
-      if (!progress || progress.lookups !== Number(n) || progress.lookupDue === undefined) return;
-      const event = emitted.type === 'RESOLVED' ? { type: 'sim.resolved', linkId: emitted.linkId } : { type: 'sim.failed', message: emitted.message };
-      mail(w, system!, { path: 'lookup', event, from: 'appliance' });
-    });
+    live.find('connectionMap')?.on('*', (emitted: MapEmitted) => this.#runs.effect(this.#mapEmitted, emitted));
   }
+
+  readonly #mapEmitted = (emitted: MapEmitted): void => {
+    const w = this.#draft!;
+    const [system, n] = emitted.requestId.split('.');
+    const progress = w.attaches[attachIndex(system!)];
+    if (!progress || progress.lookups !== Number(n) || progress.lookupDue === undefined) return;
+    const event = emitted.type === 'RESOLVED' ? { type: 'sim.resolved', linkId: emitted.linkId } : { type: 'sim.failed', message: emitted.message };
+    mail(w, system!, { path: 'lookup', event, from: 'appliance' });
+  };
 
   // ---- what the simulations hand over ---------------------------------------------
 
-  #post(item: Post, from: AnyActorRef): unknown {
+  #post(item: Post, from: string): unknown {
     const w = this.#draft;
     if (!w) return undefined;
     const system = this.#system;
@@ -487,7 +492,7 @@ export class Model {
       }
       case 'connection': {
         const connection = byHandle(item.handle)?.[1].connection;
-        if (connection) connection.link = pathOf(from).split('/').slice(0, -1).join('/');
+        if (connection) connection.link = from.split('/').slice(0, -1).join('/');
         return undefined;
       }
       case 'register': {
@@ -583,6 +588,8 @@ export class Model {
 }
 
 // ---- helpers -------------------------------------------------------------------
+
+type MapEmitted = { type: string; requestId: string; linkId?: string; message?: string };
 
 const ssh = (msg: SshMessage): Wire => ({ kind: 'ssh', msg });
 const isSyn = (wire: Wire) => wire.kind === 'bytes' && wire.data[0] === SYN;
