@@ -1,22 +1,27 @@
-import { createHash } from 'node:crypto';
 import type { WorldState } from './world.ts';
 
 /**
- * The identity of an explored state: a digest of the world's canonical form
- * (object keys sorted, bytes by value, the clock made relative: only how far
- * each timer and deadline is from now matters).
+ * The identity of an explored state: a 64-bit digest of the world's canonical
+ * form (object keys in any order, bytes by value, the clock made relative:
+ * only how far each timer and deadline is from now matters), as 16 hex digits.
  */
 export function stateKey(w: WorldState): string {
-  const parts: string[] = [];
+  const key = new Lanes(TAG.world);
   for (const name of Object.keys(w.systems).sort()) {
     const state = w.systems[name]!;
-    const timers = state.timers.map((t) => `${t.source}#${t.id}@${t.due - w.now}`).join(',');
-    parts.push(`${name}=${canonical(state.snapshot)}|${timers}`);
+    key.digest(scalar(name));
+    key.digest(canonical(state.snapshot));
+    key.word(state.timers.length);
+    for (const t of state.timers) {
+      key.digest(scalar(t.source));
+      key.digest(scalar(t.id));
+      key.digest(scalar(t.due - w.now));
+    }
   }
   const { systems: _, now, attaches, ...rest } = w;
   const relative = attaches.map((a) => (a.lookupDue === undefined ? a : { ...a, lookupDue: a.lookupDue - now }));
-  parts.push(canonical({ ...rest, attaches: relative }));
-  return createHash('sha1').update(parts.join('\n')).digest('base64').slice(0, 16);
+  key.digest(canonical({ ...rest, attaches: relative }));
+  return key.hex();
 }
 
 /**
@@ -25,62 +30,155 @@ export function stateKey(w: WorldState): string {
  * objects it was restored from until it assigns new ones), so most of a
  * persisted system has a digest already. An object's digest hashes its keys
  * and its children's digests, never their whole text, so a step costs in
- * proportion to what it changed.
+ * proportion to what it changed. A digest is a number of 53 bits (a double
+ * holds it exactly), built from numbers: no text is assembled, no keys
+ * sorted (an object's entries are hashed one by one and summed, which does
+ * not depend on their order).
  */
 // Kept on the object itself, under a symbol no serializer sees: a WeakMap of
 // millions of entries makes V8's full collections crawl (each entry is an
 // ephemeron the collector must revisit).
 const DIGEST = Symbol('canonical digest');
-type Digested = { [DIGEST]?: string };
+type Digested = { [DIGEST]?: number };
 
-/** A canonical digest: equal for equal data (object keys sorted, undefined fields left out, bytes by value). */
-export function canonical(value: unknown): string {
+/** A canonical digest: equal for equal data (object keys in any order, undefined fields left out, bytes by value). */
+export function canonical(value: unknown): number {
   if (typeof value !== 'object' || value === null) return scalar(value);
   const known = (value as Digested)[DIGEST];
   if (known !== undefined) return known;
-  const digest = hash(serialize(value));
+  const digest = compound(value);
   if (Object.isExtensible(value)) Object.defineProperty(value, DIGEST, { value: digest });
   return digest;
 }
 
-function scalar(value: unknown): string {
-  if (value === null) return 'null';
-  switch (typeof value) {
-    case 'undefined':
-      return 'u';
-    case 'string':
-      return JSON.stringify(value);
-    default:
-      return String(value);
-  }
-}
-
-function serialize(value: object): string {
-  if (value instanceof Uint8Array) return `#${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value instanceof Error) return `!${JSON.stringify(value.message)}`;
-  const record = value as Record<string, unknown>;
-  const keys = Object.keys(record)
-    .filter((k) => record[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(record[k])}`).join(',')}}`;
-}
+const WORD = 2 ** 32;
+const TAG = { null: 1, undefined: 2, true: 3, false: 4, number: 5, string: 6, bytes: 7, array: 8, error: 9, object: 10, entry: 11, world: 12 } as const;
 
 /**
- * 64 bits of a string, as two independent 32-bit multiplicative hashes (not
- * cryptographic: the inputs are the checker's own). At a million states the
- * chance that two distinct ones collide is about one in ten million.
+ * Two independent 32-bit multiplicative hashes over 32-bit words (not
+ * cryptographic: the inputs are the checker's own), mixed and packed into
+ * 53 bits at the end. At a million distinct objects the chance that two
+ * share a digest is about one in ten thousand million.
  */
-function hash(text: string): string {
-  let a = 0x811c9dc5;
-  let b = 0x9e3779b9;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
+class Lanes {
+  a: number;
+  b: number;
+  constructor(tag: number) {
+    this.a = Math.imul(0x811c9dc5 ^ tag, 0x01000193);
+    this.b = Math.imul(0x9e3779b9 ^ tag, 0x5bd1e995);
+  }
+  word(x: number): void {
+    this.a = Math.imul(this.a ^ x, 0x01000193);
+    this.b = Math.imul(this.b ^ x, 0x5bd1e995);
+    this.b ^= this.b >>> 15;
+  }
+  digest(d: number): void {
+    this.word(d >>> 0);
+    this.word(Math.floor(d / WORD));
+  }
+  done(): number {
+    const [a, b] = this.#mixed();
+    return (a & 0x1fffff) * WORD + b;
+  }
+  /** All 64 bits, as 16 hex digits. */
+  hex(): string {
+    const [a, b] = this.#mixed();
+    return a.toString(16).padStart(8, '0') + b.toString(16).padStart(8, '0');
+  }
+  #mixed(): [number, number] {
+    const a = fmix(this.a ^ Math.imul(this.b, 0x27d4eb2f));
+    const b = fmix(this.b ^ Math.imul(a, 0x165667b1));
+    return [a >>> 0, b >>> 0];
+  }
+}
+
+/** One entry of an object, key and value, as two mixed 32-bit words (no allocation but the pair: objects have many entries). */
+function entry(key: number, value: number): [number, number] {
+  let a = Math.imul(0x811c9dc5 ^ TAG.entry, 0x01000193);
+  let b = Math.imul(0x9e3779b9 ^ TAG.entry, 0x5bd1e995);
+  for (const x of [key >>> 0, Math.floor(key / WORD), value >>> 0, Math.floor(value / WORD)]) {
+    a = Math.imul(a ^ x, 0x01000193);
+    b = Math.imul(b ^ x, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b) ^ Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
-  b = Math.imul(b ^ (b >>> 16), 0x85ebca6b) ^ Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
-  return (a >>> 0).toString(36) + '.' + (b >>> 0).toString(36);
+  a = fmix(a ^ Math.imul(b, 0x27d4eb2f));
+  return [a >>> 0, fmix(b ^ Math.imul(a, 0x165667b1)) >>> 0];
+}
+
+function fmix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** Strings recur (keys, labels, IDs): their digests are kept, up to a bound. */
+const strings = new Map<string, number>();
+const numberBits = new Float64Array(1);
+const numberWords = new Uint32Array(numberBits.buffer);
+
+function scalar(value: unknown): number {
+  switch (typeof value) {
+    case 'string': {
+      const known = strings.get(value);
+      if (known !== undefined) return known;
+      const lanes = new Lanes(TAG.string);
+      for (let i = 0; i < value.length; i++) lanes.word(value.charCodeAt(i));
+      const digest = lanes.done();
+      if (strings.size >= 1 << 18) strings.clear();
+      strings.set(value, digest);
+      return digest;
+    }
+    case 'number': {
+      const lanes = new Lanes(TAG.number);
+      numberBits[0] = value;
+      lanes.word(numberWords[0]!);
+      lanes.word(numberWords[1]!);
+      return lanes.done();
+    }
+    case 'boolean':
+      return value ? TAG.true : TAG.false;
+    case 'undefined':
+      return TAG.undefined;
+    default:
+      return value === null ? TAG.null : scalar(String(value));
+  }
+}
+
+function compound(value: object): number {
+  if (value instanceof Uint8Array) {
+    const lanes = new Lanes(TAG.bytes);
+    lanes.word(value.length);
+    for (let i = 0; i < value.length; i++) lanes.word(value[i]!);
+    return lanes.done();
+  }
+  if (Array.isArray(value)) {
+    const lanes = new Lanes(TAG.array);
+    lanes.word(value.length);
+    for (const item of value) lanes.digest(canonical(item));
+    return lanes.done();
+  }
+  if (value instanceof Error) {
+    const lanes = new Lanes(TAG.error);
+    lanes.digest(scalar(value.message));
+    return lanes.done();
+  }
+  // Each entry hashed on its own and the hashes summed: the same for any order of the keys.
+  let lo = 0;
+  let hi = 0;
+  let count = 0;
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    if (!Object.prototype.hasOwnProperty.call(record, key)) continue;
+    const child = record[key];
+    if (child === undefined) continue;
+    const [a, b] = entry(scalar(key), canonical(child));
+    lo = (lo + a) >>> 0;
+    hi = (hi + b) >>> 0;
+    count++;
+  }
+  const lanes = new Lanes(TAG.object);
+  lanes.word(count);
+  lanes.word(lo);
+  lanes.word(hi);
+  return lanes.done();
 }

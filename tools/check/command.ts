@@ -79,7 +79,7 @@ function checkMutants(): number {
 
 export function render(report: CheckReport, mermaid: boolean): string {
   const lines = [
-    `${report.states} states, ${report.transitions} transitions, depth ${report.depth}, ${report.seconds.toFixed(1)} s (${report.statesPerSecond} states/s)${report.truncated ? ', TRUNCATED at the state bound' : ''}`,
+    `${report.states} states, ${report.transitions} transitions, depth ${report.depth}, ${report.seconds.toFixed(1)} s (${report.statesPerSecond} states/s${report.threads && report.threads > 1 ? `, ${report.threads} threads` : ''})${report.truncated ? ', TRUNCATED at the state bound' : ''}`,
     ...report.properties.map((p) => `  ${p.held ? (p.checked ? 'held    ' : 'unproven') : 'VIOLATED'} ${p.name}: ${p.description}${p.message ? `\n           ${p.message}` : ''}`),
   ];
   const c = report.counterexample;

@@ -32,14 +32,19 @@ export interface ExploreOptions {
   progress?: (states: number, depth: number) => void;
   /** Threads that expand states (this one and workers); by default one per core. */
   threads?: number;
+  /**
+   * The size of layer from which workers start, and take states once they
+   * have loaded (by default 1,024: a space whose layers are all smaller
+   * takes seconds, about what a worker takes to load); 0 starts them at
+   * once and waits for them to load.
+   */
+  workersFrom?: number;
 }
 
 /** States of a layer expanded between two numberings: enough to keep every thread busy, few enough to hold their successors. */
 const WINDOW = 2048;
-/** A layer smaller than this is not worth handing to a worker. */
-const HANDOVER = 256;
-/** A layer this large starts the workers: a space whose layers are all smaller takes seconds, about what a worker takes to load. */
-const WARM = 1024;
+/** Fewer states than this (or an eighth of the layer that starts the workers) are not worth handing from one expander to another. */
+const HANDOVER = 128;
 
 interface Failure {
   property: string;
@@ -52,6 +57,7 @@ interface Failure {
 export function explore(scenario: Scenario, options: ExploreOptions = {}): CheckReport {
   const started = performance.now();
   const owners = startOwners(scenario, options.overrides, options.threads);
+  if (options.workersFrom === 0) for (const owner of owners) owner.waitReady();
   try {
     return search(scenario, options, owners, started);
   } finally {
@@ -67,6 +73,7 @@ function search(scenario: Scenario, options: ExploreOptions, owners: ReturnType<
   let truncated = false;
   /** A state where nothing at all can happen and an outcome is missing: the search ends with its layer. */
   let deadEnd = false;
+  const workersFrom = options.workersFrom ?? 1024;
 
   // Which owners take part, and how many states each holds in the next layer.
   const active: Owner[] = [owners[0]];
@@ -127,9 +134,10 @@ function search(scenario: Scenario, options: ExploreOptions, owners: ReturnType<
     const layerStart = graph.layers[graph.layers.length - 1]!;
     const layerEnd = graph.states;
     // Workers start loading once a layer is large; one that has loaded joins; then the fullest expander gives to the emptiest.
-    if (layerEnd - layerStart >= WARM) for (const owner of owners) owner.start();
+    const large = layerEnd - layerStart >= workersFrom;
+    if (large) for (const owner of owners) owner.start();
     for (const owner of owners) {
-      if (active.includes(owner) || !owner.ready || layerEnd - layerStart < HANDOVER) continue;
+      if (active.includes(owner) || !owner.ready || !large) continue;
       active.push(owner);
       holding.push(0);
       keeps.push(new Int32Array(0));
@@ -138,7 +146,7 @@ function search(scenario: Scenario, options: ExploreOptions, owners: ReturnType<
     const most = holding.indexOf(Math.max(...holding));
     const least = holding.indexOf(Math.min(...holding));
     const give = Math.floor((holding[most]! - holding[least]!) / 2);
-    if (give >= HANDOVER / 2) {
+    if (give >= Math.max(1, Math.min(HANDOVER, workersFrom / 8))) {
       active[most]!.send({ ...requests[most]!, give });
       requests[least]!.take = active[most]!.receive().given;
       requests[most] = {};
@@ -169,6 +177,7 @@ function search(scenario: Scenario, options: ExploreOptions, owners: ReturnType<
     seconds,
     statesPerSecond: Math.round(graph.states / seconds),
     truncated,
+    threads: active.length,
     properties: properties.map((p) => {
       if (failure?.property === p.name) return { name: p.name, description: p.description, held: false, checked: true, message: failure.message };
       return { name: p.name, description: p.description, held: true, checked: complete || (p.kind === 'safety' && !failure) };

@@ -44,6 +44,8 @@ export interface CheckReport {
   statesPerSecond: number;
   /** The bound was hit before the state space was exhausted. */
   truncated: boolean;
+  /** Threads that expanded states (this one and the workers that took part). */
+  threads?: number;
   properties: PropertyResult[];
   counterexample?: Counterexample;
   /** ISO 8601. */

@@ -28,7 +28,7 @@ export interface Delivery {
 interface Call {
   fn: (...args: never[]) => unknown;
   args: unknown[];
-  answer: string;
+  answer: number;
 }
 
 interface Tape {

@@ -10,10 +10,9 @@
 /** A fingerprint as two 32-bit halves. */
 export type Fingerprint = readonly [number, number];
 
-/** The fingerprint of a canonical state key (stateKey's base64 digest): its first 64 bits. */
+/** The fingerprint of a canonical state key (stateKey's 16 hex digits). */
 export function fingerprintOf(key: string): Fingerprint {
-  const bytes = Buffer.from(key, 'base64');
-  return [bytes.readUInt32LE(0), bytes.readUInt32LE(4)];
+  return [Number.parseInt(key.slice(0, 8), 16), Number.parseInt(key.slice(8), 16)];
 }
 
 export class FingerprintSet {

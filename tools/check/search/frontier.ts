@@ -40,7 +40,7 @@ export class Frontier {
   length = 0;
 
   /** `memoryLimit`: worlds kept in memory before chunks go to disk. */
-  constructor(memoryLimit = 200_000) {
+  constructor(memoryLimit = 10_000) {
     this.#memoryLimit = memoryLimit;
   }
 

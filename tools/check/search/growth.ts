@@ -14,13 +14,14 @@ export const QUEUE_BOUND = 32;
 
 /** The longest array anywhere in the world outside its actor systems, by path, if it is longer than `bound`. */
 export function overgrown(w: WorldState, bound = QUEUE_BOUND): { path: string; length: number } | undefined {
-  const { systems: _, ...rest } = w;
   let longest: { path: string; length: number } | undefined;
-  const walk = (value: unknown, path: string) => {
+  // Paths are spelled only for an array over the bound: this runs on every new state.
+  const walk = (value: unknown, path: () => string) => {
     if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return;
-    if (Array.isArray(value) && value.length > bound && value.length > (longest?.length ?? 0)) longest = { path, length: value.length };
-    for (const [key, child] of Object.entries(value)) walk(child, path ? `${path}.${key}` : key);
+    if (Array.isArray(value) && value.length > bound && value.length > (longest?.length ?? 0)) longest = { path: path(), length: value.length };
+    const record = value as Record<string, unknown>;
+    for (const key in record) walk(record[key], () => (path() ? `${path()}.${key}` : key));
   };
-  walk(rest, '');
+  for (const key in w) if (key !== 'systems') walk(w[key as keyof WorldState], () => key);
   return longest;
 }

@@ -22,6 +22,8 @@ export interface Owner {
   start(): void;
   /** A worker has loaded and can take states. */
   readonly ready: boolean;
+  /** Waits until it is ready, or cannot be (a worker that failed to load); says which. */
+  waitReady(): boolean;
   send(request: Request): void;
   receive(): Batch;
   close(): void;
@@ -37,6 +39,10 @@ export class InProcess implements Owner {
   }
 
   start(): void {}
+
+  waitReady(): boolean {
+    return true;
+  }
 
   send(request: Request): void {
     this.#request = request;
@@ -79,6 +85,13 @@ class WorkerOwner implements Owner {
 
   get ready(): boolean {
     return this.#worker !== undefined && !this.#failed && Atomics.load(this.#signal, 0) === 1;
+  }
+
+  waitReady(): boolean {
+    this.start();
+    // The load error arrives as an event, which this blocked thread cannot take: a worker that never loads is given up after a minute.
+    for (let waited = 0; !this.ready && waited < 60; waited++) Atomics.wait(this.#signal, 0, 0, 1000);
+    return this.ready;
   }
 
   send(request: Request): void {

@@ -35,6 +35,7 @@ if (parentPort) {
     Atomics.notify(signal, 1);
   });
   Atomics.store(signal, 0, 1);
+  Atomics.notify(signal, 0);
 }
 
 /** The batch's arrays of numbers, moved rather than copied (the states given are a Buffer, which may share its memory). */
