@@ -7,7 +7,7 @@ import { FingerprintSet } from '../tools/check/search/fingerprints.ts';
 import { Frontier } from '../tools/check/search/frontier.ts';
 import { Graph } from '../tools/check/search/graph.ts';
 import { overgrown } from '../tools/check/search/growth.ts';
-import { doomed } from '../tools/check/search/liveness.ts';
+import { doomed, unmetEverywhere } from '../tools/check/search/liveness.ts';
 import type { WorldState } from '../tools/check/world.ts';
 
 // The search's machinery: the visited set, the frontier on disk, runs
@@ -108,6 +108,18 @@ t.test('a cut search decides only the components it explored completely', async 
   const cut = explore({ ...mutant('no-rehandshake').scenario, maxStates: 1000 }, { overrides: mutant('no-rehandshake').overrides });
   t.equal(cut.truncated, true);
   t.match(cut.properties.find((p) => p.name === 'no-deadlock'), { held: false, message: /handshake started 6 exchanges/ }, 'a dead end inside the cut is found');
+});
+
+t.test('a cut search reports an eventual property that no settled state it explored meets', async (t) => {
+  const unmet = (...names: string[]) => ({ unmet: names.map((name): [string, string] => [name, `${name} is missing`]) });
+  const settled = new Map([
+    [9, unmet('no-deadlock', 'attach-settles')],
+    [4, unmet('attach-settles')],
+  ]);
+  t.match(unmetEverywhere(settled, ['no-deadlock', 'attach-settles']), { state: 4, property: 'attach-settles', message: /^attach-settles is missing; no settled state of the 2 explored before the cut meets it$/ });
+  settled.set(12, unmet());
+  t.equal(unmetEverywhere(settled, ['no-deadlock', 'attach-settles']), undefined, 'one settled state where all hold: undecided');
+  t.equal(unmetEverywhere(new Map(), ['no-deadlock']), undefined, 'no settled state at all: undecided');
 });
 
 t.test('a queue that grows past the bound is found, by its path', async (t) => {

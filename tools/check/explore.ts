@@ -5,7 +5,7 @@ import type { Scenario } from './scenario.ts';
 import type { Batch, Broken, Request } from './search/expand.ts';
 import { FingerprintSet } from './search/fingerprints.ts';
 import { Graph } from './search/graph.ts';
-import { doomed, type SettledInfo } from './search/liveness.ts';
+import { doomed, unmetEverywhere, type SettledInfo } from './search/liveness.ts';
 import { startOwners, type Owner } from './search/owners.ts';
 import { sequenceDiagram } from './trace.ts';
 
@@ -164,7 +164,7 @@ function search(scenario: Scenario, options: ExploreOptions, owners: ReturnType<
   }
   if (graph.layers[graph.layers.length - 1] !== graph.states) graph.layers.push(graph.states);
 
-  failure ??= doomed(graph, settled) ?? (truncated ? unmetEverywhere(settled) : undefined);
+  failure ??= doomed(graph, settled) ?? (truncated ? unmetEverywhere(settled, properties.filter((p) => p.kind === 'eventually').map((p) => p.name)) : undefined);
   const model = new Model(scenario, options.overrides);
   const seconds = (performance.now() - started) / 1000;
   // A search stopped early (a violation, or the bound) has not proved what it did not finish.
@@ -185,24 +185,6 @@ function search(scenario: Scenario, options: ExploreOptions, owners: ReturnType<
     counterexample: failure && sequenceDiagram(failure.property, failure.message, replay(model, [...graph.pathTo(failure.state), ...(failure.cycle ?? [])])),
     at: new Date().toISOString(),
   };
-}
-
-/**
- * In a search cut at its bound: an eventual property that no settled state
- * explored meets, though some were explored, fails (the nearest such state
- * is the counterexample); nothing explored suggests it ever holds.
- */
-function unmetEverywhere(settled: Map<number, SettledInfo>): Failure | undefined {
-  if (settled.size === 0) return undefined;
-  const states = [...settled.keys()].sort((a, b) => a - b);
-  for (const property of properties) {
-    if (property.kind !== 'eventually') continue;
-    const everywhere = states.every((s) => settled.get(s)!.unmet.some(([name]) => name === property.name));
-    if (!everywhere) continue;
-    const [, message] = settled.get(states[0]!)!.unmet.find(([name]) => name === property.name)!;
-    return { property: property.name, message: `${message}; no settled state of the ${settled.size} explored before the cut meets it`, state: states[0]! };
-  }
-  return undefined;
 }
 
 /** The trace of `steps` (indices into each state's enabled steps), taken again from the initial state. */

@@ -51,6 +51,23 @@ export function doomed(graph: Graph, settled: Map<number, SettledInfo>): Doom | 
   return worst;
 }
 
+/**
+ * In a search cut at its bound: the first of the eventual properties `names`
+ * that no settled state explored meets, though some were explored (the
+ * nearest such state is the counterexample): nothing explored suggests it
+ * ever holds.
+ */
+export function unmetEverywhere(settled: Map<number, SettledInfo>, names: string[]): Doom | undefined {
+  if (settled.size === 0) return undefined;
+  const states = [...settled.keys()].sort((a, b) => a - b);
+  for (const name of names) {
+    if (!states.every((s) => settled.get(s)!.unmet.some(([unmet]) => unmet === name))) continue;
+    const [, message] = settled.get(states[0]!)!.unmet.find(([unmet]) => unmet === name)!;
+    return { property: name, message: `${message}; no settled state of the ${settled.size} explored before the cut meets it`, state: states[0]! };
+  }
+  return undefined;
+}
+
 /** Bottom components made only of completely expanded states, each as its list of states (Tarjan's algorithm, without recursion). */
 function bottomComponents(graph: Graph): number[][] {
   const n = graph.states;
