@@ -46,8 +46,6 @@ interface Recording {
 export class Runs {
   readonly #tapes = new Map<string, Tape[]>();
   #recording: Recording | undefined;
-  hits = 0;
-  misses = 0;
 
   /**
    * Calls `fn` on the world for the run in progress, recording it; outside a
@@ -76,11 +74,7 @@ export class Runs {
     const key = `${system}\n${state ? `${canonical(state.snapshot)}|${relative(state.timers, now)}` : `start ${canonical(input)}`}\n${deliveries.join('\n')}`;
     const tapes = this.#tapes.get(key) ?? [];
     const replayed = this.#replay(tapes, now);
-    if ('after' in replayed) {
-      this.hits++;
-      return replayed.after;
-    }
-    this.misses++;
+    if ('after' in replayed) return replayed.after;
     const outer = this.#recording;
     this.#recording = { calls: [], made: replayed.made };
     try {

@@ -39,11 +39,6 @@ export class FingerprintSet {
     return id;
   }
 
-  /** Bytes the table holds. */
-  get bytes(): number {
-    return this.#ids.length * 12;
-  }
-
   #find(hi: number, lo: number): number {
     const mask = this.#ids.length - 1;
     let slot = (lo ^ Math.imul(hi, 0x9e3779b1)) & mask;

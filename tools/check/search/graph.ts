@@ -47,14 +47,4 @@ export class Graph {
     for (let s = state; s > 0; s = this.parent.data[s]!) steps.push(this.parentStep.data[s]!);
     return steps.reverse();
   }
-
-  depthOf(state: number): number {
-    let d = this.layers.length - 1;
-    while (d > 0 && this.layers[d]! > state) d--;
-    return d;
-  }
-
-  get bytes(): number {
-    return this.parent.bytes + this.parentStep.bytes + this.firstEdge.bytes + this.degree.bytes + this.edgeTo.bytes;
-  }
 }

@@ -24,8 +24,4 @@ export class IntList<A extends IntArray = Int32Array> {
   array(): A {
     return this.data.slice(0, this.length) as A;
   }
-
-  get bytes(): number {
-    return this.data.byteLength;
-  }
 }
