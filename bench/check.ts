@@ -17,13 +17,14 @@ interface Run {
   depth: number;
   seconds: number;
   truncated: boolean;
+  threads: number;
   violated: string[];
   baseRss: number;
   peakRss: number;
 }
 
 /**
- * `npm run bench -- check [--baseline REV] [--scenario NAME]... [--max-states N]`:
+ * `npm run bench -- check [--baseline REV] [--scenario NAME]... [--max-states N] [--complete]`:
  * each scenario (by default the default one, and the large one cut at
  * 100,000 states) explored by this tree's checker and, with --baseline, by
  * the checker of revision REV, built in a temporary git worktree; each in a
@@ -31,9 +32,11 @@ interface Run {
  * tree's). The machine is shared and noisy, so what counts is the ratio of
  * the two, measured side by side: states per second, and bytes per state
  * (the peak resident set above what the process held before exploring).
+ * With --complete, this tree's checker then explores the large scenario to
+ * its end, without a bound.
  */
 export default async function checkBench(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { baseline: { type: 'string' }, scenario: { type: 'string', multiple: true }, 'max-states': { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { baseline: { type: 'string' }, scenario: { type: 'string', multiple: true }, 'max-states': { type: 'string' }, complete: { type: 'boolean', default: false } } });
   const names = values.scenario ?? ['default', 'large'];
   const baseline = values.baseline === undefined ? undefined : checkout(values.baseline);
   try {
@@ -50,6 +53,10 @@ export default async function checkBench(args: string[]): Promise<void> {
       process.stdout.write(line(baseline.rev, old));
       const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
       process.stdout.write(`ratio: ${ratio(rate(current), rate(old))} the states/s, ${ratio(perState(current), perState(old))} the bytes per state${current.states === old.states ? '' : ` (the two explored different spaces: ${current.states} and ${old.states} states)`}\n`);
+    }
+    if (values.complete) {
+      process.stdout.write(`== large, to its end: ${scenarios.large!.description}\n`);
+      process.stdout.write(line('this tree', explore(root, { ...scenarios.large!, maxStates: Number.MAX_SAFE_INTEGER })));
     }
   } finally {
     if (baseline) {
@@ -83,5 +90,5 @@ const perState = (r: Run) => (r.peakRss - r.baseRss) / r.states;
 
 function line(who: string, r: Run): string {
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-  return `${who.padEnd(10)} ${r.states.toLocaleString('en')} states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}${r.truncated ? ' (cut)' : ''}, ${r.seconds.toFixed(1)} s: ${Math.round(rate(r)).toLocaleString('en')} states/s, peak RSS ${mib(r.peakRss)}, ${Math.round(perState(r)).toLocaleString('en')} bytes/state${r.violated.length ? `; VIOLATED ${r.violated.join(', ')}` : ''}\n`;
+  return `${who.padEnd(10)} ${r.states.toLocaleString('en')} states, ${r.transitions.toLocaleString('en')} transitions, depth ${r.depth}${r.truncated ? ' (cut)' : ''}, ${r.seconds.toFixed(1)} s on ${r.threads} thread${r.threads === 1 ? '' : 's'}: ${Math.round(rate(r)).toLocaleString('en')} states/s, peak RSS ${mib(r.peakRss)}, ${Math.round(perState(r)).toLocaleString('en')} bytes/state${r.violated.length ? `; VIOLATED ${r.violated.join(', ')}` : ''}\n`;
 }

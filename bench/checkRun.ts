@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
  */
 
 interface Explore {
-  explore(scenario: unknown): { states: number; transitions: number; depth: number; seconds: number; truncated: boolean; properties: Array<{ name: string; held: boolean }> };
+  explore(scenario: unknown): { states: number; transitions: number; depth: number; seconds: number; truncated: boolean; threads?: number; properties: Array<{ name: string; held: boolean }> };
 }
 
 const [root, scenarioJson] = process.argv.slice(2);
@@ -23,6 +23,8 @@ process.stdout.write(
     depth: report.depth,
     seconds: report.seconds,
     truncated: report.truncated,
+    // A revision before the threads expanded in one.
+    threads: report.threads ?? 1,
     violated: report.properties.filter((p) => !p.held).map((p) => p.name),
     baseRss: before,
     peakRss: process.resourceUsage().maxRSS * 1024,
