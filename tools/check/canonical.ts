@@ -18,9 +18,11 @@ export function stateKey(w: WorldState): string {
       key.digest(scalar(t.due - w.now));
     }
   }
-  const { systems: _, now, attaches, ...rest } = w;
+  const { systems: _, now, attaches, stopDue, ...rest } = w;
   const relative = attaches.map((a) => (a.lookupDue === undefined ? a : { ...a, lookupDue: a.lookupDue - now }));
-  key.digest(canonical({ ...rest, attaches: relative }));
+  // A stop deadline long past is only past: counting down forever would make every keepalive after it a new state.
+  const stops = Object.fromEntries(Object.entries(stopDue).map(([guest, due]) => [guest, Object.fromEntries(Object.entries(due).map(([id, at]) => [id, Math.max(at - now, -1)]))]));
+  key.digest(canonical({ ...rest, attaches: relative, stopDue: stops }));
   return key.hex();
 }
 

@@ -119,6 +119,7 @@ export class Model {
       ),
       faults: { ...this.scenario.faults },
       now: 0,
+      stopDue: {},
       unblocked: {},
       violations: {},
     };
@@ -169,7 +170,7 @@ export class Model {
       if (!p) continue;
       if (p.launched && !p.started) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'start' });
       if (p.started && !p.exited && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'write' });
-      if (p.started && !p.exited && p.written === script.chunks && (!script.readsStdin || p.stdinClosed)) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'exit' });
+      if (p.started && !p.exited && script.exits !== false && p.written === script.chunks && (!script.readsStdin || p.stdinClosed)) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'exit' });
     }
     this.scenario.attaches.forEach((script, attach) => {
       const progress = w.attaches[attach]!;
@@ -294,6 +295,7 @@ export class Model {
         const path = `session:${step.sessionId}/process`;
         const written = simState<ProcessSim>(w.systems[step.guest]!, path)!.written;
         this.#run(w, step.guest, (s) => s.send(path, { type: `sim.${step.action}` }));
+        if (step.action === 'exit' && step.sessionId === Object.keys(this.#scripts[step.guest]!)[0]) this.#stopsDue(w, step.guest);
         const label =
           step.action === 'start' ? `${step.sessionId} started` : step.action === 'write' ? `${step.sessionId} writes ${step.sessionId}:${written}` : `${step.sessionId} exits ${this.#scripts[step.guest]![step.sessionId]!.exitCode}`;
         return { from: 'process', to: step.guest, label };
@@ -358,6 +360,17 @@ export class Model {
         this.#run(w, system, (s) => s.send('', { type: 'DETACH' }));
         return { from: 'client', to, label: 'detach' };
     }
+  }
+
+  /** The primary of `guest` exited: every other session still running must end within its stop timeout from now. */
+  #stopsDue(w: WorldState, guest: string): void {
+    const sessions = guestConfig(this.#scripts[guest]!).sessions;
+    const due: Record<string, number> = {};
+    for (const [sessionId, spec] of Object.entries(sessions)) {
+      const process = simState<ProcessSim>(w.systems[guest]!, `session:${sessionId}/process`);
+      if (process?.launched && !process.exited) due[sessionId] = w.now + spec.stopTimeout * 1000;
+    }
+    w.stopDue[guest] = due;
   }
 
   /** A stdin chunk on channel `ch` (named `<attach>.<n>`) is lost with its link. */
@@ -614,6 +627,7 @@ function draftOf(world: WorldState): WorldState {
     attaches: world.attaches.map((a) => ({ ...a, received: [...a.received] })),
     faults: { ...world.faults },
     now: world.now,
+    stopDue: { ...world.stopDue },
     unblocked: { ...world.unblocked },
     violations: { ...world.violations },
   };

@@ -6,7 +6,7 @@
  * fails is not a checker: `tether check --mutants` and
  * test/check-mutants.test.ts make sure each is caught.
  */
-import { createMachine, enqueueActions, type AnyActorRef, type AnyStateMachine } from 'xstate';
+import { assign, createMachine, enqueueActions, type AnyActorRef, type AnyStateMachine } from 'xstate';
 import { decideAttach, REPLAY_PIECE_BYTES, replayNext, type GuestContext, type OutputLogCommand, type SshServerCommand } from '../../machines/guest.ts';
 import type { Overrides } from './model.ts';
 import { scenarios, type Scenario } from './scenario.ts';
@@ -38,6 +38,15 @@ const stalled = scenario('one-stalled-reader', { sessions: { c1: { chunks: 3, ex
 
 /** An impostor guest reporting c1, the other containerVM's container, as its own; no attach (the CI's impostor scenario has one). */
 const impostor = scenario('impostor-reports', { sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } }, impostor: ['imp', 'c1'], attaches: [] });
+
+/** A primary that exits at once beside a session that never exits and ignores its stop signal, attached live. */
+const stopped = scenario('stopped-beside-primary', {
+  sessions: { c1: { chunks: 0, exitCode: 0 }, c2: { chunks: 0, exitCode: 0, exits: false } },
+  attaches: [{ containerId: 'c2', logs: false }],
+});
+
+/** The guest's process session machine, with `actions` of its own provided. */
+const sessionWith = (guest: AnyStateMachine, actions: Record<string, unknown>) => guest.provide({ actions: {}, actors: { session: slot(guest, 'session').provide({ actions: actions as never }) as never } });
 
 export const mutants: Mutant[] = [
   {
@@ -266,6 +275,25 @@ export const mutants: Mutant[] = [
               enqueue(original(guest, 'sessionChanged'));
             }),
           },
+        }),
+    },
+  },
+  {
+    id: 'stop-never-kills',
+    name: 'a process session whose stop timeout runs out without sending SIGKILL',
+    breaks: 'stopped-in-time',
+    scenario: stopped,
+    overrides: { guest: (guest) => sessionWith(guest, { kill: () => {} }) },
+  },
+  {
+    id: 'signal-status-lost',
+    name: 'a process session that records a signalled exit as code 0, not 128 + the signal',
+    breaks: 'exit-status',
+    scenario: stopped,
+    overrides: {
+      guest: (guest) =>
+        sessionWith(guest, {
+          recordExit: assign(({ event }) => ({ exitCode: (event as { exitCode?: number }).exitCode ?? 0 })),
         }),
     },
   },

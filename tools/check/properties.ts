@@ -28,6 +28,9 @@ const parse = (label: string) => {
   return { sessionId: label.slice(0, at), n: Number(label.slice(at + 1)) };
 };
 
+/** An exit status in words: `exited 3`, or `exited 137 (killed by KILL)`. */
+const statusText = (status: { exitCode?: number; signal?: string }) => `exited ${status.exitCode}${status.signal ? ` (killed by ${status.signal})` : ''}`;
+
 const outcomeOf = (w: WorldState, attach: number) => {
   const state = w.systems[attachSystem(attach)];
   return state && statusOf(state) === 'done' ? (nodeAt(state, '') as { output?: AttachOutcome }).output : undefined;
@@ -89,7 +92,8 @@ export const properties: Property[] = [
         const outcome = outcomeOf(w, i);
         if (outcome?.outcome !== 'exited') continue;
         const process = simState<ProcessSim>(w.systems.guest!, `session:${scenario.attaches[i]!.containerId}/process`)!;
-        if (outcome.exitCode !== process.exitCode) return `attach${i} ended with exit code ${outcome.exitCode}; the process exited ${process.exitCode}`;
+        // A status named at the channel's open (the process had exited and nothing was left to replay) carries the code alone.
+        if (outcome.exitCode !== process.exitCode || (outcome.signal !== undefined && outcome.signal !== process.signal)) return `attach${i} ended with ${statusText(outcome)}; the process ${statusText(process)}`;
         const last = a.received.length > 0 ? parse(a.received[a.received.length - 1]!).n : -1;
         const expected = scenario.attaches[i]!.logs || a.received.length > 0 ? process.written - 1 : -1;
         if (last !== expected) return `attach${i} got the exit status after ${a.received.length} chunk(s) [${a.received.join(' ')}]; the process wrote ${process.written}`;
@@ -138,6 +142,20 @@ export const properties: Property[] = [
         const lost = mine.reduce((n, a) => n + a.stdinLost, 0);
         const got = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`)?.stdin ?? 0;
         if (got < typed - lost) return `session ${sessionId} got ${got} stdin chunks; the user typed ${typed}${lost === 0 ? '' : `, of which ${lost} went down with a link`}`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: 'stopped-in-time',
+    description: 'once the primary exits, every other session ends within its stop timeout (its stop signal, then SIGKILL)',
+    kind: 'safety',
+    check: (w) => {
+      for (const [guest, due] of Object.entries(w.stopDue)) {
+        for (const [sessionId, at] of Object.entries(due)) {
+          if (w.now <= at || simState<ProcessSim>(w.systems[guest]!, `session:${sessionId}/process`)?.exited) continue;
+          return `${sessionId} is still running at ${w.now} ms; its primary exited and its stop timeout ran out at ${at} ms`;
+        }
       }
       return undefined;
     },
@@ -219,8 +237,8 @@ export const properties: Property[] = [
         const process = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`);
         if (!process?.exited) continue;
         const info = containers[sessionId]?.info;
-        if (info?.state !== 'exited' || info.exitCode !== process.exitCode) {
-          return `${sessionId} exited ${process.exitCode} but the appliance shows ${info ? `${info.state}${info.exitCode === undefined ? '' : ` ${info.exitCode}`}` : 'nothing'}`;
+        if (info?.state !== 'exited' || info.exitCode !== process.exitCode || info.signal !== process.signal) {
+          return `${sessionId} ${statusText(process)} but the appliance shows ${info ? `${info.state}${info.exitCode === undefined ? '' : `, ${statusText(info)}`}` : 'nothing'}`;
         }
       }
       return undefined;

@@ -16,6 +16,10 @@ export interface ProcessScript {
   tty?: boolean;
   /** Exits only once its stdin is closed, as `cat` does: every chunk typed before must reach it. */
   readsStdin?: boolean;
+  /** False: it never exits by itself, as a server does; only a signal ends it. */
+  exits?: boolean;
+  /** What its stop signal does: nothing (only SIGKILL ends it), or end it, killed by that signal. */
+  onStop?: 'ignore' | 'exit';
 }
 
 export interface AttachScript {
@@ -133,6 +137,15 @@ export const scenarios: Record<string, Scenario> = {
     sessions: { c1: { chunks: 3, exitCode: 3, runBlock: true } },
     attaches: [{ containerId: 'c1', logs: true }, { containerId: 'c1', logs: false }],
     faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 2 },
+    ...common,
+    maxStates: 2_000_000,
+  },
+  stop: {
+    name: 'stop',
+    description: 'a primary that exits while another session runs: one that never exits and ignores its stop signal (attached, live), one that its stop signal ends',
+    sessions: { c1: { chunks: 1, exitCode: 0 }, c2: { chunks: 1, exitCode: 0, exits: false }, c3: { chunks: 0, exitCode: 0, exits: false, onStop: 'exit' } },
+    attaches: [{ containerId: 'c2', logs: false }],
+    faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 0 },
     ...common,
     maxStates: 2_000_000,
   },

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import type { ApplianceEffects, AttachEffects } from '../../appliance/composition.ts';
 import type { GuestEffects } from '../../guest/composition.ts';
 import type { OutputLogCommand, SshServerCommand } from '../../machines/guest.ts';
@@ -51,8 +52,10 @@ export interface ProcessSim {
   stdin: number;
   stdinClosed: boolean;
   exited: boolean;
-  /** The status it exited with: its script's, or 137 when it was killed. */
+  /** The status it exited with: its script's, or 128 + the signal that killed it. */
   exitCode?: number;
+  /** The signal that killed it. */
+  signal?: string;
 }
 
 export type PortPhase = 'opening' | 'open' | 'handedOff' | 'closing' | 'closed';
@@ -104,16 +107,27 @@ export function guestEffects(scripts: Record<string, ProcessScript>, vm: string,
           return { ...s, paused: true };
         case 'RESUME_OUTPUT':
           return { ...s, paused: false };
-        // A simulated process ignores its stop signal; only SIGKILL ends it.
+        case 'SIGNAL':
+          return scripts[s.sessionId]?.onStop === 'exit' && event.target === 'process' ? killed(s, event.signal, io) : s;
         case 'KILL':
-          if (!s.started || s.exited) return s;
-          io.toParent({ type: 'PROCESS_EXITED', signal: 'KILL' });
-          return { ...s, exited: true, exitCode: 128 + 9 };
+          return killed(s, 'KILL', io);
         default:
           return s;
       }
     },
   });
+
+  /**
+   * The process ends, killed by `signal`: its status is the shell's 128 + the
+   * signal's number, from the OS's own table. A launched process is spawned,
+   * so it is killed even before its start was reported (the report comes first).
+   */
+  function killed(s: ProcessSim, signal: string, io: IO): ProcessSim {
+    if (!s.launched || s.exited) return s;
+    if (!s.started) io.toParent({ type: 'PROCESS_STARTED', pid: 100 });
+    io.toParent({ type: 'PROCESS_EXITED', signal });
+    return { ...s, started: true, exited: true, exitCode: 128 + constants.signals[`SIG${signal}` as keyof typeof constants.signals], signal };
+  }
 
   const port = simulated<{ phase: PortPhase }, unknown, Post>(box, {
     init: () => ({ phase: 'opening' }),

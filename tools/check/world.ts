@@ -95,6 +95,13 @@ export interface WorldState {
   faults: { drops: number; garbage: number; duplicateSyns: number; lateMessages: number; stalls: number };
   /** The simulated clock, in ms. */
   now: number;
+  /**
+   * Ghost: by when each session's process must have ended, on the world's
+   * clock, by guest system: set when the guest's primary exits, since the
+   * guest then stops every other session (its stop signal, SIGKILL after its
+   * stop timeout).
+   */
+  stopDue: Record<string, Record<string, number>>;
   /** Sessions the appliance unblocked, by guest system. */
   unblocked: Record<string, Record<string, true>>;
   /** Safety violations seen by the simulations while a step ran: property → message. */
