@@ -191,7 +191,7 @@ export const applianceMachine = setup({
     LINK_UP: { actions: ['linkUp', 'toMap'] },
     LINK_IDS: { actions: ['refuseIds', 'toMap'] },
     LINK_ASSIGNED: { actions: 'assign' },
-    LINK_INFO: { actions: 'recordInfo' },
+    LINK_INFO: { actions: ['recordInfo', 'toMap'] },
     LINK_DOWN: { actions: ['recordLinkDown', 'failCommandsOfLink', 'toMap'] },
     GUEST_COMMAND: { actions: 'sendCommand' },
     LINK_COMMAND_DONE: { actions: 'commandDone' },

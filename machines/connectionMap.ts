@@ -55,6 +55,8 @@ export type ConnectionMapEvent =
   /** `assigned`: the IDs the trust store gave the link's containerVM when it connected. */
   | { type: 'LINK_UP'; linkId: string; vm: string; assigned: string[]; at: string }
   | { type: 'LINK_IDS'; linkId: string; ids: string[] }
+  /** Every container the link's guest knows, running or exited (its `container-info`). */
+  | { type: 'LINK_INFO'; linkId: string; containers: Array<{ id: string }> }
   /** Containers assigned to containerVM `vm` since it connected: an exec the appliance started there, a launcher's new sessions. */
   | { type: 'ASSIGN'; vm: string; ids: string[] }
   | { type: 'LINK_DOWN'; linkId: string; reason: string; at: string }
@@ -158,6 +160,7 @@ export const connectionMapMachine = setup({
       on: {
         LINK_UP: { actions: 'apply' },
         LINK_IDS: { actions: 'apply' },
+        LINK_INFO: { actions: 'apply' },
         ASSIGN: { actions: 'apply' },
         LINK_DOWN: { actions: 'apply' },
         LOOKUP: { actions: 'apply' },
@@ -196,6 +199,8 @@ export function reduce(context: ConnectionMapContext, event: ConnectionMapEvent,
       return step;
     case 'LINK_IDS':
       return reportIds(step, event.linkId, event.ids, allowed);
+    case 'LINK_INFO':
+      return reportKnown(step, event.linkId, event.containers.map((info) => info.id), allowed);
     case 'LINK_DOWN':
       return linkDown(step, event.linkId, event.reason, event.at);
     case 'LOOKUP':
@@ -284,8 +289,28 @@ function reportIds(step: Step, linkId: string, reported: string[], allowed: Chec
     c.owner[id] = linkId;
     c.lastSeen[id] = link.vm;
   }
-  // A fresh report is as good as a liveness check: serve everyone whose
-  // container this link now carries, exited ones included.
+  return serveWaiters(step, linkId);
+}
+
+/**
+ * What a link's guest knows, exited containers too: one that exited before
+ * the link came up is never among its running IDs, and its guest still
+ * answers for it. A container another live link reports running stays that link's.
+ */
+function reportKnown(step: Step, linkId: string, known: string[], allowed: Check): Step {
+  const c = step.context;
+  const link = c.links[linkId];
+  if (!link || !link.up) return step;
+  for (const id of known) if (allowed(link.vm, id) && !c.owner[id]) c.lastSeen[id] = link.vm;
+  return serveWaiters(step, linkId);
+}
+
+/**
+ * A fresh report is as good as a liveness check: serve everyone whose
+ * container this link now carries, exited ones included.
+ */
+function serveWaiters(step: Step, linkId: string): Step {
+  const c = step.context;
   for (const [requestId, request] of Object.entries(c.requests)) {
     if (carrier(c, request.containerId) !== linkId) continue;
     if (c.checks[request.containerId]) endCheck(step, request.containerId);

@@ -127,6 +127,32 @@ t.test('an ID no longer reported (an exited container) is served by its containe
   t.same(h.outcomes, [{ type: 'RESOLVED', requestId: 'r1', containerId: 'e1', linkId: 'L1' }]);
 });
 
+t.test('a container that exited before its containerVM\'s link came up is served by that link, which knows it from its info', async (t) => {
+  const h = harness();
+  h.up('L1', 'vm-a', [], ['e1']);
+  h.actor.send({ type: 'LINK_INFO', linkId: 'L1', containers: [{ id: 'e1' }] });
+  h.lookup('r1', 'e1');
+  t.same(h.commands, [{ type: 'PING', linkId: 'L1', containerId: 'e1' }], 'the link is checked');
+  h.actor.send({ type: 'PING_REPLY', linkId: 'L1', containerId: 'e1', ids: [] });
+  t.same(h.outcomes, [{ type: 'RESOLVED', requestId: 'r1', containerId: 'e1', linkId: 'L1' }]);
+});
+
+t.test('a waiter is served when its container shows up only in a link\'s info, and an unassigned one never counts', async (t) => {
+  const h = harness();
+  h.lookup('r0', 'e1');
+  t.match(h.outcomes, [{ type: 'FAILED', reason: 'unknown' }], 'before any report, e1 is unknown');
+  h.up('L1', 'vm-a', [], ['e1']);
+  h.actor.send({ type: 'LINK_INFO', linkId: 'L1', containers: [{ id: 'e1' }] });
+  h.down('L1');
+  h.lookup('r1', 'e1');
+  h.up('L2', 'vm-a', [], ['e1']);
+  t.same(h.outcomes.slice(1), [{ type: 'RESOLVED', requestId: 'r1', containerId: 'e1', linkId: 'L2' }], 'e1, known from L1, is served by L2');
+  h.up('L3', 'vm-b', [], ['x1']);
+  h.actor.send({ type: 'LINK_INFO', linkId: 'L3', containers: [{ id: 'e1' }, { id: 'x1' }] });
+  t.equal(h.actor.getSnapshot().context.lastSeen.e1, 'vm-a', 'vm-b was never assigned e1');
+  t.equal(h.actor.getSnapshot().context.lastSeen.x1, 'vm-b');
+});
+
 t.test('a waiter for an exited container is served by the next link of its containerVM', async (t) => {
   const h = harness();
   h.up('L1', 'vm-a', ['c1']);
