@@ -27,7 +27,7 @@ t.test('tether check lists its scenarios and names an unknown one', async (t) =>
   t.match(list.stdout, /^default +/m);
   const unknown = tether(['check', '--scenario', 'nope']);
   t.not(unknown.status, 0);
-  t.match(unknown.stderr, /no scenario named "nope" \(there are: default, attach, faults, late, reconnect, stall, impostor, large\)/);
+  t.match(unknown.stderr, /no scenario named "nope" \(there are: default, attach, faults, late, reconnect, stall, two-vms, stop, impostor, large\)/);
   const bad = tether(['check', '--max-states', 'lots']);
   t.match(bad.stderr, /--max-states must be a positive integer, got "lots"/);
 });
@@ -36,8 +36,8 @@ t.test('a violated property exits 1: the bundled CLI on a mutant; a mutant it do
   const state = mkdtempSync(join(tmpdir(), 'tether-check-'));
   const run = tether(['check', '--mutant', 'forgetful-map', '--state', state]);
   t.equal(run.status, 1, run.stderr);
-  t.match(run.stdout, /^mutant forgetful-map: a connection map that forgets its waiters when a link comes up; it must break waiter-deadline$/m);
-  t.match(run.stdout, /VIOLATED waiter-deadline: /);
+  t.match(run.stdout, /^mutant forgetful-map: a connection map that forgets its waiters when a link comes up; it must break link-found$/m);
+  t.match(run.stdout, /VIOLATED link-found: /);
   t.match(run.stdout, /^shortest counterexample \(\d+ steps\):$/m);
   const unknown = tether(['check', '--mutant', 'nope']);
   t.equal(unknown.status, 2);

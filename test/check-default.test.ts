@@ -4,7 +4,7 @@ import { scenarios } from '../tools/check/scenario.ts';
 
 // The scenarios CI runs: the real machines, every interleaving, every property.
 
-for (const name of ['default', 'stall', 'impostor', 'stop']) {
+for (const name of ['default', 'stall', 'impostor', 'stop', 'two-vms']) {
   t.test(`every property holds for the real machines in the ${name} scenario`, async (t) => {
     const report = explore(scenarios[name]!);
     t.equal(report.truncated, false, 'the whole state space was explored');

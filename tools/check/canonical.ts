@@ -2,7 +2,7 @@ import type { WorldState } from './world.ts';
 
 /**
  * The identity of an explored state: a 64-bit digest of the world's canonical
- * form (object keys in any order, bytes by value, the clock made relative:
+ * form (the world's records by key, bytes by value, the clock made relative:
  * only how far each timer and deadline is from now matters), as 16 hex digits.
  */
 export function stateKey(w: WorldState): string {
@@ -18,12 +18,23 @@ export function stateKey(w: WorldState): string {
       key.digest(scalar(t.due - w.now));
     }
   }
-  const { systems: _, now, attaches, stopDue, ...rest } = w;
+  const { systems: _, now, attaches, stopDue, mail, lines, unblocked, violations, ...rest } = w;
   const relative = attaches.map((a) => (a.lookupDue === undefined ? a : { ...a, lookupDue: a.lookupDue - now }));
   // A stop deadline long past is only past: counting down forever would make every keepalive after it a new state.
-  const stops = Object.fromEntries(Object.entries(stopDue).map(([guest, due]) => [guest, Object.fromEntries(Object.entries(due).map(([id, at]) => [id, Math.max(at - now, -1)]))]));
-  key.digest(canonical({ ...rest, attaches: relative, stopDue: stops }));
+  const stops = byKey(stopDue, (due) => byKey(due, (at) => Math.max(at - now, -1)));
+  // The world's own records are looked up by key, never walked in order: the order they filled in is no part of the state.
+  const wires = byKey(lines, (line) => (line.connection ? { ...line, connection: { ...line.connection, channels: byKey(line.connection.channels, (s) => s) } } : line));
+  key.digest(canonical({ ...rest, attaches: relative, stopDue: stops, mail: byKey(mail, (m) => m), lines: wires, unblocked: byKey(unblocked, (u) => byKey(u, (x) => x)), violations: byKey(violations, (v) => v) }));
   return key.hex();
+}
+
+/** A record with its keys sorted, each value mapped. */
+function byKey<T, U>(record: Record<string, T>, map: (value: T) => U): Record<string, U> {
+  return Object.fromEntries(
+    Object.keys(record)
+      .sort()
+      .map((k) => [k, map(record[k]!)]),
+  );
 }
 
 /**
@@ -34,8 +45,8 @@ export function stateKey(w: WorldState): string {
  * and its children's digests, never their whole text, so a step costs in
  * proportion to what it changed. A digest is a number of 53 bits (a double
  * holds it exactly), built from numbers: no text is assembled, no keys
- * sorted (an object's entries are hashed one by one and summed, which does
- * not depend on their order).
+ * sorted: an object's entries are hashed in their order, which is part of
+ * its behaviour (a machine that iterates its context's objects acts in it).
  */
 // Kept on the object itself, under a symbol no serializer sees: a WeakMap of
 // millions of entries makes V8's full collections crawl (each entry is an
@@ -43,7 +54,7 @@ export function stateKey(w: WorldState): string {
 const DIGEST = Symbol('canonical digest');
 type Digested = { [DIGEST]?: number };
 
-/** A canonical digest: equal for equal data (object keys in any order, undefined fields left out, bytes by value). */
+/** A canonical digest: equal for equal data (object keys in the same order, undefined fields left out, bytes by value). */
 export function canonical(value: unknown): number {
   if (typeof value !== 'object' || value === null) return scalar(value);
   const known = (value as Digested)[DIGEST];
@@ -54,7 +65,7 @@ export function canonical(value: unknown): number {
 }
 
 const WORD = 2 ** 32;
-const TAG = { null: 1, undefined: 2, true: 3, false: 4, number: 5, string: 6, bytes: 7, array: 8, error: 9, object: 10, entry: 11, world: 12 } as const;
+const TAG = { null: 1, undefined: 2, true: 3, false: 4, number: 5, string: 6, bytes: 7, array: 8, error: 9, object: 10, world: 12 } as const;
 
 /**
  * Two independent 32-bit multiplicative hashes over 32-bit words (not
@@ -92,19 +103,6 @@ class Lanes {
     const b = fmix(this.b ^ Math.imul(a, 0x165667b1));
     return [a >>> 0, b >>> 0];
   }
-}
-
-/** One entry of an object, key and value, as two mixed 32-bit words (no allocation but the pair: objects have many entries). */
-function entry(key: number, value: number): [number, number] {
-  let a = Math.imul(0x811c9dc5 ^ TAG.entry, 0x01000193);
-  let b = Math.imul(0x9e3779b9 ^ TAG.entry, 0x5bd1e995);
-  for (const x of [key >>> 0, Math.floor(key / WORD), value >>> 0, Math.floor(value / WORD)]) {
-    a = Math.imul(a ^ x, 0x01000193);
-    b = Math.imul(b ^ x, 0x5bd1e995);
-    b ^= b >>> 15;
-  }
-  a = fmix(a ^ Math.imul(b, 0x27d4eb2f));
-  return [a >>> 0, fmix(b ^ Math.imul(a, 0x165667b1)) >>> 0];
 }
 
 function fmix(h: number): number {
@@ -164,23 +162,15 @@ function compound(value: object): number {
     lanes.digest(scalar(value.message));
     return lanes.done();
   }
-  // Each entry hashed on its own and the hashes summed: the same for any order of the keys.
-  let lo = 0;
-  let hi = 0;
-  let count = 0;
+  // Entries in their order: machines iterate their contexts' objects, so the same entries in another order can act otherwise.
+  const lanes = new Lanes(TAG.object);
   const record = value as Record<string, unknown>;
   for (const key in record) {
     if (!Object.prototype.hasOwnProperty.call(record, key)) continue;
     const child = record[key];
     if (child === undefined) continue;
-    const [a, b] = entry(scalar(key), canonical(child));
-    lo = (lo + a) >>> 0;
-    hi = (hi + b) >>> 0;
-    count++;
+    lanes.digest(scalar(key));
+    lanes.digest(canonical(child));
   }
-  const lanes = new Lanes(TAG.object);
-  lanes.word(count);
-  lanes.word(lo);
-  lanes.word(hi);
   return lanes.done();
 }

@@ -5,9 +5,10 @@ import type { GuestConfig } from '../../shared/config.ts';
 import { DEFAULT_SECURITY } from '../../shared/security.ts';
 import { ACK, NAK, PROBE, SYN } from '../../shared/handshake.ts';
 import type { TraceStep } from './report.ts';
+import type { ConnectionMapEmitted } from '../../machines/connectionMap.ts';
 import { LiveSystem, pathOf, type SystemState } from './runtime.ts';
 import { Runs, type Delivery } from './runs.ts';
-import { handshakeBound, trustOf, VM, type ProcessScript, type Scenario } from './scenario.ts';
+import { containerVMs, handshakeBound, holderOf, trustOf, VM, type ProcessScript, type Scenario } from './scenario.ts';
 import type { PostBox } from './sim.ts';
 import { applianceEffects, attachEffects, chunkStart, guestEffects, noiseOf, type ChannelSim, type ClientSim, type ConnectionSim, type PortPhase, type ProcessSim, type ServerSim } from './sims.ts';
 import { attachIndex, attachSystem, GUEST, IMPOSTOR, type AttachProgress, type Connection, type Line, type Mail, type Post, type SshMessage, type Wire, type WorldState } from './world.ts';
@@ -97,12 +98,12 @@ export class Model {
   constructor(scenario: Scenario, overrides: Overrides = {}) {
     this.scenario = scenario;
     const impostor = scenario.impostor && Object.fromEntries(scenario.impostor.map((id): [string, ProcessScript] => [id, { chunks: 0, exitCode: 0 }]));
-    this.#scripts = { [GUEST]: scenario.sessions, ...(impostor ? { [IMPOSTOR]: impostor } : {}) };
+    this.#scripts = { ...containerVMs(scenario), ...(impostor ? { [IMPOSTOR]: impostor } : {}) };
     const guest = (name: string, vm: string) => {
       const logic = composeGuest(guestEffects(this.#scripts[name]!, vm, this.#box, () => this.#runs.effect(this.#unblocked, name) as { unblocked: Record<string, true> }));
       return overrides.guest?.(logic) ?? logic;
     };
-    this.#guests = { [GUEST]: guest(GUEST, VM.guest), ...(impostor ? { [IMPOSTOR]: guest(IMPOSTOR, VM.impostor) } : {}) };
+    this.#guests = Object.fromEntries(Object.keys(this.#scripts).map((name) => [name, guest(name, VM[name]!)]));
     const appliance = composeAppliance(applianceEffects(this.#box, trustOf(scenario)));
     const attach = composeAttach(attachEffects(this.#box));
     this.#appliance = overrides.appliance?.(appliance) ?? appliance;
@@ -165,12 +166,14 @@ export class Model {
     if (line.connection && w.faults.drops > 0) steps.push({ kind: 'drop', guest: GUEST });
     if (w.faults.garbage > 0) steps.push({ kind: 'garbage', guest: GUEST, toGuest: true }, { kind: 'garbage', guest: GUEST, toGuest: false });
     if (w.faults.duplicateSyns > 0 && line.toGuest.some(isSyn)) steps.push({ kind: 'duplicateSyn', guest: GUEST });
-    for (const [sessionId, script] of Object.entries(this.scenario.sessions)) {
-      const p = simState<ProcessSim>(w.systems[GUEST]!, `session:${sessionId}/process`);
-      if (!p) continue;
-      if (p.launched && !p.started) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'start' });
-      if (p.started && !p.exited && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'write' });
-      if (p.started && !p.exited && script.exits !== false && p.written === script.chunks && (!script.readsStdin || p.stdinClosed)) steps.push({ kind: 'process', guest: GUEST, sessionId, action: 'exit' });
+    for (const [guest, scripts] of Object.entries(containerVMs(this.scenario))) {
+      for (const [sessionId, script] of Object.entries(scripts)) {
+        const p = simState<ProcessSim>(w.systems[guest]!, `session:${sessionId}/process`);
+        if (!p) continue;
+        if (p.launched && !p.started) steps.push({ kind: 'process', guest, sessionId, action: 'start' });
+        if (p.started && !p.exited && !p.paused && p.written < script.chunks) steps.push({ kind: 'process', guest, sessionId, action: 'write' });
+        if (p.started && !p.exited && script.exits !== false && p.written === script.chunks && (!script.readsStdin || p.stdinClosed)) steps.push({ kind: 'process', guest, sessionId, action: 'exit' });
+      }
     }
     this.scenario.attaches.forEach((script, attach) => {
       const progress = w.attaches[attach]!;
@@ -468,11 +471,16 @@ export class Model {
 
   /** The connection map answers lookups by emitting: the answers go to the attach that asked. */
   #listenToMap(live: LiveSystem): void {
-    live.find('connectionMap')?.on('*', (emitted: MapEmitted) => this.#runs.effect(this.#mapEmitted, emitted));
+    live.find('connectionMap')?.on('*', (emitted: ConnectionMapEmitted) => this.#runs.effect(this.#mapEmitted, emitted));
   }
 
-  readonly #mapEmitted = (emitted: MapEmitted): void => {
+  readonly #mapEmitted = (emitted: ConnectionMapEmitted): void => {
     const w = this.#draft!;
+    if (emitted.type === 'RESOLVED' && !Object.values(w.lines).some((line) => line.connection?.linkId === emitted.linkId)) {
+      w.violations['one-live-owner'] ??= `the connection map answered lookup ${emitted.requestId} of ${emitted.containerId} with link ${emitted.linkId}, whose connection is gone`;
+    }
+    const carrier = emitted.type === 'FAILED' ? servingCarrier(w, this.scenario, emitted.containerId) : undefined;
+    if (carrier && emitted.type === 'FAILED') w.violations['link-found'] ??= `the connection map failed lookup ${emitted.requestId} of ${emitted.containerId} ("${emitted.message}") while link ${carrier} carries it, up and with nothing in flight`;
     const [system, n] = emitted.requestId.split('.');
     const progress = w.attaches[attachIndex(system!)];
     if (!progress || progress.lookups !== Number(n) || progress.lookupDue === undefined) return;
@@ -602,7 +610,6 @@ export class Model {
 
 // ---- helpers -------------------------------------------------------------------
 
-type MapEmitted = { type: string; requestId: string; linkId?: string; message?: string };
 
 const ssh = (msg: SshMessage): Wire => ({ kind: 'ssh', msg });
 const isSyn = (wire: Wire) => wire.kind === 'bytes' && wire.data[0] === SYN;
@@ -647,6 +654,23 @@ interface PersistedNode {
   value?: unknown;
   context?: unknown;
   children?: Record<string, { snapshot: PersistedNode }>;
+}
+
+/** The link ID of `guest`'s connection when it serves: the SSH session up at both ends and nothing in flight on the line. */
+export function servingLink(w: WorldState, guest: string): string | undefined {
+  const line = w.lines[guest]!;
+  const { connection } = line;
+  if (!connection?.link || !connection.linkId || line.toGuest.length > 0 || line.toAppliance.length > 0) return undefined;
+  const server = simState<ServerSim>(w.systems[guest]!, 'link/ssh/server');
+  const client = simState<ClientSim>(w.systems.appliance!, `${connection.link}/ssh/client`);
+  return server?.ready && !server.ended && client?.phase === 'ready' ? connection.linkId : undefined;
+}
+
+/** The link of the containerVM that runs `containerId` when it serves and its guest knows the container. */
+export function servingCarrier(w: WorldState, scenario: Scenario, containerId: string): string | undefined {
+  const guest = holderOf(scenario, containerId);
+  const link = guest === undefined ? undefined : servingLink(w, guest);
+  return link && simState<ServerSim>(w.systems[guest!]!, 'link/ssh/server')!.info.some((c) => c.id === containerId) ? link : undefined;
 }
 
 /** The persisted snapshot of the actor at `path` in a system ("" for the root). */

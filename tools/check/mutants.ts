@@ -7,6 +7,7 @@
  * test/check-mutants.test.ts make sure each is caught.
  */
 import { assign, createMachine, enqueueActions, type AnyActorRef, type AnyStateMachine } from 'xstate';
+import type { ConnectionMapContext, ConnectionMapEmitted, ConnectionMapEvent } from '../../machines/connectionMap.ts';
 import { decideAttach, REPLAY_PIECE_BYTES, replayNext, type GuestContext, type OutputLogCommand, type SshServerCommand } from '../../machines/guest.ts';
 import type { Overrides } from './model.ts';
 import { scenarios, type Scenario } from './scenario.ts';
@@ -45,6 +46,25 @@ const stopped = scenario('stopped-beside-primary', {
   attaches: [{ containerId: 'c2', logs: false }],
 });
 
+/** The appliance with its connection map's one action, `apply`, wrapped: `mutate` gets the original to run or not. */
+const mapWith = (appliance: AnyStateMachine, mutate: (apply: never) => unknown) => {
+  const map = slot(appliance, 'connectionMap');
+  return appliance.provide({ actors: { connectionMap: map.provide({ actions: { apply: mutate(original(map, 'apply')) as never } }) as never } });
+};
+
+/** The live links a connection map knows, oldest first. */
+const upLinks = (context: ConnectionMapContext) => Object.entries(context.links).filter(([, link]) => link.up).map(([id]) => id);
+
+/** Two containerVMs, a container on each, an attach to the second's. */
+const twoVms = scenario('two-vms-one-attach', {
+  sessions: { c1: { chunks: 0, exitCode: 0, runBlock: true } },
+  second: { c2: { chunks: 1, exitCode: 5 } },
+  attaches: [{ containerId: 'c2', logs: true }],
+});
+
+/** A guest's link drops once under an attach to a container that keeps running. */
+const dropUnderAttach = scenario('drop-under-attach', { sessions: { c1: { chunks: 1, exitCode: 0, exits: false } }, attaches: [{ containerId: 'c1', logs: true }], faults: { drops: 1 } });
+
 /** The guest's process session machine, with `actions` of its own provided. */
 const sessionWith = (guest: AnyStateMachine, actions: Record<string, unknown>) => guest.provide({ actions: {}, actors: { session: slot(guest, 'session').provide({ actions: actions as never }) as never } });
 
@@ -78,24 +98,16 @@ export const mutants: Mutant[] = [
   {
     id: 'forgetful-map',
     name: 'a connection map that forgets its waiters when a link comes up',
-    breaks: 'waiter-deadline',
+    breaks: 'link-found',
     scenario: scenario('forgetful-map', { sessions: { c1: { chunks: 1, exitCode: 0, runBlock: true } }, faults: { drops: 1 } }),
     overrides: {
-      appliance: (appliance) => {
-        const map = slot(appliance, 'connectionMap');
-        return appliance.provide({
-          actors: {
-            connectionMap: map.provide({
-              actions: {
-                apply: enqueueActions(({ event, enqueue }) => {
-                  enqueue(original(map, 'apply'));
-                  if (event.type === 'LINK_UP') enqueue.assign({ requests: {} });
-                }),
-              },
-            }) as never,
-          },
-        });
-      },
+      appliance: (appliance) =>
+        mapWith(appliance, (apply) =>
+          enqueueActions(({ event, enqueue }) => {
+            enqueue(apply);
+            if (event.type === 'LINK_UP') enqueue.assign({ requests: {} });
+          }),
+        ),
     },
   },
   {
@@ -296,5 +308,73 @@ export const mutants: Mutant[] = [
           recordExit: assign(({ event }) => ({ exitCode: (event as { exitCode?: number }).exitCode ?? 0 })),
         }),
     },
+  },
+  {
+    id: 'map-any-link',
+    name: 'a connection map that answers a lookup with whichever link is up',
+    breaks: 'routing',
+    scenario: twoVms,
+    overrides: {
+      appliance: (appliance) =>
+        mapWith(appliance, (apply) =>
+          enqueueActions(({ context, event: e, enqueue }) => {
+            const event = e as ConnectionMapEvent;
+            const any = upLinks(context as ConnectionMapContext).pop();
+            if (event.type !== 'LOOKUP' || !any) return void enqueue(apply);
+            enqueue.emit({ type: 'RESOLVED', requestId: event.requestId, containerId: event.containerId, linkId: any } satisfies ConnectionMapEmitted as never);
+          }),
+        ),
+    },
+  },
+  {
+    id: 'map-answers-from-cache',
+    name: 'a connection map that answers a lookup from its cache, without a liveness check',
+    breaks: 'one-live-owner',
+    scenario: dropUnderAttach,
+    overrides: {
+      appliance: (appliance) =>
+        mapWith(appliance, (apply) =>
+          enqueueActions(({ context, event: e, enqueue }) => {
+            const event = e as ConnectionMapEvent;
+            const cached = event.type === 'LOOKUP' ? (context as ConnectionMapContext).owner[event.containerId] : undefined;
+            if (event.type !== 'LOOKUP' || !cached) return void enqueue(apply);
+            enqueue.emit({ type: 'RESOLVED', requestId: event.requestId, containerId: event.containerId, linkId: cached } satisfies ConnectionMapEmitted as never);
+          }),
+        ),
+    },
+  },
+  {
+    id: 'map-misses-link-down',
+    name: 'a connection map that never learns that a link went down',
+    breaks: 'one-live-owner',
+    scenario: dropUnderAttach,
+    overrides: { appliance: (appliance) => mapWith(appliance, (apply) => enqueueActions(({ event, enqueue }) => void (event.type !== 'LINK_DOWN' && enqueue(apply)))) },
+  },
+  {
+    id: 'map-forgets-exited',
+    name: 'a connection map that stops serving a container once it has exited (no longer reported, its guest still answers for it)',
+    breaks: 'link-found',
+    scenario: scenario('attach-after-exit', { sessions: { c1: { chunks: 1, exitCode: 3 } }, attaches: [{ containerId: 'c1', logs: true }] }),
+    overrides: {
+      appliance: (appliance) =>
+        mapWith(appliance, (apply) =>
+          enqueueActions(({ context, event: e, enqueue }) => {
+            const event = e as ConnectionMapEvent;
+            const map = context as ConnectionMapContext;
+            if (event.type === 'LOOKUP' && !map.owner[event.containerId]) {
+              const { [event.containerId]: _, ...lastSeen } = map.lastSeen;
+              enqueue.assign({ lastSeen } satisfies Partial<ConnectionMapContext> as never);
+            }
+            enqueue(apply);
+          }),
+        ),
+    },
+  },
+  {
+    id: 'map-never-expires',
+    name: 'a connection map whose waiters never reach their deadline',
+    breaks: 'waiter-deadline',
+    scenario: scenario('never-expires', { sessions: { c1: { chunks: 0, exitCode: 0, runBlock: true } }, faults: { garbage: 1, lateMessages: 1 } }),
+    overrides: { appliance: (appliance) => mapWith(appliance, (apply) => enqueueActions(({ event, enqueue }) => void (event.type !== 'REQUEST_EXPIRED' && enqueue(apply)))) },
   },
 ];

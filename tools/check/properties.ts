@@ -1,8 +1,8 @@
 import type { ConnectionMapContext } from '../../machines/connectionMap.ts';
 import type { ApplianceContext } from '../../machines/appliance.ts';
 import type { AttachOutcome } from '../../machines/containerChannel.ts';
-import { nodeAt, simState, statusOf } from './model.ts';
-import { trustOf, type Scenario } from './scenario.ts';
+import { nodeAt, servingCarrier, simState, statusOf } from './model.ts';
+import { containerVMs, holderOf, trustOf, type ProcessScript, type Scenario } from './scenario.ts';
 import type { ProcessSim } from './sims.ts';
 import { attachSystem, type WorldState } from './world.ts';
 
@@ -31,6 +31,15 @@ const parse = (label: string) => {
 /** An exit status in words: `exited 3`, or `exited 137 (killed by KILL)`. */
 const statusText = (status: { exitCode?: number; signal?: string }) => `exited ${status.exitCode}${status.signal ? ` (killed by ${status.signal})` : ''}`;
 
+/** The simulated process of session `id`, in the containerVM that runs it. */
+const processOf = (w: WorldState, scenario: Scenario, id: string) => {
+  const guest = holderOf(scenario, id);
+  return guest === undefined ? undefined : simState<ProcessSim>(w.systems[guest]!, `session:${id}/process`);
+};
+
+/** Every session of the scenario's containerVMs, with what its process does. */
+const sessionsOf = (scenario: Scenario): Record<string, ProcessScript> => Object.assign({}, ...Object.values(containerVMs(scenario)));
+
 const outcomeOf = (w: WorldState, attach: number) => {
   const state = w.systems[attachSystem(attach)];
   return state && statusOf(state) === 'done' ? (nodeAt(state, '') as { output?: AttachOutcome }).output : undefined;
@@ -45,13 +54,16 @@ export const properties: Property[] = [
   },
   {
     name: 'routing',
-    description: 'a channel is never routed to a container other than the one asked for',
+    description: 'a channel is never routed to a container other than the one asked for, nor to a containerVM that does not hold it',
     kind: 'safety',
     check: (w, scenario) => {
       for (const [i, a] of w.attaches.entries()) {
         const asked = scenario.attaches[i]!.containerId;
         const wrong = a.received.find((label) => parse(label).sessionId !== asked);
         if (wrong) return `attach${i} asked for ${asked} and received ${wrong}`;
+        // Every container a scenario attaches to exists: a guest that does not know it was asked in its place.
+        const outcome = outcomeOf(w, i);
+        if (outcome?.failure === 'unknown-id') return `attach${i} asked for ${asked} and was told: ${outcome.error}`;
       }
       return undefined;
     },
@@ -91,7 +103,7 @@ export const properties: Property[] = [
       for (const [i, a] of w.attaches.entries()) {
         const outcome = outcomeOf(w, i);
         if (outcome?.outcome !== 'exited') continue;
-        const process = simState<ProcessSim>(w.systems.guest!, `session:${scenario.attaches[i]!.containerId}/process`)!;
+        const process = processOf(w, scenario, scenario.attaches[i]!.containerId)!;
         // A status named at the channel's open (the process had exited and nothing was left to replay) carries the code alone.
         if (outcome.exitCode !== process.exitCode || (outcome.signal !== undefined && outcome.signal !== process.signal)) return `attach${i} ended with ${statusText(outcome)}; the process ${statusText(process)}`;
         const last = a.received.length > 0 ? parse(a.received[a.received.length - 1]!).n : -1;
@@ -113,14 +125,31 @@ export const properties: Property[] = [
     },
   },
   {
+    name: 'link-found',
+    description: 'a lookup never waits while a live link carries its container with nothing in flight (so an attach fails for want of a link only when none was up)',
+    kind: 'safety',
+    check: (w, scenario) => {
+      const seen = w.violations['link-found'];
+      if (seen) return seen;
+      for (const [i, a] of w.attaches.entries()) {
+        // Waiting, and seen by the map (its deadline runs from then).
+        if (a.lookupDue === undefined || a.lookupDue === Number.POSITIVE_INFINITY || w.mail[attachSystem(i)]?.length || w.mail.appliance?.length) continue;
+        const { containerId } = scenario.attaches[i]!;
+        const link = servingCarrier(w, scenario, containerId);
+        if (link) return `attach${i}'s lookup of ${containerId} waits while link ${link} carries it, up and with nothing in flight`;
+      }
+      return undefined;
+    },
+  },
+  {
     name: 'stdin',
     description: 'stdin reaches the process at most once per chunk the user typed, and nothing after the half-close',
     kind: 'safety',
     check: (w, scenario) => {
       const seen = w.violations.stdin;
       if (seen) return seen;
-      for (const sessionId of Object.keys(scenario.sessions)) {
-        const got = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`)?.stdin ?? 0;
+      for (const sessionId of Object.keys(sessionsOf(scenario))) {
+        const got = processOf(w, scenario, sessionId)?.stdin ?? 0;
         const typed = w.attaches.filter((_, i) => scenario.attaches[i]!.containerId === sessionId).reduce((n, a) => n + a.stdinSent, 0);
         if (got > typed) return `session ${sessionId} got ${got} stdin chunks; the user typed ${typed}`;
       }
@@ -132,7 +161,7 @@ export const properties: Property[] = [
     description: 'stdin typed reaches a process that reads it to its end, unless the link carrying it dropped',
     kind: 'eventually',
     check: (w, scenario) => {
-      for (const [sessionId, script] of Object.entries(scenario.sessions)) {
+      for (const [sessionId, script] of Object.entries(sessionsOf(scenario))) {
         if (!script.readsStdin) continue;
         const mine = w.attaches.filter((_, i) => scenario.attaches[i]!.containerId === sessionId);
         // A detached or failed attach takes what it had not sent yet with it.
@@ -140,7 +169,7 @@ export const properties: Property[] = [
         if (ended) continue;
         const typed = mine.reduce((n, a) => n + a.stdinSent, 0);
         const lost = mine.reduce((n, a) => n + a.stdinLost, 0);
-        const got = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`)?.stdin ?? 0;
+        const got = processOf(w, scenario, sessionId)?.stdin ?? 0;
         if (got < typed - lost) return `session ${sessionId} got ${got} stdin chunks; the user typed ${typed}${lost === 0 ? '' : `, of which ${lost} went down with a link`}`;
       }
       return undefined;
@@ -168,14 +197,19 @@ export const properties: Property[] = [
   },
   {
     name: 'one-live-owner',
-    description: 'the connection map maps an ID to one live link, which carries it',
+    description: "the connection map maps an ID to one live link, which carries it, and answers a lookup only with a link whose connection is live in the world",
     kind: 'safety',
     check: (w) => {
+      const seen = w.violations['one-live-owner'];
+      if (seen) return seen;
       const map = nodeAt(w.systems.appliance!, 'connectionMap')?.context as ConnectionMapContext | undefined;
       if (!map) return undefined;
+      // The world's connections, once the appliance has heard all there is to hear of their ends.
+      const live = w.mail.appliance?.length ? undefined : new Set(Object.values(w.lines).map((line) => line.connection?.linkId));
       for (const [id, linkId] of Object.entries(map.owner)) {
         const link = map.links[linkId];
         if (!link?.up) return `container ${id} is mapped to link ${linkId}, which is ${link ? 'down' : 'unknown'}`;
+        if (live && !live.has(linkId)) return `container ${id} is mapped to link ${linkId}, whose connection is gone`;
         if (!link.ids.includes(id)) return `container ${id} is mapped to link ${linkId}, which does not carry it`;
         const others = Object.entries(map.links).filter(([other, l]) => other !== linkId && l.up && l.ids.includes(id));
         if (others.length > 0) return `container ${id} is carried by live links ${[linkId, ...others.map(([o]) => o)].join(', ')}`;
@@ -221,7 +255,7 @@ export const properties: Property[] = [
         if (!(attached && value === '{"connected":"streaming"}')) return `attach${i} is stuck in ${value}${attached ? '' : ' and was never attached'}`;
         // Nothing more can happen: a status that has not come by now never will.
         const { containerId } = scenario.attaches[i]!;
-        const process = simState<ProcessSim>(w.systems.guest!, `session:${containerId}/process`);
+        const process = processOf(w, scenario, containerId);
         if (process?.exited) return `attach${i} still streams from ${containerId}, whose process exited ${process.exitCode}: its exit status never came`;
       }
       return undefined;
@@ -233,8 +267,8 @@ export const properties: Property[] = [
     kind: 'eventually',
     check: (w, scenario) => {
       const containers = (nodeAt(w.systems.appliance!, '')?.context as ApplianceContext).containers;
-      for (const sessionId of Object.keys(scenario.sessions)) {
-        const process = simState<ProcessSim>(w.systems.guest!, `session:${sessionId}/process`);
+      for (const sessionId of Object.keys(sessionsOf(scenario))) {
+        const process = processOf(w, scenario, sessionId);
         if (!process?.exited) continue;
         const info = containers[sessionId]?.info;
         if (info?.state !== 'exited' || info.exitCode !== process.exitCode || info.signal !== process.signal) {

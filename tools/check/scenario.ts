@@ -1,9 +1,11 @@
 import type { Assignments } from '../../machines/assignments.ts';
+import { GUEST, IMPOSTOR, SECOND } from './world.ts';
 
 /**
  * A scenario bounds what the checker explores: one containerVM with its
- * sessions and what each process does (and, if it says so, an impostor: a
- * second containerVM whose guest reports what it was not given), the attach
+ * sessions and what each process does (and, if it says so, a second one with
+ * sessions of its own, or an impostor: a containerVM whose guest reports
+ * what it was not given), the attach
  * requests of an API client, and how many faults the line may suffer.
  * Everything in it is explored in every order; nothing outside it happens.
  */
@@ -37,8 +39,10 @@ export interface Scenario {
   name: string;
   description: string;
   sessions: Record<string, ProcessScript>;
+  /** The sessions of a second containerVM (`vm2`), with a line of its own that suffers no faults; their IDs differ from the first's. */
+  second?: Record<string, ProcessScript>;
   /**
-   * The session IDs in the config of a second containerVM (`vm2`), a
+   * The session IDs in the config of another containerVM (`vm3`), a
    * compromised guest: the appliance assigned it only the first, its own,
    * and it reports them all (the others are the first VM's). Its processes
    * never start, and its line suffers no faults.
@@ -72,12 +76,23 @@ export interface Scenario {
 
 const common = { attachTimeoutMs: 10_000 };
 
-/** The containerVM names the model's guests present with their host keys. */
-export const VM = { guest: 'vm1', impostor: 'vm2' } as const;
+/** The containerVM names the model's guests present with their host keys, by guest system. */
+export const VM: Record<string, string> = { [GUEST]: 'vm1', [SECOND]: 'vm2', [IMPOSTOR]: 'vm3' };
+
+/** The honest containerVMs of a scenario, by guest system: what their processes do. */
+export function containerVMs(s: Scenario): Record<string, Record<string, ProcessScript>> {
+  return { [GUEST]: s.sessions, ...(s.second ? { [SECOND]: s.second } : {}) };
+}
+
+/** The guest system whose containerVM runs session `id`. */
+export function holderOf(s: Scenario, id: string): string | undefined {
+  return Object.entries(containerVMs(s)).find(([, scripts]) => id in scripts)?.[0];
+}
 
 /** The trust store of a scenario: what its launchers assigned each containerVM. */
 export function trustOf(s: Scenario): Assignments {
-  return { [VM.guest]: Object.keys(s.sessions), ...(s.impostor ? { [VM.impostor]: s.impostor.slice(0, 1) } : {}) };
+  const honest = Object.entries(containerVMs(s)).map(([guest, scripts]) => [VM[guest]!, Object.keys(scripts)]);
+  return { ...Object.fromEntries(honest), ...(s.impostor ? { [VM[IMPOSTOR]!]: s.impostor.slice(0, 1) } : {}) };
 }
 
 /** The handshake bound of a scenario (see Scenario.handshakeAttempts). */
@@ -137,6 +152,16 @@ export const scenarios: Record<string, Scenario> = {
     sessions: { c1: { chunks: 3, exitCode: 3, runBlock: true } },
     attaches: [{ containerId: 'c1', logs: true }, { containerId: 'c1', logs: false }],
     faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 2 },
+    ...common,
+    maxStates: 2_000_000,
+  },
+  'two-vms': {
+    name: 'two-vms',
+    description: 'two containerVMs, each with its own link and container writing a chunk; an attach with logs to each',
+    sessions: { c1: { chunks: 1, exitCode: 3, runBlock: true } },
+    second: { c2: { chunks: 1, exitCode: 5, runBlock: true } },
+    attaches: [{ containerId: 'c1', logs: true }, { containerId: 'c2', logs: true }],
+    faults: { drops: 0, garbage: 0, duplicateSyns: 0, lateMessages: 0, stalls: 0 },
     ...common,
     maxStates: 2_000_000,
   },

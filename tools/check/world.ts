@@ -89,7 +89,7 @@ export interface AttachProgress {
 export interface WorldState {
   systems: Record<string, SystemState>;
   mail: Record<string, Mail[]>;
-  /** Each guest's serial line, by the guest's system: `guest`, and `impostor` in a scenario that has one. */
+  /** Each guest's serial line, by the guest's system: `guest`, and `guest2` and `impostor` in a scenario that has them. */
   lines: Record<string, Line>;
   attaches: AttachProgress[];
   faults: { drops: number; garbage: number; duplicateSyns: number; lateMessages: number; stalls: number };
@@ -137,8 +137,9 @@ export type Post =
   | { kind: 'stdinLost'; ch: string }
   | { kind: 'violation'; property: string; message: string };
 
-/** The guest systems of a world: the scenario's containerVM, then the impostor's. */
+/** The guest systems of a world: the scenario's containerVM, a second one when it has one, then the impostor's. */
 export const GUEST = 'guest';
+export const SECOND = 'guest2';
 export const IMPOSTOR = 'impostor';
 
 export const attachSystem = (index: number) => `attach${index}`;
